@@ -1,0 +1,1 @@
+//! Examples and cross-process integration tests for rtipc.

@@ -1,0 +1,1 @@
+//! Compile-fail and compile-pass tests for `#[derive(Object)]`, run with trybuild.
