@@ -99,6 +99,8 @@ pub enum Error {
         /// The dead creator's process id.
         pid: u32,
     },
+    /// The segment's creator has not finished initialising it yet; retry shortly.
+    NotReady,
     /// A named segment does not exist.
     NotFound {
         /// The segment's name.
@@ -197,6 +199,10 @@ impl fmt::Display for Error {
                 f,
                 "segment `{name}` was left by process {pid}, which is no longer running; \
                  remove it with `Segment::remove_stale` or create with `replace_stale(true)`"
+            ),
+            Error::NotReady => write!(
+                f,
+                "the segment is still being initialised by its creator; retry shortly"
             ),
             Error::NotFound { name } => write!(f, "no segment named `{name}`"),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),

@@ -5,13 +5,28 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod error;
+#[cfg(not(loom))]
+pub mod layout;
 mod object;
 pub mod schema;
+#[cfg(not(loom))]
+pub mod segment;
+pub mod state;
+mod sync;
 
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use layout::{Direction, Kind};
 pub use object::Object;
 /// Derives [`Object`] for a plain `#[repr(C)]` struct.
 pub use rtipc_derive::Object;
+#[cfg(not(loom))]
+pub use segment::{ChannelSpec, Segment, SegmentBuilder, Side};
+#[cfg(not(loom))]
+pub use state::{
+    Draft, ObjectKey, Sample, Snapshot, StateConsumer, StateProducer, StateReader, StateWriter,
+    WriteGuard,
+};
 
 #[doc(hidden)]
 pub mod __private {

@@ -1,0 +1,697 @@
+//! The segment's on-memory layout, version 1, and its validation.
+//!
+//! ```text
+//! | Header | Channel table | Buffers (control blocks + slots) | Metadata |
+//! ```
+//!
+//! * **Header** ([`Header`], 128 bytes at offset 0): magic, layout version, sizes and offsets of
+//!   the other parts, the cache-line size the layout was built with, the creator's pid and a
+//!   creation token. The peer follows the recorded cache-line size, never its own detection.
+//! * **Channel table**: `channel_count` [`ChannelEntry`]s, each padded to `entry_size` bytes (a
+//!   multiple of the cache line).
+//! * **Buffers**: per channel a control block (cache-line sized lines holding the claim words
+//!   and the protocol's atomics, producer-written and consumer-written words on lines of their
+//!   own) and its slots (cache-line aligned and sized).
+//! * **Metadata**: per channel its [`ObjectDesc`]s, the encoded schemas, the channel names and
+//!   optional user metadata.
+//!
+//! All integers are little-endian fixed-width (`u32`/`u64`), every struct is `#[repr(C)]`
+//! without padding and read through zerocopy. Everything the creator writes is immutable once
+//! the header's `ready` word is set; the only words written afterwards are in control blocks.
+//!
+//! [`Layout::parse`] validates a copy of the header, table and metadata with checked arithmetic
+//! and returns the in-process description that every handle uses afterwards, so nothing in the
+//! table is read twice from shared memory.
+
+use std::collections::HashSet;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::error::{Error, Result};
+use crate::schema::{self, Schema};
+
+/// `b"RTIPCSG1"` read as a little-endian `u64`.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"RTIPCSG1");
+/// The layout version this build writes and reads.
+pub(crate) const VERSION: u32 = 1;
+/// Value of [`Header::ready`] once the creator has finished writing the segment.
+pub(crate) const READY: u32 = 0x5245_4459;
+
+/// Most channels in one segment.
+pub const MAX_CHANNELS: u32 = 1024;
+/// Most objects in one channel.
+pub const MAX_OBJECTS: u32 = 64;
+/// Most slots in one queue channel.
+pub const MAX_SLOTS: u32 = 1 << 20;
+/// Longest channel name, in bytes.
+pub const MAX_CHANNEL_NAME: u32 = 255;
+/// Most bytes of user metadata per channel.
+pub const MAX_USER_META: u64 = 64 * 1024;
+/// Largest supported cache-line size (and object alignment).
+pub const MAX_CACHE_LINE: u32 = 4096;
+
+/// Kinds of channel, as recorded in [`ChannelEntry::kind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Latest-value triple buffer.
+    State,
+    /// Ring of message slots.
+    Queue,
+}
+
+impl Kind {
+    pub(crate) const fn code(self) -> u32 {
+        match self {
+            Kind::State => 1,
+            Kind::Queue => 2,
+        }
+    }
+
+    fn from_code(code: u32) -> Option<Kind> {
+        match code {
+            1 => Some(Kind::State),
+            2 => Some(Kind::Queue),
+            _ => None,
+        }
+    }
+
+    /// The number of cache lines in this kind's control block.
+    pub(crate) const fn ctrl_lines(self) -> u64 {
+        match self {
+            Kind::State => crate::state::CTRL_LINES,
+            Kind::Queue => 5,
+        }
+    }
+}
+
+/// Which side of a segment produces a channel's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The creator of the segment produces, the peer consumes.
+    CreatorToPeer,
+    /// The peer produces, the creator consumes.
+    PeerToCreator,
+}
+
+impl Direction {
+    pub(crate) const fn code(self) -> u32 {
+        match self {
+            Direction::CreatorToPeer => 1,
+            Direction::PeerToCreator => 2,
+        }
+    }
+
+    fn from_code(code: u32) -> Option<Direction> {
+        match code {
+            1 => Some(Direction::CreatorToPeer),
+            2 => Some(Direction::PeerToCreator),
+            _ => None,
+        }
+    }
+}
+
+/// The segment header, at offset 0.
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub(crate) struct Header {
+    pub magic: u64,
+    pub version: u32,
+    pub header_size: u32,
+    /// [`READY`] once the creator has written everything else; stored last, with release.
+    pub ready: u32,
+    pub cache_line: u32,
+    pub segment_size: u64,
+    pub channel_count: u32,
+    pub entry_size: u32,
+    pub table_offset: u64,
+    pub buffers_offset: u64,
+    pub buffers_len: u64,
+    pub metadata_offset: u64,
+    pub metadata_len: u64,
+    pub creator_pid: u32,
+    pub flags: u32,
+    /// The creator process's start time in clock ticks since boot, so that a reused pid is not
+    /// mistaken for the creator.
+    pub creation_token: u64,
+    pub reserved: [u64; 4],
+}
+
+/// Offset of [`Header::ready`] in the header.
+pub(crate) const READY_OFFSET: usize = 16;
+/// Size of [`Header`].
+pub(crate) const HEADER_SIZE: u64 = size_of::<Header>() as u64;
+
+/// One entry of the channel table.
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub(crate) struct ChannelEntry {
+    pub kind: u32,
+    pub direction: u32,
+    pub slot_count: u32,
+    pub object_count: u32,
+    /// Bytes of the slot used by objects.
+    pub slot_size: u64,
+    /// Distance between slots: `slot_size` rounded up to the cache line.
+    pub slot_stride: u64,
+    pub buffer_offset: u64,
+    pub buffer_len: u64,
+    pub ctrl_offset: u64,
+    pub ctrl_len: u64,
+    /// Absolute offset of the channel's `object_count` [`ObjectDesc`]s.
+    pub objects_offset: u64,
+    pub name_offset: u64,
+    pub name_len: u32,
+    /// Notification flags (bit 0: the consumer may wait for data).
+    pub notify: u32,
+    pub user_meta_offset: u64,
+    pub user_meta_len: u64,
+    pub reserved: [u64; 3],
+}
+
+/// Describes one object in a channel's slot.
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub(crate) struct ObjectDesc {
+    pub id: u64,
+    pub fingerprint: u64,
+    /// Offset of the object in the slot.
+    pub offset: u64,
+    pub size: u64,
+    pub align: u64,
+    /// Absolute offset of the object's encoded schema.
+    pub schema_offset: u64,
+    pub schema_len: u64,
+    pub reserved: u64,
+}
+
+const _: () = assert!(size_of::<Header>() == 128);
+const _: () = assert!(size_of::<ChannelEntry>() == 128);
+const _: () = assert!(size_of::<ObjectDesc>() == 64);
+
+/// One object of a channel, as validated from the segment.
+#[derive(Clone, Debug)]
+pub(crate) struct ObjectInfo {
+    pub id: u64,
+    pub fingerprint: u64,
+    pub offset: u64,
+    pub size: u64,
+    pub align: u64,
+    pub schema: Schema,
+}
+
+/// One channel, as validated from the segment.
+#[derive(Clone, Debug)]
+pub(crate) struct ChannelInfo {
+    pub index: u32,
+    pub name: String,
+    pub kind: Kind,
+    pub direction: Direction,
+    pub slot_count: u32,
+    pub slot_size: u64,
+    pub slot_stride: u64,
+    pub buffer_offset: u64,
+    pub ctrl_offset: u64,
+    pub notify: u32,
+    pub objects: Vec<ObjectInfo>,
+    pub user_meta: Vec<u8>,
+}
+
+/// The validated description of a segment.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub header: Header,
+    pub channels: Vec<ChannelInfo>,
+}
+
+impl Layout {
+    /// The channel called `name`, or an error listing the channels that exist.
+    pub fn channel(&self, name: &str) -> Result<&ChannelInfo> {
+        self.channels
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| Error::ChannelNotFound {
+                name: name.to_owned(),
+                available: self.channels.iter().map(|c| c.name.clone()).collect(),
+            })
+    }
+}
+
+/// Rounds `v` up to a multiple of `align` (a power of two), or `None` on overflow.
+pub(crate) const fn align_up(v: u64, align: u64) -> Option<u64> {
+    match v.checked_add(align - 1) {
+        Some(x) => Some(x & !(align - 1)),
+        None => None,
+    }
+}
+
+/// A bounds-checked view of a copy of the segment's bytes.
+struct Bytes<'a> {
+    bytes: &'a [u8],
+}
+
+impl Bytes<'_> {
+    /// The range `offset..offset + len`, or an error naming `field`.
+    fn range(&self, field: &str, offset: u64, len: u64) -> Result<&[u8]> {
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::corrupt(field, offset, format!("offset + length {len} overflows")))?;
+        if end > self.bytes.len() as u64 {
+            return Err(Error::corrupt(
+                field,
+                offset,
+                format!(
+                    "range {offset}..{end} lies outside the segment's {} bytes",
+                    self.bytes.len()
+                ),
+            ));
+        }
+        Ok(&self.bytes[offset as usize..end as usize])
+    }
+
+    fn read<T: FromBytes + KnownLayout + Immutable>(&self, field: &str, offset: u64) -> Result<T> {
+        let raw = self.range(field, offset, size_of::<T>() as u64)?;
+        T::read_from_bytes(raw).map_err(|_| Error::corrupt(field, offset, "cannot be read"))
+    }
+}
+
+fn check(cond: bool, field: impl FnOnce() -> String, value: u64, reason: &str) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Error::corrupt(field(), value, reason))
+    }
+}
+
+/// Checks that `[offset, offset + len)` lies inside `[region_start, region_start + region_len)`.
+fn check_within(
+    field: impl Fn() -> String,
+    offset: u64,
+    len: u64,
+    region: &str,
+    region_start: u64,
+    region_len: u64,
+) -> Result<()> {
+    let end = offset
+        .checked_add(len)
+        .ok_or_else(|| Error::corrupt(field(), offset, format!("offset + length {len} overflows")))?;
+    let region_end = region_start + region_len; // checked when the header was validated
+    if offset < region_start || end > region_end {
+        return Err(Error::corrupt(
+            field(),
+            offset,
+            format!(
+                "range {offset}..{end} is not inside the {region} ({region_start}..{region_end})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Layout {
+    /// Validates a copy of a whole segment and describes it.
+    ///
+    /// `bytes` holds the segment as mapped: its length is the mapped length. Every offset and
+    /// length is checked with checked arithmetic against it.
+    pub fn parse(bytes: &[u8]) -> Result<Layout> {
+        let b = Bytes { bytes };
+        let mapped = bytes.len() as u64;
+        if mapped < HEADER_SIZE {
+            return Err(Error::corrupt(
+                "segment size",
+                mapped,
+                format!("smaller than the {HEADER_SIZE}-byte header"),
+            ));
+        }
+        let h: Header = b.read("header", 0)?;
+        let hf = |name: &str| format!("header.{name}");
+        check(h.magic == MAGIC, || hf("magic"), h.magic, "not an rtipc segment")?;
+        if h.version != VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: h.version,
+                supported: VERSION,
+            });
+        }
+        check(
+            u64::from(h.header_size) == HEADER_SIZE,
+            || hf("header_size"),
+            h.header_size.into(),
+            "must be 128 for layout version 1",
+        )?;
+        check(
+            h.ready == READY,
+            || hf("ready"),
+            h.ready.into(),
+            "the creator has not finished initialising the segment",
+        )?;
+        check(
+            h.cache_line.is_power_of_two() && (16..=MAX_CACHE_LINE).contains(&h.cache_line),
+            || hf("cache_line"),
+            h.cache_line.into(),
+            "must be a power of two between 16 and 4096",
+        )?;
+        let cl = u64::from(h.cache_line);
+        check(
+            h.segment_size <= mapped,
+            || hf("segment_size"),
+            h.segment_size,
+            &format!("larger than the {mapped} bytes mapped"),
+        )?;
+        check(
+            h.segment_size >= HEADER_SIZE,
+            || hf("segment_size"),
+            h.segment_size,
+            "smaller than the header",
+        )?;
+        let size = h.segment_size;
+        check(h.flags == 0, || hf("flags"), h.flags.into(), "unknown flags")?;
+        check(
+            h.reserved == [0; 4],
+            || hf("reserved"),
+            h.reserved.iter().fold(0, |a, r| a | r),
+            "reserved words must be zero",
+        )?;
+        check(
+            h.channel_count <= MAX_CHANNELS,
+            || hf("channel_count"),
+            h.channel_count.into(),
+            &format!("more than {MAX_CHANNELS} channels"),
+        )?;
+        check(
+            u64::from(h.entry_size) >= size_of::<ChannelEntry>() as u64
+                && u64::from(h.entry_size) % cl == 0,
+            || hf("entry_size"),
+            h.entry_size.into(),
+            "must be at least 128 and a multiple of the cache line",
+        )?;
+        let table_len = u64::from(h.channel_count) * u64::from(h.entry_size);
+        // The four parts must follow one another in order and stay inside the segment.
+        let parts = [
+            ("table_offset", h.table_offset, table_len),
+            ("buffers_offset", h.buffers_offset, h.buffers_len),
+            ("metadata_offset", h.metadata_offset, h.metadata_len),
+        ];
+        let mut prev_end = HEADER_SIZE;
+        for (name, off, len) in parts {
+            check(off % cl == 0, || hf(name), off, "not aligned to the cache line")?;
+            check(off >= prev_end, || hf(name), off, "overlaps the previous part")?;
+            let end = off
+                .checked_add(len)
+                .ok_or_else(|| Error::corrupt(hf(name), off, "offset + length overflows"))?;
+            check(end <= size, || hf(name), off, "part extends past segment_size")?;
+            prev_end = end;
+        }
+
+        let mut channels = Vec::with_capacity(h.channel_count as usize);
+        let mut names = HashSet::new();
+        let mut ranges: Vec<(u64, u64, String)> = Vec::new();
+        for i in 0..h.channel_count {
+            let ef = |name: &str| format!("channel[{i}].{name}");
+            let e: ChannelEntry = b.read(
+                &ef("entry"),
+                h.table_offset + u64::from(i) * u64::from(h.entry_size),
+            )?;
+            let kind = Kind::from_code(e.kind)
+                .ok_or_else(|| Error::corrupt(ef("kind"), e.kind.into(), "unknown channel kind"))?;
+            let direction = Direction::from_code(e.direction).ok_or_else(|| {
+                Error::corrupt(ef("direction"), e.direction.into(), "unknown direction")
+            })?;
+            // Name.
+            check(
+                e.name_len >= 1 && e.name_len <= MAX_CHANNEL_NAME,
+                || ef("name_len"),
+                e.name_len.into(),
+                "must be between 1 and 255",
+            )?;
+            check_within(
+                || ef("name_offset"),
+                e.name_offset,
+                e.name_len.into(),
+                "metadata",
+                h.metadata_offset,
+                h.metadata_len,
+            )?;
+            let name = std::str::from_utf8(b.range(&ef("name"), e.name_offset, e.name_len.into())?)
+                .map_err(|_| Error::corrupt(ef("name"), e.name_offset, "not valid UTF-8"))?
+                .to_owned();
+            let cf = |field: &str| format!("channel[{i}] `{name}`.{field}");
+            if !names.insert(name.clone()) {
+                return Err(Error::corrupt(cf("name"), e.name_offset, "duplicate channel name"));
+            }
+            // Slots.
+            match kind {
+                Kind::State => check(
+                    e.slot_count == crate::state::SLOTS,
+                    || cf("slot_count"),
+                    e.slot_count.into(),
+                    "a state channel has exactly 3 slots",
+                )?,
+                Kind::Queue => check(
+                    e.slot_count >= 2 && e.slot_count <= MAX_SLOTS,
+                    || cf("slot_count"),
+                    e.slot_count.into(),
+                    "a queue has between 2 and 1048576 slots",
+                )?,
+            }
+            check(e.slot_size >= 1, || cf("slot_size"), e.slot_size, "must not be 0")?;
+            check(
+                Some(e.slot_stride) == align_up(e.slot_size, cl),
+                || cf("slot_stride"),
+                e.slot_stride,
+                "must be slot_size rounded up to the cache line",
+            )?;
+            check(
+                e.reserved == [0; 3],
+                || cf("reserved"),
+                e.reserved.iter().fold(0, |a, r| a | r),
+                "reserved words must be zero",
+            )?;
+            let buffer_len = e
+                .slot_stride
+                .checked_mul(e.slot_count.into())
+                .ok_or_else(|| Error::corrupt(cf("slot_stride"), e.slot_stride, "overflows"))?;
+            check(
+                e.buffer_len == buffer_len,
+                || cf("buffer_len"),
+                e.buffer_len,
+                &format!("must be slot_stride * slot_count = {buffer_len}"),
+            )?;
+            check(
+                e.buffer_offset % cl == 0,
+                || cf("buffer_offset"),
+                e.buffer_offset,
+                "not aligned to the cache line",
+            )?;
+            check_within(
+                || cf("buffer_offset"),
+                e.buffer_offset,
+                e.buffer_len,
+                "buffers",
+                h.buffers_offset,
+                h.buffers_len,
+            )?;
+            let ctrl_len = kind.ctrl_lines() * cl;
+            check(
+                e.ctrl_len == ctrl_len,
+                || cf("ctrl_len"),
+                e.ctrl_len,
+                &format!("must be {ctrl_len} for this kind and cache line"),
+            )?;
+            check(
+                e.ctrl_offset % cl == 0,
+                || cf("ctrl_offset"),
+                e.ctrl_offset,
+                "not aligned to the cache line",
+            )?;
+            check_within(
+                || cf("ctrl_offset"),
+                e.ctrl_offset,
+                e.ctrl_len,
+                "buffers",
+                h.buffers_offset,
+                h.buffers_len,
+            )?;
+            check(
+                e.ctrl_offset.checked_add(e.ctrl_len) == Some(e.buffer_offset),
+                || cf("buffer_offset"),
+                e.buffer_offset,
+                "slots must follow the control block",
+            )?;
+            ranges.push((e.buffer_offset, e.buffer_len, cf("buffer_offset")));
+            ranges.push((e.ctrl_offset, e.ctrl_len, cf("ctrl_offset")));
+            check(e.notify <= 1, || cf("notify"), e.notify.into(), "unknown flags")?;
+            // User metadata.
+            check(
+                e.user_meta_len <= MAX_USER_META,
+                || cf("user_meta_len"),
+                e.user_meta_len,
+                "more than 64 KiB of user metadata",
+            )?;
+            let user_meta = if e.user_meta_len == 0 {
+                check(
+                    e.user_meta_offset == 0,
+                    || cf("user_meta_offset"),
+                    e.user_meta_offset,
+                    "must be 0 when there is no user metadata",
+                )?;
+                Vec::new()
+            } else {
+                check_within(
+                    || cf("user_meta_offset"),
+                    e.user_meta_offset,
+                    e.user_meta_len,
+                    "metadata",
+                    h.metadata_offset,
+                    h.metadata_len,
+                )?;
+                b.range(&cf("user_meta"), e.user_meta_offset, e.user_meta_len)?
+                    .to_vec()
+            };
+            // Objects.
+            check(
+                e.object_count >= 1 && e.object_count <= MAX_OBJECTS,
+                || cf("object_count"),
+                e.object_count.into(),
+                "must be between 1 and 64",
+            )?;
+            let descs_len = u64::from(e.object_count) * size_of::<ObjectDesc>() as u64;
+            check_within(
+                || cf("objects_offset"),
+                e.objects_offset,
+                descs_len,
+                "metadata",
+                h.metadata_offset,
+                h.metadata_len,
+            )?;
+            let mut objects: Vec<ObjectInfo> = Vec::with_capacity(e.object_count as usize);
+            for j in 0..e.object_count {
+                let of = |field: &str| format!("channel[{i}] `{name}`.object[{j}].{field}");
+                let d: ObjectDesc = b.read(
+                    &of("descriptor"),
+                    e.objects_offset + u64::from(j) * size_of::<ObjectDesc>() as u64,
+                )?;
+                check(
+                    d.align.is_power_of_two() && d.align <= u64::from(MAX_CACHE_LINE),
+                    || of("align"),
+                    d.align,
+                    "must be a power of two no larger than 4096",
+                )?;
+                check(
+                    d.align <= cl,
+                    || of("align"),
+                    d.align,
+                    "larger than the segment's cache line, so slots cannot honour it",
+                )?;
+                check(d.size >= 1, || of("size"), d.size, "must not be 0")?;
+                check(d.reserved == 0, || of("reserved"), d.reserved, "must be zero")?;
+                check(
+                    d.offset % d.align == 0,
+                    || of("offset"),
+                    d.offset,
+                    "not a multiple of the object's alignment",
+                )?;
+                let end = d
+                    .offset
+                    .checked_add(d.size)
+                    .ok_or_else(|| Error::corrupt(of("offset"), d.offset, "overflows"))?;
+                check(
+                    end <= e.slot_size,
+                    || of("offset"),
+                    d.offset,
+                    &format!("object ends at {end}, past the slot's {} bytes", e.slot_size),
+                )?;
+                for (k, other) in objects.iter().enumerate() {
+                    let disjoint = end <= other.offset || other.offset + other.size <= d.offset;
+                    check(
+                        disjoint,
+                        || of("offset"),
+                        d.offset,
+                        &format!("overlaps object[{k}] of the same channel"),
+                    )?;
+                    check(
+                        other.id != d.id,
+                        || of("id"),
+                        d.id,
+                        &format!("same id as object[{k}]"),
+                    )?;
+                }
+                check(
+                    d.schema_len <= schema::MAX_ENCODED_LEN as u64,
+                    || of("schema_len"),
+                    d.schema_len,
+                    "encoded schema too long",
+                )?;
+                check_within(
+                    || of("schema_offset"),
+                    d.schema_offset,
+                    d.schema_len,
+                    "metadata",
+                    h.metadata_offset,
+                    h.metadata_len,
+                )?;
+                let raw = b.range(&of("schema"), d.schema_offset, d.schema_len)?;
+                let schema = schema::decode(raw).map_err(|source| Error::MalformedSchema {
+                    context: format!("object[{j}] of channel `{name}`"),
+                    source,
+                })?;
+                check(
+                    schema.size == d.size && schema.align == d.align,
+                    || of("size"),
+                    d.size,
+                    "differs from the size or alignment in the object's schema",
+                )?;
+                check(
+                    schema::fingerprint(&schema) == d.fingerprint,
+                    || of("fingerprint"),
+                    d.fingerprint,
+                    "does not match the object's schema",
+                )?;
+                objects.push(ObjectInfo {
+                    id: d.id,
+                    fingerprint: d.fingerprint,
+                    offset: d.offset,
+                    size: d.size,
+                    align: d.align,
+                    schema,
+                });
+            }
+            let objects_end = objects.iter().map(|o| o.offset + o.size).max().unwrap_or(0);
+            check(
+                e.slot_size == objects_end,
+                || cf("slot_size"),
+                e.slot_size,
+                &format!("must be where the last object ends ({objects_end})"),
+            )?;
+            channels.push(ChannelInfo {
+                index: i,
+                name,
+                kind,
+                direction,
+                slot_count: e.slot_count,
+                slot_size: e.slot_size,
+                slot_stride: e.slot_stride,
+                buffer_offset: e.buffer_offset,
+                ctrl_offset: e.ctrl_offset,
+                notify: e.notify,
+                objects,
+                user_meta,
+            });
+        }
+        // Buffers and control blocks of all channels must be pairwise disjoint.
+        ranges.sort_by_key(|r| r.0);
+        for w in ranges.windows(2) {
+            let (a_off, a_len, _) = &w[0];
+            let (b_off, _, b_name) = &w[1];
+            if a_off + a_len > *b_off {
+                return Err(Error::corrupt(
+                    b_name.clone(),
+                    *b_off,
+                    format!("overlaps the range {a_off}..{}", a_off + a_len),
+                ));
+            }
+        }
+        Ok(Layout {
+            header: h,
+            channels,
+        })
+    }
+}

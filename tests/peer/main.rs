@@ -1,0 +1,158 @@
+//! The peer process of the cross-process tests: attaches to a segment made by the test and
+//! plays one role. Exit code 0 means the role completed and every check passed.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::*;
+use rtipc::{Segment, StateConsumer, StateProducer};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let role = args.get(1).map(String::as_str).unwrap_or("");
+    let name = args.get(2).cloned().unwrap_or_default();
+    let count: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let code = match role {
+        "stress-producer" => stress_producer(&name, count),
+        "multi" => multi(&name, count),
+        "second-only" => second_only(&name, count),
+        "seccomp" => seccomp(&name, count),
+        _ => {
+            eprintln!("unknown role `{role}`");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn open(name: &str) -> Segment {
+    match Segment::open(name) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("peer: cannot open `{name}`: {e}");
+            std::process::exit(10);
+        }
+    }
+}
+
+/// Publishes `count` updates of `Big` on `big`, every word set to the update number.
+fn stress_producer(name: &str, count: u64) -> i32 {
+    let seg = open(name);
+    let mut tx = StateProducer::<Big>::new(&seg, "big").expect("producer");
+    for seq in 1..=count {
+        let mut g = tx.write().expect("write");
+        g.words.fill(seq);
+        assert_eq!(g.publish().expect("publish"), seq);
+    }
+    0
+}
+
+/// Consumes `down_small` and `down_big`, produces `up_small` and `up_mid`, `count` updates each.
+fn multi(name: &str, count: u64) -> i32 {
+    let seg = open(name);
+    let mut up_small = StateProducer::<Small>::new(&seg, "up_small").expect("up_small");
+    let mut up_mid = StateProducer::<Mid>::new(&seg, "up_mid").expect("up_mid");
+    let mut down_small = StateConsumer::<Small>::new(&seg, "down_small").expect("down_small");
+    let mut down_big = StateConsumer::<Big>::new(&seg, "down_big").expect("down_big");
+    let (mut last_small, mut last_big) = (0, 0);
+    let mut sent = 0;
+    while last_small < count || last_big < count || sent < count {
+        if sent < count {
+            sent += 1;
+            up_small.publish_copy(&small(sent, TAG_UP)).expect("publish");
+            let mut g = up_mid.write().expect("write");
+            mid_fill(&mut g, sent);
+            g.publish().expect("publish");
+        }
+        if let Some(s) = down_small.fetch().expect("fetch") {
+            if s.is_new() {
+                if s.seq <= last_small || s.seq != s.seq() || !small_ok(&s, TAG_DOWN) {
+                    eprintln!("peer: bad down_small update {:?}", s.seq);
+                    return 3;
+                }
+                last_small = s.seq;
+            }
+        }
+        if let Some(b) = down_big.fetch().expect("fetch") {
+            if b.is_new() {
+                let seq = b.seq();
+                if seq <= last_big || !big_ok(&b, seq ^ 0xB16) {
+                    eprintln!("peer: bad down_big update {seq}");
+                    return 4;
+                }
+                last_big = seq;
+            }
+        }
+    }
+    0
+}
+
+/// Maps only the second object (`Battery`) of the multi-object channel `robot`.
+fn second_only(name: &str, count: u64) -> i32 {
+    let seg = open(name);
+    let mut rx = StateConsumer::<Battery>::new(&seg, "robot").expect("battery");
+    let mut last = 0;
+    while last < count {
+        if let Some(b) = rx.fetch().expect("fetch") {
+            if b.is_new() {
+                let want_volts = 12.0 + (b.seq % 100) as f32 / 100.0;
+                if b.seq != b.seq() || b.seq <= last || b.volts != want_volts || b.amps != -1.5 {
+                    eprintln!("peer: bad battery {:?} {} {}", b.seq, b.volts, b.amps);
+                    return 3;
+                }
+                last = b.seq;
+            }
+        }
+    }
+    0
+}
+
+/// Attaches, claims `up` (producer) and `down` (consumer), then enters seccomp strict mode, in
+/// which any system call but read, write and exit kills the process, and runs `count`
+/// publishes and fetches. Exits through the raw `exit` system call.
+fn seccomp(name: &str, count: u64) -> i32 {
+    let seg = open(name);
+    let mut up = StateProducer::<Small>::new(&seg, "up").expect("up");
+    let mut down = StateConsumer::<Small>::new(&seg, "down").expect("down");
+    // SAFETY: prctl with valid arguments; afterwards only read/write/exit are allowed.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_STRICT as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if r != 0 {
+        return 20;
+    }
+    let mut code = 0;
+    let mut last = 0;
+    for seq in 1..=count {
+        if up.publish_copy(&small(seq, TAG_UP)).is_err() {
+            code = 5;
+            break;
+        }
+        match down.fetch() {
+            Ok(Some(s)) => {
+                if s.is_new() && (s.seq() <= last || s.seq != s.seq() || !small_ok(&s, TAG_DOWN)) {
+                    code = 6;
+                    break;
+                }
+                last = s.seq();
+            }
+            Ok(None) => {}
+            Err(_) => {
+                code = 7;
+                break;
+            }
+        }
+    }
+    if code == 0 && last == 0 {
+        code = 8; // never saw the parent's data
+    }
+    // SAFETY: the raw exit system call, allowed in strict mode (exit_group is not).
+    unsafe { libc::syscall(libc::SYS_exit, code) };
+    unreachable!()
+}
