@@ -24,7 +24,8 @@ mod codec;
 mod diff;
 
 pub use codec::{
-    decode, encode, DecodeError, MAX_DEPTH, MAX_ENCODED_LEN, MAX_FIELDS, MAX_NAME_LEN,
+    decode, encode, DecodeError, DecodeErrorKind, FORMAT_VERSION, MAGIC, MAX_DEPTH,
+    MAX_ENCODED_LEN, MAX_FIELDS, MAX_NAME_LEN,
 };
 pub use diff::{diff, Difference, SchemaDiff};
 
