@@ -267,6 +267,8 @@ impl Field {
     }
 }
 
+// `&Cow` rather than `&str`: `Cow`'s `Deref` is not `const`, so the match happens here.
+#[allow(clippy::ptr_arg)]
 const fn cow_str<'a>(c: &'a Cow<'static, str>) -> &'a str {
     match c {
         Cow::Borrowed(s) => s,
@@ -274,6 +276,7 @@ const fn cow_str<'a>(c: &'a Cow<'static, str>) -> &'a str {
     }
 }
 
+#[allow(clippy::ptr_arg)]
 const fn cow_slice<'a, T: Clone>(c: &'a Cow<'static, [T]>) -> &'a [T] {
     match c {
         Cow::Borrowed(s) => s,

@@ -1,57 +1,5 @@
-//! The stable binary encoding of a [`Schema`], as stored in segment metadata.
-//!
-//! The encoding is part of the segment format: a program in any language can read it with the
-//! description below. All integers are little-endian and unaligned; there is no padding
-//! anywhere.
-//!
-//! ```text
-//! encoding := magic version schema
-//! magic    := "RTSC"                      4 bytes: 0x52 0x54 0x53 0x43
-//! version  := u16                         1 for this format (FORMAT_VERSION)
-//!
-//! schema   := name                        the type's name
-//!             size:  u64                  size_of the type, in bytes
-//!             align: u64                  align_of the type, in bytes
-//!             count: u32                  number of fields
-//!             field * count               in declaration order
-//!
-//! field    := name                        the field's name ("0", "1", ... for tuple structs)
-//!             offset: u64                 byte offset from the start of the object
-//!             size:   u64                 size of the field, in bytes
-//!             type
-//!
-//! name     := len: u32, len bytes of UTF-8 (no terminating NUL)
-//!
-//! type     := tag: u8, then by tag:
-//!             1..=10  a primitive, no payload:
-//!                     1 u8, 2 u16, 3 u32, 4 u64, 5 i8, 6 i16, 7 i32, 8 i64, 9 f32, 10 f64
-//!             0x40    an array:  len: u64 (number of elements), then the element's type
-//!             0x80    an object: a nested schema
-//! ```
-//!
-//! The encoding ends exactly where the top-level schema ends: [`decode`] rejects trailing
-//! bytes. It covers everything that [`fingerprint`](super::fingerprint) covers plus the type
-//! names, so a decoded schema has the same fingerprint as the one encoded.
-//!
-//! # What `decode` accepts
-//!
-//! [`decode`] treats its input as untrusted: for every input it returns `Ok` or `Err`, never
-//! panics, allocates memory proportional to the input's length at most, and runs in time
-//! linear in the input's length. It rejects, with a [`DecodeError`] naming the byte offset and
-//! the problem:
-//!
-//! - inputs longer than [`MAX_ENCODED_LEN`], a wrong magic, a version other than
-//!   [`FORMAT_VERSION`], inputs that end early and trailing bytes after the schema;
-//! - names longer than [`MAX_NAME_LEN`] bytes or not valid UTF-8, schemas with more than
-//!   [`MAX_FIELDS`] fields, and types nested deeper than [`MAX_DEPTH`] arrays and objects;
-//! - unknown type tags;
-//! - layouts that cannot exist: an alignment that is not a power of two; a size that is not a
-//!   multiple of the alignment; a field whose recorded size differs from its type's size (an
-//!   array's size being its element's size times its length, computed without overflow); a
-//!   field that does not fit in the object (`offset + size > object size`, computed without
-//!   overflow); a field offset that is not a multiple of the field type's alignment; a field
-//!   type aligned more strictly than the object; two fields that overlap; an empty or
-//!   duplicated field name. Nested object schemas are checked by the same rules.
+//! The stable binary encoding of a [`Schema`], as stored in segment metadata: [`encode`]
+//! documents the format, [`decode`] the checks it makes on untrusted input.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -128,7 +76,40 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Encodes a schema in the format described in the [module documentation](self).
+/// Encodes a schema in rtipc's stable schema format.
+///
+/// The encoding is part of the segment format: a program in any language can read it with the
+/// description below. All integers are little-endian and unaligned; there is no padding
+/// anywhere.
+///
+/// ```text
+/// encoding := magic version schema
+/// magic    := "RTSC"                      4 bytes: 0x52 0x54 0x53 0x43
+/// version  := u16                         1 for this format (FORMAT_VERSION)
+///
+/// schema   := name                        the type's name
+///             size:  u64                  size_of the type, in bytes
+///             align: u64                  align_of the type, in bytes
+///             count: u32                  number of fields
+///             field * count               in declaration order
+///
+/// field    := name                        the field's name ("0", "1", ... for tuple structs)
+///             offset: u64                 byte offset from the start of the object
+///             size:   u64                 size of the field, in bytes
+///             type
+///
+/// name     := len: u32, len bytes of UTF-8 (no terminating NUL)
+///
+/// type     := tag: u8, then by tag:
+///             1..=10  a primitive, no payload:
+///                     1 u8, 2 u16, 3 u32, 4 u64, 5 i8, 6 i16, 7 i32, 8 i64, 9 f32, 10 f64
+///             0x40    an array:  len: u64 (number of elements), then the element's type
+///             0x80    an object: a nested schema
+/// ```
+///
+/// The encoding ends exactly where the top-level schema ends: [`decode`] rejects trailing
+/// bytes. It covers everything that [`fingerprint`](super::fingerprint) covers plus the type
+/// names, so a decoded schema has the same fingerprint as the one encoded.
 ///
 /// Any schema can be encoded; [`decode`] accepts the encoding when the schema is within its
 /// limits ([`MAX_NAME_LEN`], [`MAX_FIELDS`], [`MAX_DEPTH`], [`MAX_ENCODED_LEN`]) and describes
@@ -182,11 +163,27 @@ fn encode_name(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(name.as_bytes());
 }
 
-/// Decodes an encoded schema, treating `bytes` as untrusted.
+/// Decodes a schema encoded by [`encode`], treating `bytes` as untrusted.
 ///
 /// Returns a schema made of owned values ([`Cow::Owned`], [`Link::Owned`]), or a
-/// [`DecodeError`] for every input that is not the encoding of a possible layout; see the
-/// [module documentation](self) for the format and the checks. Never panics.
+/// [`DecodeError`] for every input that is not the encoding of a possible layout.
+///
+/// For every input it returns `Ok` or `Err`, never panics, allocates memory proportional to
+/// the input's length at most, and runs in time linear in the input's length. It rejects, with a [`DecodeError`] naming the byte offset and
+/// the problem:
+///
+/// - inputs longer than [`MAX_ENCODED_LEN`], a wrong magic, a version other than
+///   [`FORMAT_VERSION`], inputs that end early and trailing bytes after the schema;
+/// - names longer than [`MAX_NAME_LEN`] bytes or not valid UTF-8, schemas with more than
+///   [`MAX_FIELDS`] fields, and types nested deeper than [`MAX_DEPTH`] arrays and objects;
+/// - unknown type tags;
+/// - layouts that cannot exist: an alignment that is not a power of two; a size that is not a
+///   multiple of the alignment; a field whose recorded size differs from its type's size (an
+///   array's size being its element's size times its length, computed without overflow); a
+///   field that does not fit in the object (`offset + size > object size`, computed without
+///   overflow); a field offset that is not a multiple of the field type's alignment; a field
+///   type aligned more strictly than the object; two fields that overlap; an empty or
+///   duplicated field name. Nested object schemas are checked by the same rules.
 pub fn decode(bytes: &[u8]) -> Result<Schema, DecodeError> {
     if bytes.len() > MAX_ENCODED_LEN {
         return Err(DecodeError {
@@ -212,9 +209,9 @@ pub fn decode(bytes: &[u8]) -> Result<Schema, DecodeError> {
             ),
         ));
     }
-    r.take(MAGIC.len(), "magic")?;
+    r.take(MAGIC.len(), format_args!("magic"))?;
     let version_at = r.pos;
-    let version = r.u16("format version")?;
+    let version = r.u16(format_args!("format version"))?;
     if version != FORMAT_VERSION {
         return Err(r.error(
             version_at,
@@ -261,14 +258,13 @@ impl<'a> Reader<'a> {
         self.bytes.len() - self.pos
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+    fn take(&mut self, n: usize, what: fmt::Arguments<'_>) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
             return Err(self.error(
                 self.pos,
                 DecodeErrorKind::Truncated,
                 format!(
-                    "the encoding ends inside the {what}: it needs {n} bytes, {} remain; the \
-                     schema was cut short",
+                    "the encoding is cut short: the {what} takes {n} bytes here, {} remain",
                     self.remaining()
                 ),
             ));
@@ -278,32 +274,32 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+    fn array<const N: usize>(&mut self, what: fmt::Arguments<'_>) -> Result<[u8; N], DecodeError> {
         let mut out = [0; N];
         out.copy_from_slice(self.take(N, what)?);
         Ok(out)
     }
 
-    fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+    fn u8(&mut self, what: fmt::Arguments<'_>) -> Result<u8, DecodeError> {
         Ok(self.array::<1>(what)?[0])
     }
 
-    fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+    fn u16(&mut self, what: fmt::Arguments<'_>) -> Result<u16, DecodeError> {
         self.array(what).map(u16::from_le_bytes)
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+    fn u32(&mut self, what: fmt::Arguments<'_>) -> Result<u32, DecodeError> {
         self.array(what).map(u32::from_le_bytes)
     }
 
-    fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+    fn u64(&mut self, what: fmt::Arguments<'_>) -> Result<u64, DecodeError> {
         self.array(what).map(u64::from_le_bytes)
     }
 
     /// A length-prefixed UTF-8 name, borrowed from the input.
-    fn name(&mut self, what: &str) -> Result<&'a str, DecodeError> {
+    fn name(&mut self, what: fmt::Arguments<'_>) -> Result<&'a str, DecodeError> {
         let len_at = self.pos;
-        let len = self.u32(&format!("length of the {what}"))?;
+        let len = self.u32(format_args!("length of the {what}"))?;
         if len > MAX_NAME_LEN {
             return Err(self.error(
                 len_at,
@@ -325,11 +321,11 @@ impl<'a> Reader<'a> {
 
     /// A schema whose fields are at nesting depth `depth`.
     fn schema(&mut self, depth: u32) -> Result<Schema, DecodeError> {
-        let name = self.name("type name")?;
+        let name = self.name(format_args!("type name"))?;
         let size_at = self.pos;
-        let size = self.u64(&format!("size of `{name}`"))?;
+        let size = self.u64(format_args!("size of `{name}`"))?;
         let align_at = self.pos;
-        let align = self.u64(&format!("alignment of `{name}`"))?;
+        let align = self.u64(format_args!("alignment of `{name}`"))?;
         if !align.is_power_of_two() {
             return Err(self.error(
                 align_at,
@@ -345,7 +341,7 @@ impl<'a> Reader<'a> {
             ));
         }
         let count_at = self.pos;
-        let count = self.u32(&format!("field count of `{name}`"))?;
+        let count = self.u32(format_args!("field count of `{name}`"))?;
         if count > MAX_FIELDS {
             return Err(self.error(
                 count_at,
@@ -374,7 +370,7 @@ impl<'a> Reader<'a> {
         let mut spans = Vec::with_capacity(count);
         for index in 0..count {
             let field_at = self.pos;
-            let field_name = self.name(&format!("name of field {index} of `{name}`"))?;
+            let field_name = self.name(format_args!("name of field {index} of `{name}`"))?;
             if field_name.is_empty() {
                 return Err(self.error(
                     field_at,
@@ -390,9 +386,9 @@ impl<'a> Reader<'a> {
                 ));
             }
             let offset_at = self.pos;
-            let offset = self.u64(&format!("offset of field `{field_name}`"))?;
+            let offset = self.u64(format_args!("offset of field `{field_name}`"))?;
             let fsize_at = self.pos;
-            let fsize = self.u64(&format!("size of field `{field_name}`"))?;
+            let fsize = self.u64(format_args!("size of field `{field_name}`"))?;
             let decoded = self.ty(depth, field_name)?;
 
             if fsize != decoded.size {
@@ -477,7 +473,7 @@ impl<'a> Reader<'a> {
     /// The type of field `field`, which sits at nesting depth `depth`.
     fn ty(&mut self, depth: u32, field: &str) -> Result<Decoded, DecodeError> {
         let tag_at = self.pos;
-        let tag = self.u8(&format!("type of field `{field}`"))?;
+        let tag = self.u8(format_args!("type of field `{field}`"))?;
         if let Some(p) = Primitive::from_tag(tag) {
             return Ok(Decoded {
                 ty: FieldType::Primitive(p),
@@ -507,7 +503,7 @@ impl<'a> Reader<'a> {
         }
         if tag == TAG_ARRAY {
             let len_at = self.pos;
-            let len = self.u64(&format!("array length of field `{field}`"))?;
+            let len = self.u64(format_args!("array length of field `{field}`"))?;
             let elem = self.ty(depth + 1, field)?;
             let Some(size) = elem.size.checked_mul(len) else {
                 return Err(self.error(

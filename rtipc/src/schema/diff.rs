@@ -1,14 +1,4 @@
-//! Field-by-field comparison of two schemas.
-//!
-//! [`diff`] matches fields by name and reports, for our schema against the peer's: size and
-//! alignment changes of the object, fields missing from the peer's schema, extra fields in it,
-//! fields whose type or offset changed, array length changes, fields in a different order, and
-//! the same recursively inside nested objects (`pose.x`) and arrays of objects (`joints[].q`).
-//! Offsets are relative to the object that holds the field.
-//!
-//! The type's own name, and the names of nested object types, are not part of the layout (the
-//! [`fingerprint`](super::fingerprint) ignores them): a differing name is recorded as a
-//! [note](SchemaDiff::notes), not a difference, and does not make a diff non-empty.
+//! Field-by-field comparison of two schemas: [`diff`].
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -282,9 +272,16 @@ impl fmt::Display for SchemaDiff {
 
 /// Compares our schema with the peer's, field by field.
 ///
-/// Fields are matched by name. The result is empty exactly when both schemas have the same
-/// [`fingerprint`](super::fingerprint), that is the same layout; see the
-/// [module documentation](self) for what is reported.
+/// Fields are matched by name. The result reports, for our schema against the peer's: size and
+/// alignment changes of the object, fields missing from the peer's schema, extra fields in it,
+/// fields whose type or offset changed, array length changes, fields in a different order, and
+/// the same recursively inside nested objects (`pose.x`) and arrays of objects (`joints[].q`).
+/// Offsets are relative to the object that holds the field. The result is empty exactly when
+/// both schemas have the same [`fingerprint`](super::fingerprint), that is the same layout.
+///
+/// The type's own name, and the names of nested object types, are not part of the layout (the
+/// fingerprint ignores them): a differing name is recorded as a [note](SchemaDiff::notes), not
+/// a difference, and does not make the result non-empty.
 ///
 /// ```
 /// use std::borrow::Cow;
