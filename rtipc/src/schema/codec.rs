@@ -598,6 +598,28 @@ mod tests {
             .fields()
             .iter()
             .all(|f| matches!(f.name, Cow::Owned(_))));
+
+        let outer = Schema {
+            name: Cow::Borrowed("Outer"),
+            size: 16,
+            align: 4,
+            fields: Cow::Owned(vec![Field {
+                name: Cow::Borrowed("points"),
+                offset: 0,
+                size: 16,
+                ty: FieldType::Array {
+                    elem: Link::Owned(Box::new(FieldType::Object(Link::Owned(Box::new(point()))))),
+                    len: 2,
+                },
+            }]),
+        };
+        let decoded = decode(&encode(&outer)).unwrap();
+        assert_eq!(decoded, outer);
+        let FieldType::Array { elem, .. } = &decoded.fields()[0].ty else {
+            panic!("not an array: {decoded:?}");
+        };
+        assert!(matches!(elem, Link::Owned(_)));
+        assert!(matches!(elem.get(), FieldType::Object(Link::Owned(_))));
     }
 
     #[test]
