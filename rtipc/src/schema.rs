@@ -24,7 +24,8 @@ mod codec;
 mod diff;
 
 pub use codec::{
-    decode, encode, DecodeError, MAX_DEPTH, MAX_ENCODED_LEN, MAX_FIELDS, MAX_NAME_LEN,
+    decode, encode, DecodeError, DecodeErrorKind, FORMAT_VERSION, MAGIC, MAX_DEPTH,
+    MAX_ENCODED_LEN, MAX_FIELDS, MAX_NAME_LEN,
 };
 pub use diff::{diff, Difference, SchemaDiff};
 
@@ -266,6 +267,8 @@ impl Field {
     }
 }
 
+// `&Cow` rather than `&str`: `Cow`'s `Deref` is not `const`, so the match happens here.
+#[allow(clippy::ptr_arg)]
 const fn cow_str<'a>(c: &'a Cow<'static, str>) -> &'a str {
     match c {
         Cow::Borrowed(s) => s,
@@ -273,6 +276,7 @@ const fn cow_str<'a>(c: &'a Cow<'static, str>) -> &'a str {
     }
 }
 
+#[allow(clippy::ptr_arg)]
 const fn cow_slice<'a, T: Clone>(c: &'a Cow<'static, [T]>) -> &'a [T] {
     match c {
         Cow::Borrowed(s) => s,
