@@ -1,0 +1,477 @@
+//! Attach-time checks: schema mismatches and corrupt segments give clear errors, never panics.
+//!
+//! The peer side here is a second, independent mapping of the same POSIX shared-memory object
+//! (`Segment::open`), exactly what another process gets; corruption is written through the
+//! shared-memory file itself.
+
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+
+use rtipc::{Direction, Error, Object, Segment, StateConsumer, StateProducer};
+
+mod ours {
+    use rtipc::Object;
+    #[derive(Object)]
+    #[repr(C)]
+    pub struct Joint {
+        pub position: f32,
+        pub torque: f32,
+        pub limits: [f32; 4],
+    }
+}
+
+mod renamed_field {
+    use rtipc::Object;
+    #[derive(Object)]
+    #[repr(C)]
+    pub struct Joint {
+        pub position: f32,
+        pub effort: f32,
+        pub limits: [f32; 4],
+    }
+}
+
+mod swapped_fields {
+    use rtipc::Object;
+    #[derive(Object)]
+    #[repr(C)]
+    pub struct Joint {
+        pub torque: f32,
+        pub position: f32,
+        pub limits: [f32; 4],
+    }
+}
+
+mod changed_type {
+    use rtipc::Object;
+    #[derive(Object)]
+    #[repr(C)]
+    pub struct Joint {
+        pub position: f32,
+        pub torque: u32,
+        pub limits: [f32; 4],
+    }
+}
+
+mod changed_len {
+    use rtipc::Object;
+    #[derive(Object)]
+    #[repr(C)]
+    pub struct Joint {
+        pub position: f32,
+        pub torque: f32,
+        pub limits: [f32; 5],
+    }
+}
+
+mod other_id {
+    use rtipc::Object;
+    #[derive(Object)]
+    #[repr(C)]
+    #[rtipc(id = 7)]
+    pub struct Joint {
+        pub position: f32,
+        pub torque: f32,
+        pub limits: [f32; 4],
+    }
+}
+
+mod same_layout {
+    use rtipc::Object;
+    /// Declared again in another module: same layout, so it must attach.
+    #[derive(Object)]
+    #[repr(C)]
+    pub struct Joint {
+        pub position: f32,
+        pub torque: f32,
+        pub limits: [f32; 4],
+    }
+}
+
+#[derive(Object)]
+#[repr(C)]
+struct Gripper {
+    opening: f32,
+}
+
+fn seg_name(test: &str) -> String {
+    format!("rtipc-attach-{}-{test}", std::process::id())
+}
+
+fn create(test: &str) -> (Segment, String) {
+    let name = seg_name(test);
+    let seg = Segment::builder()
+        .state::<ours::Joint>("arm", Direction::CreatorToPeer)
+        .state::<Gripper>("hand", Direction::PeerToCreator)
+        .create(&name)
+        .unwrap();
+    (seg, name)
+}
+
+fn consumer_err<T: Object>(peer: &Segment, channel: &str) -> Error {
+    StateConsumer::<T>::new(peer, channel).expect_err("must be refused")
+}
+
+#[test]
+fn mismatch_matrix_gives_distinct_errors_naming_the_cause() {
+    let (_seg, name) = create("matrix");
+    let peer = Segment::open(&name).unwrap();
+
+    // The same declaration in another module attaches.
+    let mut ok = StateConsumer::<same_layout::Joint>::new(&peer, "arm").unwrap();
+    assert!(ok.fetch().unwrap().is_none(), "nothing published yet");
+    drop(ok);
+
+    let cases: Vec<(&str, Error, &[&str])> = vec![
+        (
+            "renamed field",
+            consumer_err::<renamed_field::Joint>(&peer, "arm"),
+            &["`effort`", "`torque`"],
+        ),
+        (
+            "swapped fields",
+            consumer_err::<swapped_fields::Joint>(&peer, "arm"),
+            &["`torque`", "offset 0 here", "offset 4 in the peer's schema"],
+        ),
+        (
+            "changed type",
+            consumer_err::<changed_type::Joint>(&peer, "arm"),
+            &["field `torque`: u32 at offset 4 here, f32 at offset 4 in the peer's schema"],
+        ),
+        (
+            "changed array length",
+            consumer_err::<changed_len::Joint>(&peer, "arm"),
+            &["`limits`", "[f32; 5]", "[f32; 4]"],
+        ),
+        (
+            "different id",
+            consumer_err::<other_id::Joint>(&peer, "arm"),
+            &["id", "0x0000000000000007"],
+        ),
+        (
+            "missing object",
+            consumer_err::<Gripper>(&peer, "arm"),
+            &["`arm`", "`Gripper`"],
+        ),
+        (
+            "missing channel",
+            consumer_err::<ours::Joint>(&peer, "leg"),
+            &["`leg`", "`arm`", "`hand`"],
+        ),
+    ];
+    let mut messages = std::collections::HashSet::new();
+    for (case, err, needles) in &cases {
+        let msg = err.to_string();
+        for n in *needles {
+            assert!(msg.contains(n), "{case}: `{msg}` should mention {n}");
+        }
+        assert!(messages.insert(msg.clone()), "{case}: message not distinct: {msg}");
+        match (case, err) {
+            (&"missing channel", Error::ChannelNotFound { .. })
+            | (&"missing object", Error::ObjectNotFound { .. })
+            | (&"different id", Error::IdMismatch { .. }) => {}
+            (_, Error::SchemaMismatch { .. })
+                if !["missing channel", "missing object", "different id"].contains(case) => {}
+            _ => panic!("{case}: unexpected error kind {err:?}"),
+        }
+    }
+}
+
+#[test]
+fn wrong_end_and_double_claims_are_refused() {
+    let (seg, name) = create("claims");
+    let peer = Segment::open(&name).unwrap();
+    // The peer cannot produce a creator-to-peer channel.
+    let err = StateProducer::<ours::Joint>::new(&peer, "arm").unwrap_err();
+    assert!(matches!(err, Error::WrongChannel { .. }), "{err}");
+    let first = StateConsumer::<ours::Joint>::new(&peer, "arm").unwrap();
+    let err = StateConsumer::<ours::Joint>::new(&peer, "arm").unwrap_err();
+    assert!(matches!(err, Error::AlreadyClaimed { end: "consumer", .. }), "{err}");
+    drop(first);
+    // Dropping the handle released the claim.
+    let _again = StateConsumer::<ours::Joint>::new(&peer, "arm").unwrap();
+    let _tx = StateProducer::<ours::Joint>::new(&seg, "arm").unwrap();
+    let err = StateProducer::<ours::Joint>::new(&seg, "arm").unwrap_err();
+    assert!(matches!(err, Error::AlreadyClaimed { end: "producer", .. }), "{err}");
+}
+
+fn shm_file(name: &str) -> std::fs::File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap()
+}
+
+fn read_u64(f: &std::fs::File, at: u64) -> u64 {
+    let mut b = [0u8; 8];
+    f.read_exact_at(&mut b, at).unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn write_n(f: &std::fs::File, at: u64, width: usize, value: u64) {
+    f.write_all_at(&value.to_le_bytes()[..width], at).unwrap();
+}
+
+const TABLE_OFFSET: u64 = 40;
+const ENTRY_SIZE: u64 = 36;
+
+/// Byte offsets and widths of every header field (layout version 1).
+const HEADER_FIELDS: &[(&str, u64, usize, u64)] = &[
+    ("magic", 0, 8, 0x1234),
+    ("version", 8, 4, 2),
+    ("header_size", 12, 4, 64),
+    ("ready", 16, 4, 0),
+    ("cache_line", 20, 4, 100),
+    ("segment_size", 24, 8, 1 << 40),
+    ("channel_count", 32, 4, 1000),
+    ("entry_size", 36, 4, 64),
+    ("table_offset", 40, 8, 1 << 40),
+    ("buffers_offset", 48, 8, 64),
+    ("buffers_len", 56, 8, u64::MAX),
+    ("metadata_offset", 64, 8, u64::MAX - 8),
+    ("metadata_len", 72, 8, 1 << 40),
+    ("creator_pid", 80, 4, 0x7fff_fff0),
+    ("flags", 84, 4, 1),
+    ("creation_token", 88, 8, 12345),
+    ("reserved", 96, 8, 1),
+];
+
+/// Byte offsets within a channel entry and widths of every entry field.
+const ENTRY_FIELDS: &[(&str, u64, usize, u64)] = &[
+    ("kind", 0, 4, 9),
+    ("direction", 4, 4, 3),
+    ("slot_count", 8, 4, 4),
+    ("object_count", 12, 4, 60),
+    ("slot_size", 16, 8, 9),
+    ("slot_stride", 24, 8, 1 << 62),
+    ("buffer_offset", 32, 8, 64),
+    ("buffer_len", 40, 8, 1 << 40),
+    ("ctrl_offset", 48, 8, 1 << 40),
+    ("ctrl_len", 56, 8, 64),
+    ("objects_offset", 64, 8, 0),
+    ("name_offset", 72, 8, u64::MAX - 1),
+    ("name_len", 80, 4, 300),
+    ("notify", 84, 4, 8),
+    ("user_meta_offset", 88, 8, 4096),
+    ("user_meta_len", 96, 8, 1 << 20),
+    ("reserved", 104, 8, 1),
+];
+
+fn expect_open_error(name: &str, what: &str) -> Error {
+    match Segment::open(name) {
+        Ok(_) => panic!("{what}: corrupt segment was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn every_corrupted_header_field_is_an_error() {
+    for &(field, at, width, value) in HEADER_FIELDS {
+        let (_seg, name) = create(&format!("h-{field}"));
+        let f = shm_file(&name);
+        write_n(&f, at, width, value);
+        let err = expect_open_error(&name, field);
+        let msg = err.to_string();
+        let named = msg.contains(&format!("header.{field}"))
+            || matches!(
+                (field, &err),
+                ("version", Error::UnsupportedVersion { .. })
+                    | ("ready", Error::NotReady)
+                    | ("creator_pid" | "creation_token", Error::Stale { .. })
+            );
+        assert!(named, "{field}: error should name the field: {msg}");
+    }
+}
+
+#[test]
+fn every_corrupted_table_field_is_an_error() {
+    for ch in 0..2u64 {
+        for &(field, at, width, value) in ENTRY_FIELDS {
+            let (_seg, name) = create(&format!("t{ch}-{field}"));
+            let f = shm_file(&name);
+            let table = read_u64(&f, TABLE_OFFSET);
+            let entry_size = read_u64(&f, ENTRY_SIZE) & 0xffff_ffff;
+            write_n(&f, table + ch * entry_size + at, width, value);
+            let err = expect_open_error(&name, field);
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("channel[{ch}]")) || msg.contains("header.channel"),
+                "channel {ch} {field}: error should name the channel field: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn overlapping_slots_are_an_error() {
+    let (_seg, name) = create("overlap");
+    let f = shm_file(&name);
+    let table = read_u64(&f, TABLE_OFFSET);
+    let entry_size = read_u64(&f, ENTRY_SIZE) & 0xffff_ffff;
+    // Point channel 1's control block and slots at channel 0's.
+    for at in [32u64, 48] {
+        let v = read_u64(&f, table + at);
+        write_n(&f, table + entry_size + at, 8, v);
+    }
+    let err = expect_open_error(&name, "overlap");
+    assert!(err.to_string().contains("overlaps"), "{err}");
+}
+
+#[test]
+fn truncated_segment_is_an_error() {
+    let (seg, name) = create("truncated");
+    let f = shm_file(&name);
+    let size = read_u64(&f, 24);
+    // The creator maps the whole segment but touches nothing past the header from here on.
+    f.set_len(size / 2).unwrap();
+    let err = expect_open_error(&name, "truncated");
+    assert!(err.to_string().contains("header.segment_size"), "{err}");
+    f.set_len(64).unwrap();
+    let err = expect_open_error(&name, "tiny");
+    assert!(err.to_string().contains("header"), "{err}");
+    drop(seg);
+}
+
+#[test]
+fn corrupt_index_word_fails_the_next_fetch_and_publish() {
+    let (seg, name) = create("index");
+    let peer = Segment::open(&name).unwrap();
+    let mut tx = StateProducer::<ours::Joint>::new(&seg, "arm").unwrap();
+    let mut rx = StateConsumer::<ours::Joint>::new(&peer, "arm").unwrap();
+    tx.publish_copy(&ours::Joint {
+        position: 1.0,
+        torque: 2.0,
+        limits: [0.0; 4],
+    })
+    .unwrap();
+    assert_eq!(rx.fetch().unwrap().unwrap().torque, 2.0);
+
+    let f = shm_file(&name);
+    let table = read_u64(&f, TABLE_OFFSET);
+    let ctrl = read_u64(&f, table + 48);
+    let line = read_u64(&f, 20) & 0xffff_ffff;
+    let middle = ctrl + line;
+    // Index 3 does not exist, and the word claims new data.
+    write_n(&f, middle, 8, (9 << 3) | 0b100 | 3);
+    let err = rx.fetch().map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("middle"), "{err}");
+    // The handle stays refused afterwards.
+    assert!(rx.fetch().is_err());
+    write_n(&f, middle, 8, 3);
+    let err = tx.publish_copy(&ours::Joint::zeroed()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(tx.write().is_err());
+}
+
+fn memfd(size: u64, seal: bool) -> OwnedFd {
+    // SAFETY: valid name and flags.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"test".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    assert!(fd >= 0);
+    // SAFETY: a fresh fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let file = std::fs::File::from(fd.try_clone().unwrap());
+    file.set_len(size).unwrap();
+    if seal {
+        // SAFETY: fcntl on a valid fd.
+        let r = unsafe {
+            libc::fcntl(
+                fd.as_raw_fd(),
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_GROW | libc::F_SEAL_SHRINK,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+    fd
+}
+
+#[test]
+fn anonymous_segments_check_seals_and_size() {
+    let seg = Segment::builder()
+        .state::<ours::Joint>("arm", Direction::CreatorToPeer)
+        .create_anonymous()
+        .unwrap();
+    let fd = seg.as_fd().try_clone_to_owned().unwrap();
+    let peer = Segment::from_fd(fd).unwrap();
+    let mut rx = StateConsumer::<ours::Joint>::new(&peer, "arm").unwrap();
+    let mut tx = StateProducer::<ours::Joint>::new(&seg, "arm").unwrap();
+    tx.publish_copy(&ours::Joint {
+        position: 3.0,
+        torque: 4.0,
+        limits: [1.0, 2.0, 3.0, 4.0],
+    })
+    .unwrap();
+    let s = rx.fetch().unwrap().unwrap();
+    assert_eq!((s.position, s.limits[3], s.seq()), (3.0, 4.0, 1));
+
+    // A copy of the segment in a smaller, sealed memfd.
+    let mut image = vec![0u8; 8192];
+    let src = std::fs::File::from(seg.as_fd().try_clone_to_owned().unwrap());
+    let n = src.read_at(&mut image, 0).unwrap();
+    let small = memfd(n as u64 / 2, true);
+    std::fs::File::from(small.try_clone().unwrap())
+        .write_all_at(&image[..n / 2], 0)
+        .unwrap();
+    let err = Segment::from_fd(small).unwrap_err();
+    assert!(err.to_string().contains("segment_size"), "{err}");
+
+    // The same bytes, full size, but without seals.
+    let unsealed = memfd(n as u64, false);
+    std::fs::File::from(unsealed.try_clone().unwrap())
+        .write_all_at(&image[..n], 0)
+        .unwrap();
+    let err = Segment::from_fd(unsealed).unwrap_err();
+    assert!(err.to_string().contains("sealed"), "{err}");
+
+    // Not a memfd at all.
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    let err = Segment::from_fd(file.into()).unwrap_err();
+    assert!(err.to_string().contains("memfd"), "{err}");
+}
+
+#[test]
+fn stale_segments_are_reported_and_replaceable() {
+    let name = seg_name("stale");
+    let seg = Segment::builder()
+        .state::<Gripper>("hand", Direction::CreatorToPeer)
+        .keep(true)
+        .create(&name)
+        .unwrap();
+    // A second creator is refused while the first runs.
+    let err = Segment::builder()
+        .state::<Gripper>("hand", Direction::CreatorToPeer)
+        .create(&name)
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    drop(seg);
+    // Pretend the creator died: a pid that cannot exist.
+    let f = shm_file(&name);
+    write_n(&f, 80, 4, 0x7fff_fff0);
+    let err = Segment::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Stale { pid: 0x7fff_fff0, .. }), "{err}");
+    assert!(err.to_string().contains("remove_stale"), "{err}");
+    let err = Segment::builder()
+        .state::<Gripper>("hand", Direction::CreatorToPeer)
+        .create(&name)
+        .unwrap_err();
+    assert!(matches!(err, Error::Stale { .. }), "{err}");
+    // Replace it.
+    let seg = Segment::builder()
+        .state::<Gripper>("hand", Direction::CreatorToPeer)
+        .replace_stale(true)
+        .create(&name)
+        .unwrap();
+    assert!(Segment::open(&name).is_ok());
+    drop(seg);
+    // Dropping the creator unlinked it (keep was not set this time).
+    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+    // remove_stale on a missing name reports nothing removed.
+    assert!(!Segment::remove_stale(&name).unwrap());
+}
