@@ -23,4 +23,20 @@ pub mod __private {
 
     /// The token that seals [`Object`](crate::Object): only generated code names it.
     pub struct Sealed;
+
+    /// `ty` by value, for the `ty` of a [`Field`] in a generated schema.
+    ///
+    /// [`FieldType`] is not `Copy` (a decoded schema owns its links), so a generated schema cannot
+    /// copy `<T as FieldKind>::TYPE` out of its reference. A `'static` field type can be rebuilt
+    /// instead, linking to the same `'static` sub-types, in safe `const` code.
+    pub const fn field_type(ty: &'static FieldType) -> FieldType {
+        match ty {
+            FieldType::Primitive(p) => FieldType::Primitive(*p),
+            FieldType::Array { elem, len } => FieldType::Array {
+                elem: Link::Static(elem.get()),
+                len: *len,
+            },
+            FieldType::Object(schema) => FieldType::Object(Link::Static(schema.get())),
+        }
+    }
 }
