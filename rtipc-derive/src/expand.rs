@@ -7,9 +7,10 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Type};
+use syn::{Data, DeriveInput};
 
 use crate::parse::{Input, Shape};
+use crate::validate;
 
 pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     let Shape::Struct(fields) = &input.shape else {
@@ -124,7 +125,7 @@ fn copy_impls(ident: &syn::Ident) -> TokenStream {
 /// the trait, so that user code naming `T: Object` does not add follow-on errors to the real
 /// one. It is never used: the `compile_error!` beside it stops the build.
 ///
-/// Emitted only for a struct without generics, whose fields can all be `Copy`; for anything
+/// Emitted only for a struct without generics and without refused field types; for anything
 /// else an impl would add errors of its own.
 pub(crate) fn fallback(input: &DeriveInput) -> TokenStream {
     let Data::Struct(data) = &input.data else {
@@ -133,8 +134,12 @@ pub(crate) fn fallback(input: &DeriveInput) -> TokenStream {
     if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
         return TokenStream::new();
     }
-    let mutable_reference = |ty: &Type| matches!(ty, Type::Reference(r) if r.mutability.is_some());
-    if data.fields.iter().any(|field| mutable_reference(&field.ty)) {
+    // A field that is refused (a `&mut`, a pointer that is not `Send`) could make the impls fail.
+    if data
+        .fields
+        .iter()
+        .any(|field| !validate::type_problems(&field.ty).is_empty())
+    {
         return TokenStream::new();
     }
     let ident = &input.ident;

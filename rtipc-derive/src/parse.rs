@@ -4,7 +4,8 @@
 //! fields) and reports only malformed `#[rtipc(...)]` attributes; whether the input is
 //! acceptable is decided by [`validate`](crate::validate).
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
@@ -26,6 +27,11 @@ impl Errors {
 
     pub(crate) fn add(&mut self, span: Span, message: impl std::fmt::Display) {
         self.push(syn::Error::new(span, message));
+    }
+
+    /// An error spanned on all of `tokens`, not only on their first token.
+    pub(crate) fn add_spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
     }
 
     pub(crate) fn finish(self) -> syn::Result<()> {
@@ -60,13 +66,14 @@ pub(crate) struct Field<'a> {
     pub name: String,
     pub ty: &'a Type,
     /// `#[rtipc(...)]` attributes on the field, which are not allowed.
-    pub rtipc_attrs: Vec<Span>,
+    pub rtipc_attrs: Vec<&'a Attribute>,
 }
 
 /// One item of a `#[repr(...)]` attribute.
 pub(crate) struct ReprItem {
     pub kind: ReprKind,
-    pub span: Span,
+    /// The item as written, such as `packed(2)`, to span errors on.
+    pub tokens: TokenStream,
 }
 
 pub(crate) enum ReprKind {
@@ -127,7 +134,6 @@ fn parse_fields(fields: &Fields) -> Vec<Field<'_>> {
                     .attrs
                     .iter()
                     .filter(|attr| attr.path().is_ident("rtipc"))
-                    .map(|attr| attr.span())
                     .collect(),
             }
         })
@@ -143,10 +149,10 @@ fn parse_repr(attrs: &[Attribute], errors: &mut Errors) -> Vec<ReprItem> {
             continue;
         };
         for meta in metas {
-            let span = meta.span();
+            let tokens = meta.to_token_stream();
             let Some(ident) = meta.path().get_ident() else {
-                errors.add(
-                    meta.path().span(),
+                errors.add_spanned(
+                    meta.path(),
                     "`#[derive(Object)]` does not understand this `#[repr]` item",
                 );
                 continue;
@@ -158,7 +164,7 @@ fn parse_repr(attrs: &[Attribute], errors: &mut Errors) -> Vec<ReprItem> {
                 "packed" => ReprKind::Packed,
                 other => ReprKind::Other(other.to_owned()),
             };
-            items.push(ReprItem { kind, span });
+            items.push(ReprItem { kind, tokens });
         }
     }
     items
@@ -172,7 +178,7 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
     let mut seen: Vec<String> = Vec::new();
     for attr in attrs.iter().filter(|attr| attr.path().is_ident("rtipc")) {
         let Meta::List(_) = &attr.meta else {
-            errors.add(attr.span(), ATTR_SHAPE);
+            errors.add_spanned(attr, ATTR_SHAPE);
             continue;
         };
         let metas = match attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) {
@@ -189,15 +195,15 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                 .map(Ident::to_string)
                 .unwrap_or_else(|| quote::quote!(#path).to_string().replace(' ', ""));
             if key != "id" && key != "name" {
-                errors.add(
-                    path.span(),
+                errors.add_spanned(
+                    path,
                     format_args!("unknown key `{key}` in `#[rtipc(...)]`; expected `id` or `name`"),
                 );
                 continue;
             }
             if seen.contains(&key) {
-                errors.add(
-                    path.span(),
+                errors.add_spanned(
+                    path,
                     format_args!("duplicate key `{key}` in `#[rtipc(...)]`; give it once"),
                 );
                 continue;
@@ -209,7 +215,7 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                 } else {
                     "name = \"JointState\""
                 };
-                errors.add(meta.span(), format_args!("expected `{example}`"));
+                errors.add_spanned(&meta, format_args!("expected `{example}`"));
                 continue;
             };
             let value = ungroup(&name_value.value);
@@ -228,8 +234,8 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                         lit: Lit::Str(name),
                         ..
                     }) => errors.add(name.span(), "`name` must not be empty"),
-                    _ => errors.add(
-                        value.span(),
+                    _ => errors.add_spanned(
+                        value,
                         "`name` must be a string literal, such as `name = \"JointState\"`",
                     ),
                 }
@@ -252,8 +258,8 @@ fn parse_id(value: &Expr) -> syn::Result<u64> {
         lit: Lit::Int(int), ..
     }) = value
     else {
-        return Err(syn::Error::new(
-            value.span(),
+        return Err(syn::Error::new_spanned(
+            value,
             "`id` must be an integer literal, such as `id = 42`",
         ));
     };

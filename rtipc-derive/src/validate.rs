@@ -6,7 +6,6 @@
 //! [`expand`](crate::expand) emits: every field type implements the sealed `FieldKind` trait,
 //! and a `const` assertion checks that there is no padding.
 
-use syn::spanned::Spanned;
 use syn::{GenericParam, Type};
 
 use crate::parse::{Errors, Input, ReprKind, Shape};
@@ -43,9 +42,9 @@ pub(crate) fn validate(input: &Input<'_>, errors: &mut Errors) {
         );
     }
     for field in fields {
-        for span in &field.rtipc_attrs {
-            errors.add(
-                *span,
+        for attr in &field.rtipc_attrs {
+            errors.add_spanned(
+                attr,
                 "`#[rtipc(...)]` is not allowed on a field; put it on the struct",
             );
         }
@@ -69,11 +68,11 @@ fn validate_generics(input: &Input<'_>, errors: &mut Errors) {
                  be fixed; use a named constant for the length instead"
             }
         };
-        errors.add(param.span(), message);
+        errors.add_spanned(param, message);
     }
     if let Some(where_clause) = &input.generics.where_clause {
-        errors.add(
-            where_clause.span(),
+        errors.add_spanned(
+            where_clause,
             "`#[derive(Object)]` does not support `where` clauses",
         );
     }
@@ -86,15 +85,15 @@ fn validate_repr(input: &Input<'_>, errors: &mut Errors) {
         match &item.kind {
             ReprKind::C | ReprKind::Transparent => has_layout = true,
             ReprKind::Align => {}
-            ReprKind::Packed => errors.add(
-                item.span,
+            ReprKind::Packed => errors.add_spanned(
+                &item.tokens,
                 "`#[derive(Object)]` does not allow `#[repr(packed)]`: fields must be aligned; \
                  remove it and reorder the fields or add explicit padding fields",
             ),
             ReprKind::Other(name) => {
                 refused_layout = true;
-                errors.add(
-                    item.span,
+                errors.add_spanned(
+                    &item.tokens,
                     format_args!("`#[repr({name})]` is not allowed here; {NEEDS_REPR}"),
                 );
             }
@@ -110,24 +109,32 @@ fn validate_repr(input: &Input<'_>, errors: &mut Errors) {
 
 /// Refuses field types that are never allowed, looking into arrays.
 fn validate_type(ty: &Type, errors: &mut Errors) {
+    for (ty, message) in type_problems(ty) {
+        errors.add_spanned(ty, message);
+    }
+}
+
+/// The parts of `ty` that are never allowed in an object, each with the reason.
+pub(crate) fn type_problems(ty: &Type) -> Vec<(&Type, String)> {
+    let mut problems = Vec::new();
+    collect_type_problems(ty, &mut problems);
+    problems
+}
+
+fn collect_type_problems<'t>(ty: &'t Type, problems: &mut Vec<(&'t Type, String)>) {
     const ADDRESS: &str = "an address means nothing in another process; store an index or an \
                            offset instead";
-    match ty {
-        Type::Array(array) => validate_type(&array.elem, errors),
-        Type::Group(group) => validate_type(&group.elem, errors),
-        Type::Paren(paren) => validate_type(&paren.elem, errors),
-        Type::Reference(_) => errors.add(
-            ty.span(),
-            format_args!("references are not allowed in an rtipc object: {ADDRESS}"),
-        ),
-        Type::Ptr(_) => errors.add(
-            ty.span(),
-            format_args!("raw pointers are not allowed in an rtipc object: {ADDRESS}"),
-        ),
-        Type::BareFn(_) => errors.add(
-            ty.span(),
-            format_args!("function pointers are not allowed in an rtipc object: {ADDRESS}"),
-        ),
+    let message = match ty {
+        Type::Array(array) => return collect_type_problems(&array.elem, problems),
+        Type::Group(group) => return collect_type_problems(&group.elem, problems),
+        Type::Paren(paren) => return collect_type_problems(&paren.elem, problems),
+        Type::Reference(_) => {
+            format!("references are not allowed in an rtipc object: {ADDRESS}")
+        }
+        Type::Ptr(_) => format!("raw pointers are not allowed in an rtipc object: {ADDRESS}"),
+        Type::BareFn(_) => {
+            format!("function pointers are not allowed in an rtipc object: {ADDRESS}")
+        }
         Type::Path(path) if path.qself.is_none() => {
             let segments = &path.path.segments;
             let Some(last) = segments.last() else { return };
@@ -156,8 +163,9 @@ fn validate_type(ty: &Type, errors: &mut Errors) {
                 }
                 _ => return,
             };
-            errors.add(ty.span(), message);
+            message.to_owned()
         }
-        _ => {}
-    }
+        _ => return,
+    };
+    problems.push((ty, message));
 }
