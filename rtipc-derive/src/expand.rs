@@ -22,9 +22,10 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         None => ident.to_string().trim_start_matches("r#").to_owned(),
     };
     let id = match input.attrs.id {
-        Some((id, span)) => {
-            let mut lit = Literal::u64_suffixed(id);
-            lit.set_span(span);
+        // Spanned on the macro call, not on the user's literal: the value is already checked,
+        // and lints about how the literal is written belong to the attribute, not to this one.
+        Some(id) => {
+            let lit = Literal::u64_suffixed(id);
             quote!(#lit)
         }
         None => quote!(::rtipc::__private::id_from_name(#name)),

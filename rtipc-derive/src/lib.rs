@@ -1,9 +1,9 @@
 //! `#[derive(Object)]` for rtipc. Use it through the `rtipc` crate, which re-exports it and
 //! documents it: see `rtipc::Object`.
 //!
-//! The derive works in three stages, one module each: [`parse`] reads the input into a small
-//! model, [`validate`] refuses everything that cannot be an object (reporting every problem at
-//! once, each spanned on its token), and [`expand`] emits the impls together with the trait
+//! The derive works in three stages, one module each: `parse` reads the input into a small
+//! model, `validate` refuses everything that cannot be an object (reporting every problem at
+//! once, each spanned on its token), and `expand` emits the impls together with the trait
 //! bounds and `const` assertions through which the compiler proves the rest.
 
 mod expand;
@@ -13,7 +13,7 @@ mod validate;
 use proc_macro2::TokenStream;
 use syn::DeriveInput;
 
-/// Derives `rtipc::Object` for a plain `#[repr(C)]` struct; documented on `rtipc::Object`.
+// Documented on its re-export, `rtipc::Object`, where the examples can use it.
 #[proc_macro_derive(Object, attributes(rtipc))]
 pub fn derive_object(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     let input = syn::parse_macro_input!(input as DeriveInput);

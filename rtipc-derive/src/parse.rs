@@ -88,8 +88,8 @@ pub(crate) enum ReprKind {
 /// The keys of `#[rtipc(...)]`.
 #[derive(Default)]
 pub(crate) struct Attrs {
-    /// `id = N`, with the span of `N`.
-    pub id: Option<(u64, Span)>,
+    /// `id = N`.
+    pub id: Option<u64>,
     /// `name = "..."`.
     pub name: Option<LitStr>,
 }
@@ -221,7 +221,7 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
             let value = ungroup(&name_value.value);
             if key == "id" {
                 match parse_id(value) {
-                    Ok(id) => out.id = Some((id, value.span())),
+                    Ok(id) => out.id = Some(id),
                     Err(error) => errors.push(error),
                 }
             } else {
