@@ -210,6 +210,14 @@ mod tests {
         assert_eq!(
             errors(parse_quote! {
                 #[repr(C)]
+                #[rtipc(name = "", id)]
+                struct A { x: u32 }
+            }),
+            ["`name` must not be empty", "expected `id = 42`"]
+        );
+        assert_eq!(
+            errors(parse_quote! {
+                #[repr(C)]
                 #[rtipc]
                 struct A { #[rtipc(id = 1)] x: u32 }
             }),
