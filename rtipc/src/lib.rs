@@ -18,7 +18,185 @@ pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use layout::{Direction, Kind};
 pub use object::Object;
-/// Derives [`Object`] for a plain `#[repr(C)]` struct.
+/// Derives [`Object`](trait@Object) for a plain struct, with its schema, id and fingerprint.
+///
+/// ```
+/// use rtipc::Object;
+///
+/// #[derive(Object)]
+/// #[repr(C)]
+/// struct JointState {
+///     position: [f64; 6],
+///     effort: [f32; 6],
+///     sequence: u32,
+///     mode: u16,
+///     _reserved: [u8; 2],
+/// }
+///
+/// #[derive(Object)]
+/// #[repr(C)]
+/// #[rtipc(id = 0x10, name = "arm.Command")]
+/// struct Command {
+///     target: JointState,
+///     deadline_ns: u64,
+/// }
+///
+/// // Everything is computed at compile time.
+/// const JOINT_STATE: u64 = <JointState as Object>::FINGERPRINT;
+///
+/// let schema = <JointState as Object>::SCHEMA;
+/// assert_eq!(schema.size, 80);
+/// assert_eq!(schema.fields()[2].name(), "sequence");
+/// assert_eq!(schema.fields()[2].offset, 72);
+/// assert_eq!(<JointState as Object>::ID, rtipc::schema::id_from_name("JointState"));
+/// assert_eq!(<Command as Object>::ID, 0x10);
+/// assert_eq!(<Command as Object>::SCHEMA.name(), "arm.Command");
+/// assert_ne!(<Command as Object>::FINGERPRINT, JOINT_STATE);
+///
+/// // `Object` implies `Copy`, and the derive implements it.
+/// let state = JointState::zeroed();
+/// let copy = state;
+/// assert_eq!(copy.as_bytes(), state.as_bytes());
+/// ```
+///
+/// # What it accepts
+///
+/// - A struct with at least one field, named or tuple (whose fields are named `"0"`, `"1"`, ...
+///   in the schema).
+/// - `#[repr(C)]` or `#[repr(transparent)]`, optionally with `align(N)`.
+/// - Fields of the fixed-width primitives `u8`, `u16`, `u32`, `u64`, `i8`, `i16`, `i32`,
+///   `i64`, `f32` and `f64`, of arrays `[T; N]` of allowed types (arrays of arrays too), and of
+///   other types that derive `Object`.
+/// - No padding: the fields must fill the struct, including the tail that `align(N)` adds.
+///   Order the fields from the largest alignment to the smallest, or add explicit fields such
+///   as `_reserved: [u8; 2]` where the compiler would pad.
+///
+/// Together these make every object plain bytes: valid for every bit pattern a peer may write,
+/// with no uninitialised bytes and no interior mutability, laid out the same in every build
+/// and on every target. The compiler proves the field types and the absence of padding: the
+/// derive emits the bounds and `const` assertions, so an error names the offending field type
+/// or struct.
+///
+/// The derive also implements [`Clone`] and [`Copy`], which [`Object`](trait@Object) requires:
+/// do not derive them as well.
+///
+/// # Attributes
+///
+/// `#[rtipc(id = N, name = "...")]`, both keys optional, in one attribute or several; each key
+/// may be given once.
+///
+/// - `id = N`, an integer literal that fits in a `u64`, sets [`Object::ID`]. Without it, the id
+///   is [`schema::id_from_name`] of the type's name: a stable 64-bit hash of the name alone,
+///   not of its module path, so the same declaration in two crates gets the same id. Two
+///   object types of the same name that share a channel need an explicit `id` or `name`.
+/// - `name = "..."` sets the name in the [`Schema`](schema::Schema) (and so the default id);
+///   without it, the name is the struct's identifier.
+///
+/// The [fingerprint](schema::fingerprint) covers the size, the alignment and, for every field,
+/// its name, offset, size and type, recursing into arrays and nested objects; it does not
+/// cover the type's name. Renaming the struct keeps the fingerprint (but changes the default
+/// id); renaming, reordering or retyping a field, or changing an array's length, changes it.
+///
+/// # What it refuses
+///
+/// Each of these is a compile error spanned on what is wrong, and all of them are reported at
+/// once.
+///
+/// A struct without `#[repr(C)]` or `#[repr(transparent)]`, whose field order the compiler may
+/// change (`#[repr(packed)]`, `#[repr(Rust)]` and `#[repr(u8)]` and the like are refused too):
+///
+/// ```compile_fail
+/// #[derive(rtipc::Object)]
+/// struct Pose {
+///     x: f32,
+///     y: f32,
+/// }
+/// ```
+///
+/// `bool` and `char`, which are not valid for every bit pattern:
+///
+/// ```compile_fail
+/// #[derive(rtipc::Object)]
+/// #[repr(C)]
+/// struct Flags {
+///     enabled: bool,
+///     level: u8,
+/// }
+/// ```
+///
+/// `usize` and `isize`, whose size differs between a 32-bit and a 64-bit peer, also inside
+/// arrays:
+///
+/// ```compile_fail
+/// #[derive(rtipc::Object)]
+/// #[repr(C)]
+/// struct Counts {
+///     per_bucket: [usize; 4],
+/// }
+/// ```
+///
+/// References, raw pointers and function pointers, which mean nothing in another process:
+///
+/// ```compile_fail
+/// #[derive(rtipc::Object)]
+/// #[repr(C)]
+/// struct Named {
+///     name: &'static str,
+/// }
+/// ```
+///
+/// Any other field type that is not one of the allowed ones, such as `String` or a struct that
+/// does not derive `Object`:
+///
+/// ```compile_fail,E0277
+/// #[derive(rtipc::Object)]
+/// #[repr(C)]
+/// struct Message {
+///     text: String,
+/// }
+/// ```
+///
+/// Padding bytes, which would be uninitialised; here 3 bytes after `flag`:
+///
+/// ```compile_fail,E0080
+/// #[derive(rtipc::Object)]
+/// #[repr(C)]
+/// struct Sample {
+///     flag: u8,
+///     value: u32,
+/// }
+/// ```
+///
+/// Type, const and lifetime parameters, since an object's layout is fixed:
+///
+/// ```compile_fail
+/// #[derive(rtipc::Object)]
+/// #[repr(C)]
+/// struct Sample<T> {
+///     value: T,
+/// }
+/// ```
+///
+/// Enums and unions, structs without fields, and unknown, repeated or malformed `#[rtipc]`
+/// keys:
+///
+/// ```compile_fail
+/// #[derive(rtipc::Object)]
+/// #[repr(u8)]
+/// enum Mode {
+///     Idle,
+///     Running,
+/// }
+/// ```
+///
+/// ```compile_fail
+/// #[derive(rtipc::Object)]
+/// #[repr(C)]
+/// #[rtipc(id = "pose", version = 2)]
+/// struct Pose {
+///     x: f32,
+/// }
+/// ```
 pub use rtipc_derive::Object;
 #[cfg(not(loom))]
 pub use segment::{ChannelSpec, Segment, SegmentBuilder, Side};
@@ -38,4 +216,20 @@ pub mod __private {
 
     /// The token that seals [`Object`](crate::Object): only generated code names it.
     pub struct Sealed;
+
+    /// `ty` by value, for the `ty` of a [`Field`] in a generated schema.
+    ///
+    /// [`FieldType`] is not `Copy` (a decoded schema owns its links), so a generated schema cannot
+    /// copy `<T as FieldKind>::TYPE` out of its reference. A `'static` field type can be rebuilt
+    /// instead, linking to the same `'static` sub-types, in safe `const` code.
+    pub const fn field_type(ty: &'static FieldType) -> FieldType {
+        match ty {
+            FieldType::Primitive(p) => FieldType::Primitive(*p),
+            FieldType::Array { elem, len } => FieldType::Array {
+                elem: Link::Static(elem.get()),
+                len: *len,
+            },
+            FieldType::Object(schema) => FieldType::Object(Link::Static(schema.get())),
+        }
+    }
 }

@@ -1,0 +1,171 @@
+//! Stage 2: refuse what cannot be an rtipc object, each problem spanned on its token.
+//!
+//! What can be decided from the syntax is decided here: the item's kind, generics, `#[repr]`,
+//! and field types that are never allowed (`bool`, `char`, `usize`, `isize`, references and
+//! pointers), even inside arrays. The rest is proven by the compiler from what
+//! [`expand`](crate::expand) emits: every field type implements the sealed `FieldKind` trait,
+//! and a `const` assertion checks that there is no padding.
+
+use syn::{GenericParam, Type};
+
+use crate::parse::{Errors, Input, ReprKind, Shape};
+
+pub(crate) const NEEDS_REPR: &str =
+    "`#[derive(Object)]` requires `#[repr(C)]` or `#[repr(transparent)]`";
+
+pub(crate) fn validate(input: &Input<'_>, errors: &mut Errors) {
+    let fields = match &input.shape {
+        Shape::Struct(fields) => fields,
+        Shape::Enum(span) => {
+            errors.add(
+                *span,
+                "`#[derive(Object)]` does not support enums: a peer may write any value, and \
+                 not every value is a valid variant; use a struct with an integer field",
+            );
+            return;
+        }
+        Shape::Union(span) => {
+            errors.add(
+                *span,
+                "`#[derive(Object)]` does not support unions: some of their bytes may be \
+                 uninitialised; use a struct",
+            );
+            return;
+        }
+    };
+    validate_generics(input, errors);
+    validate_repr(input, errors);
+    if fields.is_empty() {
+        errors.add(
+            input.ident.span(),
+            "`#[derive(Object)]` requires at least one field",
+        );
+    }
+    for field in fields {
+        for attr in &field.rtipc_attrs {
+            errors.add_spanned(
+                attr,
+                "`#[rtipc(...)]` is not allowed on a field; put it on the struct",
+            );
+        }
+        validate_type(field.ty, errors);
+    }
+}
+
+fn validate_generics(input: &Input<'_>, errors: &mut Errors) {
+    for param in &input.generics.params {
+        let message = match param {
+            GenericParam::Lifetime(_) => {
+                "`#[derive(Object)]` does not support lifetime parameters: an object cannot \
+                 borrow anything"
+            }
+            GenericParam::Type(_) => {
+                "`#[derive(Object)]` does not support type parameters: an object's layout must \
+                 be fixed; declare one struct per concrete type"
+            }
+            GenericParam::Const(_) => {
+                "`#[derive(Object)]` does not support const parameters: an object's layout must \
+                 be fixed; use a named constant for the length instead"
+            }
+        };
+        errors.add_spanned(param, message);
+    }
+    if let Some(where_clause) = &input.generics.where_clause {
+        errors.add_spanned(
+            where_clause,
+            "`#[derive(Object)]` does not support `where` clauses",
+        );
+    }
+}
+
+fn validate_repr(input: &Input<'_>, errors: &mut Errors) {
+    let mut has_layout = false;
+    let mut refused_layout = false;
+    for item in &input.repr {
+        match &item.kind {
+            ReprKind::C | ReprKind::Transparent => has_layout = true,
+            ReprKind::Align => {}
+            ReprKind::Packed => errors.add_spanned(
+                &item.tokens,
+                "`#[derive(Object)]` does not allow `#[repr(packed)]`: fields must be aligned; \
+                 remove it and reorder the fields or add explicit padding fields",
+            ),
+            ReprKind::Other(name) => {
+                refused_layout = true;
+                errors.add_spanned(
+                    &item.tokens,
+                    format_args!("`#[repr({name})]` is not allowed here; {NEEDS_REPR}"),
+                );
+            }
+        }
+    }
+    if !has_layout && !refused_layout {
+        errors.add(
+            input.ident.span(),
+            format_args!("{NEEDS_REPR}: the default representation may reorder fields"),
+        );
+    }
+}
+
+/// Refuses field types that are never allowed, looking into arrays.
+fn validate_type(ty: &Type, errors: &mut Errors) {
+    for (ty, message) in type_problems(ty) {
+        errors.add_spanned(ty, message);
+    }
+}
+
+/// The parts of `ty` that are never allowed in an object, each with the reason.
+pub(crate) fn type_problems(ty: &Type) -> Vec<(&Type, String)> {
+    let mut problems = Vec::new();
+    collect_type_problems(ty, &mut problems);
+    problems
+}
+
+fn collect_type_problems<'t>(ty: &'t Type, problems: &mut Vec<(&'t Type, String)>) {
+    const ADDRESS: &str = "an address means nothing in another process; store an index or an \
+                           offset instead";
+    let message = match ty {
+        Type::Array(array) => return collect_type_problems(&array.elem, problems),
+        Type::Group(group) => return collect_type_problems(&group.elem, problems),
+        Type::Paren(paren) => return collect_type_problems(&paren.elem, problems),
+        Type::Reference(_) => {
+            format!("references are not allowed in an rtipc object: {ADDRESS}")
+        }
+        Type::Ptr(_) => format!("raw pointers are not allowed in an rtipc object: {ADDRESS}"),
+        Type::BareFn(_) => {
+            format!("function pointers are not allowed in an rtipc object: {ADDRESS}")
+        }
+        Type::Path(path) if path.qself.is_none() => {
+            let segments = &path.path.segments;
+            let Some(last) = segments.last() else { return };
+            // `usize`, or `core::primitive::usize` and the like.
+            let primitive = segments.len() == 1
+                || segments.len() >= 2 && segments[segments.len() - 2].ident == "primitive";
+            if !primitive || !last.arguments.is_empty() {
+                return;
+            }
+            let message = match last.ident.to_string().as_str() {
+                "bool" => {
+                    "`bool` is not allowed in an rtipc object: only 0 and 1 are valid, and a \
+                     peer may write any byte; use `u8`"
+                }
+                "char" => {
+                    "`char` is not allowed in an rtipc object: not every `u32` is a valid \
+                     `char`, and a peer may write any value; use `u32`"
+                }
+                "usize" => {
+                    "`usize` is not allowed in an rtipc object: its size depends on the \
+                     target; use `u32` or `u64`"
+                }
+                "isize" => {
+                    "`isize` is not allowed in an rtipc object: its size depends on the \
+                     target; use `i32` or `i64`"
+                }
+                _ => return,
+            };
+            message.to_owned()
+        }
+        _ => return,
+    };
+    problems.push((ty, message));
+}

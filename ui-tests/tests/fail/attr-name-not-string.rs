@@ -1,0 +1,10 @@
+use rtipc::Object;
+
+#[derive(Object)]
+#[repr(C)]
+#[rtipc(name = Pose2)]
+struct Pose {
+    x: f32,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use rtipc::Object;
+
+#[derive(Object)]
+#[repr(C)]
+struct Buffer {
+    data: *const u8,
+    len: u64,
+}
+
+fn main() {}

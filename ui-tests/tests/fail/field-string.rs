@@ -1,0 +1,10 @@
+use rtipc::Object;
+
+#[derive(Object)]
+#[repr(C)]
+struct Message {
+    id: u64,
+    text: String,
+}
+
+fn main() {}

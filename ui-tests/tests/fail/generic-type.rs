@@ -1,0 +1,9 @@
+use rtipc::Object;
+
+#[derive(Object)]
+#[repr(C)]
+struct Sample<T> {
+    value: T,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+use rtipc::Object;
+
+#[derive(Object)]
+#[repr(C)]
+struct Nothing {}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use rtipc::Object;
+
+#[derive(Object)]
+#[repr(Rust)]
+struct Pose {
+    x: f32,
+    y: f32,
+}
+
+fn main() {}
