@@ -41,7 +41,7 @@ fn until(child: &mut Child, limit: Duration, mut f: impl FnMut() -> bool) {
     let mut n = 0u64;
     while !f() {
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             if let Some(status) = child.try_wait().expect("wait") {
                 // The peer is done; give the data one last chance to arrive.
                 if f() {
@@ -70,7 +70,10 @@ fn million_updates_of_4k_are_never_torn() {
             None => empty += 1,
             Some(s) if s.is_new() => {
                 let seq = s.seq();
-                assert!(seq > last, "update numbers must strictly increase: {seq} after {last}");
+                assert!(
+                    seq > last,
+                    "update numbers must strictly increase: {seq} after {last}"
+                );
                 assert_eq!(s.skipped(), seq - last - 1, "skipped count");
                 if !big_ok(&s, seq) {
                     torn += 1;
@@ -187,7 +190,7 @@ fn data_path_makes_no_system_call() {
     let mut peer = spawn_peer("seccomp", &name, ROUNDS);
     let mut seq = 1;
     let mut last_up = 0;
-    let status = loop {
+    loop {
         seq += 1;
         down.publish_copy(&small(seq, TAG_DOWN)).unwrap();
         if let Some(s) = up.fetch().unwrap() {
@@ -196,14 +199,17 @@ fn data_path_makes_no_system_call() {
                 last_up = s.seq;
             }
         }
-        if seq % 1024 == 0 {
-            if let Some(status) = peer.try_wait().unwrap() {
-                break status;
-            }
+        if seq % 1024 == 0 && peer.try_wait().unwrap().is_some() {
+            break;
         }
-    };
+    }
+    let status = peer.wait().unwrap();
     // A process killed by seccomp has no exit code (SIGKILL).
-    assert_eq!(status.code(), Some(0), "peer under seccomp strict mode: {status}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "peer under seccomp strict mode: {status}"
+    );
     let s = up.fetch().unwrap().expect("the peer published");
     assert_eq!(s.seq(), ROUNDS, "every publish of the peer went through");
     assert!(small_ok(&s, TAG_UP));

@@ -62,6 +62,17 @@ pub enum Error {
         /// The object's id.
         id: u64,
     },
+    /// The channel carries an object of this type name, but under another id.
+    IdMismatch {
+        /// The channel.
+        channel: String,
+        /// The object's type name.
+        object: String,
+        /// Our id for it.
+        ours: u64,
+        /// The id in the segment.
+        theirs: u64,
+    },
     /// The peer's schema of an object differs from ours.
     SchemaMismatch {
         /// The channel carrying the object.
@@ -172,6 +183,16 @@ impl fmt::Display for Error {
                 f,
                 "channel `{channel}` carries no object `{object}` (id {id:#018x}); check that \
                  both sides declare it in this channel"
+            ),
+            Error::IdMismatch {
+                channel,
+                object,
+                ours,
+                theirs,
+            } => write!(
+                f,
+                "channel `{channel}` carries `{object}` with id {theirs:#018x}, but this build \
+                 gives it id {ours:#018x}; make both sides use the same `#[rtipc(id = ...)]`"
             ),
             Error::SchemaMismatch {
                 channel,

@@ -4,24 +4,57 @@
 //! | Header | Channel table | Buffers (control blocks + slots) | Metadata |
 //! ```
 //!
-//! * **Header** ([`Header`], 128 bytes at offset 0): magic, layout version, sizes and offsets of
-//!   the other parts, the cache-line size the layout was built with, the creator's pid and a
-//!   creation token. The peer follows the recorded cache-line size, never its own detection.
-//! * **Channel table**: `channel_count` [`ChannelEntry`]s, each padded to `entry_size` bytes (a
-//!   multiple of the cache line).
-//! * **Buffers**: per channel a control block (cache-line sized lines holding the claim words
-//!   and the protocol's atomics, producer-written and consumer-written words on lines of their
-//!   own) and its slots (cache-line aligned and sized).
-//! * **Metadata**: per channel its [`ObjectDesc`]s, the encoded schemas, the channel names and
-//!   optional user metadata.
+//! Everything the peer needs to check compatibility is inside the segment, so a third program
+//! can read it too. All integers are little-endian fixed-width `u32`/`u64`, every struct is
+//! `#[repr(C)]` without padding; offsets below are in bytes.
 //!
-//! All integers are little-endian fixed-width (`u32`/`u64`), every struct is `#[repr(C)]`
-//! without padding and read through zerocopy. Everything the creator writes is immutable once
-//! the header's `ready` word is set; the only words written afterwards are in control blocks.
+//! **Header** (128 bytes at offset 0):
 //!
-//! [`Layout::parse`] validates a copy of the header, table and metadata with checked arithmetic
-//! and returns the in-process description that every handle uses afterwards, so nothing in the
-//! table is read twice from shared memory.
+//! | offset | field | |
+//! |---|---|---|
+//! | 0 | `magic: u64` | `b"RTIPCSG1"` |
+//! | 8 | `version: u32` | 1 |
+//! | 12 | `header_size: u32` | 128 |
+//! | 16 | `ready: u32` | `0x52454459` once the creator has finished (stored last, release) |
+//! | 20 | `cache_line: u32` | the line size the layout aligns to; the peer follows it |
+//! | 24 | `segment_size: u64` | at most the mapped size |
+//! | 32 | `channel_count: u32` | at most [`MAX_CHANNELS`] |
+//! | 36 | `entry_size: u32` | stride of table entries, a multiple of the cache line |
+//! | 40 | `table_offset: u64` | |
+//! | 48 | `buffers_offset: u64`, 56 `buffers_len: u64` | |
+//! | 64 | `metadata_offset: u64`, 72 `metadata_len: u64` | |
+//! | 80 | `creator_pid: u32`, 84 `flags: u32` (0) | |
+//! | 88 | `creation_token: u64` | the creator's start time, so a reused pid is not mistaken for it |
+//! | 96 | `reserved: [u64; 4]` | zero |
+//!
+//! **Channel table entry** (128 bytes, padded to `entry_size`):
+//!
+//! | offset | field |
+//! |---|---|
+//! | 0 | `kind: u32` (1 state, 2 queue), 4 `direction: u32` (1 creator to peer, 2 peer to creator) |
+//! | 8 | `slot_count: u32`, 12 `object_count: u32` |
+//! | 16 | `slot_size: u64` (where the last object ends), 24 `slot_stride: u64` (rounded up to the cache line) |
+//! | 32 | `buffer_offset: u64`, 40 `buffer_len: u64` (= stride × count) |
+//! | 48 | `ctrl_offset: u64`, 56 `ctrl_len: u64` (control block: whole cache lines, followed directly by the slots) |
+//! | 64 | `objects_offset: u64` (the channel's object descriptors) |
+//! | 72 | `name_offset: u64`, 80 `name_len: u32`, 84 `notify: u32` |
+//! | 88 | `user_meta_offset: u64`, 96 `user_meta_len: u64` |
+//! | 104 | `reserved: [u64; 3]` (zero) |
+//!
+//! **Object descriptor** (64 bytes): `id: u64`, `fingerprint: u64`, `offset: u64` (in the
+//! slot), `size: u64`, `align: u64`, `schema_offset: u64`, `schema_len: u64` (the schema in
+//! [`schema::encode`]'s format), `reserved: u64`.
+//!
+//! A control block's first line holds the claim words (the pid of the process holding the
+//! producer end at +0, of the consumer end at +8); its other lines belong to the channel kind's
+//! protocol, with producer-written and consumer-written words on lines of their own. Everything
+//! outside control blocks and slots is immutable once `ready` is set.
+//!
+//! A peer validates a copy of the header, the table and the metadata with checked arithmetic
+//! (every range inside the segment, slots and control blocks pairwise disjoint, counts and
+//! lengths bounded, alignments powers of two, schemas decodable and matching their
+//! fingerprints), and from then on uses only that validated copy, so nothing in the table is
+//! read twice from shared memory.
 
 use std::collections::HashSet;
 
@@ -50,7 +83,7 @@ pub const MAX_USER_META: u64 = 64 * 1024;
 /// Largest supported cache-line size (and object alignment).
 pub const MAX_CACHE_LINE: u32 = 4096;
 
-/// Kinds of channel, as recorded in [`ChannelEntry::kind`].
+/// Kinds of channel, as recorded in a channel table entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// Latest-value triple buffer.
@@ -202,16 +235,12 @@ pub(crate) struct ObjectInfo {
 /// One channel, as validated from the segment.
 #[derive(Clone, Debug)]
 pub(crate) struct ChannelInfo {
-    pub index: u32,
     pub name: String,
     pub kind: Kind,
     pub direction: Direction,
-    pub slot_count: u32,
-    pub slot_size: u64,
     pub slot_stride: u64,
     pub buffer_offset: u64,
     pub ctrl_offset: u64,
-    pub notify: u32,
     pub objects: Vec<ObjectInfo>,
     pub user_meta: Vec<u8>,
 }
@@ -252,9 +281,9 @@ struct Bytes<'a> {
 impl Bytes<'_> {
     /// The range `offset..offset + len`, or an error naming `field`.
     fn range(&self, field: &str, offset: u64, len: u64) -> Result<&[u8]> {
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| Error::corrupt(field, offset, format!("offset + length {len} overflows")))?;
+        let end = offset.checked_add(len).ok_or_else(|| {
+            Error::corrupt(field, offset, format!("offset + length {len} overflows"))
+        })?;
         if end > self.bytes.len() as u64 {
             return Err(Error::corrupt(
                 field,
@@ -291,9 +320,9 @@ fn check_within(
     region_start: u64,
     region_len: u64,
 ) -> Result<()> {
-    let end = offset
-        .checked_add(len)
-        .ok_or_else(|| Error::corrupt(field(), offset, format!("offset + length {len} overflows")))?;
+    let end = offset.checked_add(len).ok_or_else(|| {
+        Error::corrupt(field(), offset, format!("offset + length {len} overflows"))
+    })?;
     let region_end = region_start + region_len; // checked when the header was validated
     if offset < region_start || end > region_end {
         return Err(Error::corrupt(
@@ -324,7 +353,12 @@ impl Layout {
         }
         let h: Header = b.read("header", 0)?;
         let hf = |name: &str| format!("header.{name}");
-        check(h.magic == MAGIC, || hf("magic"), h.magic, "not an rtipc segment")?;
+        check(
+            h.magic == MAGIC,
+            || hf("magic"),
+            h.magic,
+            "not an rtipc segment",
+        )?;
         if h.version != VERSION {
             return Err(Error::UnsupportedVersion {
                 found: h.version,
@@ -363,7 +397,12 @@ impl Layout {
             "smaller than the header",
         )?;
         let size = h.segment_size;
-        check(h.flags == 0, || hf("flags"), h.flags.into(), "unknown flags")?;
+        check(
+            h.flags == 0,
+            || hf("flags"),
+            h.flags.into(),
+            "unknown flags",
+        )?;
         check(
             h.reserved == [0; 4],
             || hf("reserved"),
@@ -386,19 +425,47 @@ impl Layout {
         let table_len = u64::from(h.channel_count) * u64::from(h.entry_size);
         // The four parts must follow one another in order and stay inside the segment.
         let parts = [
-            ("table_offset", h.table_offset, table_len),
-            ("buffers_offset", h.buffers_offset, h.buffers_len),
-            ("metadata_offset", h.metadata_offset, h.metadata_len),
+            (
+                "table_offset",
+                h.table_offset,
+                "channel_count",
+                table_len,
+                u64::from(h.channel_count),
+            ),
+            (
+                "buffers_offset",
+                h.buffers_offset,
+                "buffers_len",
+                h.buffers_len,
+                h.buffers_len,
+            ),
+            (
+                "metadata_offset",
+                h.metadata_offset,
+                "metadata_len",
+                h.metadata_len,
+                h.metadata_len,
+            ),
         ];
         let mut prev_end = HEADER_SIZE;
-        for (name, off, len) in parts {
-            check(off % cl == 0, || hf(name), off, "not aligned to the cache line")?;
-            check(off >= prev_end, || hf(name), off, "overlaps the previous part")?;
-            let end = off
-                .checked_add(len)
-                .ok_or_else(|| Error::corrupt(hf(name), off, "offset + length overflows"))?;
-            check(end <= size, || hf(name), off, "part extends past segment_size")?;
-            prev_end = end;
+        for (name, off, len_name, len, shown) in parts {
+            check(
+                off % cl == 0,
+                || hf(name),
+                off,
+                "not aligned to the cache line",
+            )?;
+            check(
+                off >= prev_end,
+                || hf(name),
+                off,
+                "overlaps the previous part",
+            )?;
+            check(off <= size, || hf(name), off, "lies past segment_size")?;
+            let end = off.checked_add(len).filter(|&end| end <= size);
+            prev_end = end.ok_or_else(|| {
+                Error::corrupt(hf(len_name), shown, "the part extends past segment_size")
+            })?;
         }
 
         let mut channels = Vec::with_capacity(h.channel_count as usize);
@@ -430,12 +497,17 @@ impl Layout {
                 h.metadata_offset,
                 h.metadata_len,
             )?;
-            let name = std::str::from_utf8(b.range(&ef("name"), e.name_offset, e.name_len.into())?)
-                .map_err(|_| Error::corrupt(ef("name"), e.name_offset, "not valid UTF-8"))?
-                .to_owned();
+            let name =
+                std::str::from_utf8(b.range(&ef("name"), e.name_offset, e.name_len.into())?)
+                    .map_err(|_| Error::corrupt(ef("name"), e.name_offset, "not valid UTF-8"))?
+                    .to_owned();
             let cf = |field: &str| format!("channel[{i}] `{name}`.{field}");
             if !names.insert(name.clone()) {
-                return Err(Error::corrupt(cf("name"), e.name_offset, "duplicate channel name"));
+                return Err(Error::corrupt(
+                    cf("name"),
+                    e.name_offset,
+                    "duplicate channel name",
+                ));
             }
             // Slots.
             match kind {
@@ -452,7 +524,12 @@ impl Layout {
                     "a queue has between 2 and 1048576 slots",
                 )?,
             }
-            check(e.slot_size >= 1, || cf("slot_size"), e.slot_size, "must not be 0")?;
+            check(
+                e.slot_size >= 1,
+                || cf("slot_size"),
+                e.slot_size,
+                "must not be 0",
+            )?;
             check(
                 Some(e.slot_stride) == align_up(e.slot_size, cl),
                 || cf("slot_stride"),
@@ -476,7 +553,7 @@ impl Layout {
                 &format!("must be slot_stride * slot_count = {buffer_len}"),
             )?;
             check(
-                e.buffer_offset % cl == 0,
+                e.buffer_offset.is_multiple_of(cl),
                 || cf("buffer_offset"),
                 e.buffer_offset,
                 "not aligned to the cache line",
@@ -497,7 +574,7 @@ impl Layout {
                 &format!("must be {ctrl_len} for this kind and cache line"),
             )?;
             check(
-                e.ctrl_offset % cl == 0,
+                e.ctrl_offset.is_multiple_of(cl),
                 || cf("ctrl_offset"),
                 e.ctrl_offset,
                 "not aligned to the cache line",
@@ -518,7 +595,12 @@ impl Layout {
             )?;
             ranges.push((e.buffer_offset, e.buffer_len, cf("buffer_offset")));
             ranges.push((e.ctrl_offset, e.ctrl_len, cf("ctrl_offset")));
-            check(e.notify <= 1, || cf("notify"), e.notify.into(), "unknown flags")?;
+            check(
+                e.notify <= 1,
+                || cf("notify"),
+                e.notify.into(),
+                "unknown flags",
+            )?;
             // User metadata.
             check(
                 e.user_meta_len <= MAX_USER_META,
@@ -582,9 +664,14 @@ impl Layout {
                     "larger than the segment's cache line, so slots cannot honour it",
                 )?;
                 check(d.size >= 1, || of("size"), d.size, "must not be 0")?;
-                check(d.reserved == 0, || of("reserved"), d.reserved, "must be zero")?;
                 check(
-                    d.offset % d.align == 0,
+                    d.reserved == 0,
+                    || of("reserved"),
+                    d.reserved,
+                    "must be zero",
+                )?;
+                check(
+                    d.offset.is_multiple_of(d.align),
                     || of("offset"),
                     d.offset,
                     "not a multiple of the object's alignment",
@@ -597,7 +684,10 @@ impl Layout {
                     end <= e.slot_size,
                     || of("offset"),
                     d.offset,
-                    &format!("object ends at {end}, past the slot's {} bytes", e.slot_size),
+                    &format!(
+                        "object ends at {end}, past the slot's {} bytes",
+                        e.slot_size
+                    ),
                 )?;
                 for (k, other) in objects.iter().enumerate() {
                     let disjoint = end <= other.offset || other.offset + other.size <= d.offset;
@@ -662,16 +752,12 @@ impl Layout {
                 &format!("must be where the last object ends ({objects_end})"),
             )?;
             channels.push(ChannelInfo {
-                index: i,
                 name,
                 kind,
                 direction,
-                slot_count: e.slot_count,
-                slot_size: e.slot_size,
                 slot_stride: e.slot_stride,
                 buffer_offset: e.buffer_offset,
                 ctrl_offset: e.ctrl_offset,
-                notify: e.notify,
                 objects,
                 user_meta,
             });

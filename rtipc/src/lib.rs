@@ -1,8 +1,69 @@
 //! rtipc: zero-copy, wait-free inter-process communication over shared memory, with schemas
 //! checked field by field when a peer attaches.
+//!
+//! ```
+//! use std::os::fd::AsFd;
+//! use rtipc::{Direction, Object, Segment, StateConsumer, StateProducer};
+//!
+//! #[derive(Object)]
+//! #[repr(C)]
+//! struct JointState {
+//!     position: [f64; 6],
+//!     torque: [f32; 6],
+//!     time_ms: u64,
+//! }
+//!
+//! // The creator declares its channels and creates the segment (here an anonymous memfd; use
+//! // `.create("name")` for named POSIX shared memory).
+//! let creator = Segment::builder()
+//!     .state::<JointState>("arm/joints", Direction::CreatorToPeer)
+//!     .create_anonymous()?;
+//! let mut tx = StateProducer::<JointState>::new(&creator, "arm/joints")?;
+//!
+//! // The peer attaches from the fd (normally in another process, which received it over a
+//! // unix socket or inherited it), checking the whole segment and `JointState`'s schema.
+//! let peer = Segment::from_fd(creator.as_fd().try_clone_to_owned().unwrap())?;
+//! let mut rx = StateConsumer::<JointState>::new(&peer, "arm/joints")?;
+//! assert!(rx.fetch()?.is_none(), "nothing published yet");
+//!
+//! // Write in place, publish with one atomic swap.
+//! let mut state = tx.write()?;
+//! state.position = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+//! state.time_ms = 1;
+//! state.publish()?;
+//! tx.publish_copy(&JointState { position: [1.0; 6], torque: [2.0; 6], time_ms: 2 })?;
+//!
+//! // Fetch with one atomic swap and read in place: the newest update, and what was skipped.
+//! let s = rx.fetch()?.expect("published");
+//! assert!(s.is_new());
+//! assert_eq!((s.seq(), s.skipped(), s.time_ms), (2, 1, 2));
+//! assert_eq!(s.torque[5], 2.0);
+//! drop(s);
+//! assert!(!rx.fetch()?.expect("still there").is_new(), "nothing new since");
+//! # Ok::<(), rtipc::Error>(())
+//! ```
+//!
+//! * [`derive@Object`] turns a `#[repr(C)]` struct into a channel object with a compile-time
+//!   [`schema`], id and fingerprint.
+//! * [`Segment`] creates (with [`Segment::builder`]) or attaches to ([`Segment::open`],
+//!   [`Segment::from_fd`]) a shared-memory segment; [`layout`] documents its bytes.
+//! * [`StateProducer`] / [`StateConsumer`] (and [`StateWriter`] / [`StateReader`] for channels
+//!   carrying several objects) are the two ends of a [`state`] channel.
+//! * Every fallible call returns [`Result`]`<_, `[`Error`]`>`; nothing a peer writes into the
+//!   segment makes rtipc panic or read out of bounds.
+//!
+//! # Trust model
+//!
+//! The peer is a cooperating program that may be buggy or built from another version. Nothing
+//! it writes into the segment can make this process read out of bounds, see an invalid value
+//! (every object is valid for any bit pattern), panic or hang: the header, table and schemas are
+//! validated once at attach and never read again, and every index word is validated on every
+//! fetch and publish. A peer that ignores the protocol (writing into a slot it does not own) can
+//! only make the data it shares wrong.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(loom, allow(dead_code))]
 
 pub mod error;
 #[cfg(not(loom))]

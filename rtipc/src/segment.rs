@@ -25,9 +25,9 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    align_up, ChannelEntry, ChannelInfo, Direction, Header, Kind, Layout, ObjectDesc,
-    HEADER_SIZE, MAGIC, MAX_CACHE_LINE, MAX_CHANNELS, MAX_CHANNEL_NAME, MAX_OBJECTS, MAX_SLOTS,
-    MAX_USER_META, READY, READY_OFFSET, VERSION,
+    align_up, ChannelEntry, ChannelInfo, Direction, Header, Kind, Layout, ObjectDesc, HEADER_SIZE,
+    MAGIC, MAX_CACHE_LINE, MAX_CHANNELS, MAX_CHANNEL_NAME, MAX_OBJECTS, MAX_SLOTS, MAX_USER_META,
+    READY, READY_OFFSET, VERSION,
 };
 use crate::schema::{self, Schema};
 use crate::Object;
@@ -129,7 +129,7 @@ impl Mapping {
     /// The atomic word at `offset`, which must be 8-aligned and inside the mapping.
     pub(crate) fn atomic_u64(&self, offset: u64) -> &AtomicU64 {
         let p = self.ptr(offset, 8);
-        assert!((p as usize) % 8 == 0, "misaligned atomic");
+        assert!((p as usize).is_multiple_of(8), "misaligned atomic");
         // SAFETY: `p` is inside the mapping, 8-aligned, and lives as long as `self`; every
         // process accesses this word only atomically.
         unsafe { &*(p as *const AtomicU64) }
@@ -138,7 +138,7 @@ impl Mapping {
     /// The atomic word at `offset`, which must be 4-aligned and inside the mapping.
     pub(crate) fn atomic_u32(&self, offset: u64) -> &AtomicU32 {
         let p = self.ptr(offset, 4);
-        assert!((p as usize) % 4 == 0, "misaligned atomic");
+        assert!((p as usize).is_multiple_of(4), "misaligned atomic");
         // SAFETY: as for `atomic_u64`, with 4-byte alignment.
         unsafe { &*(p as *const AtomicU32) }
     }
@@ -316,8 +316,7 @@ impl SegmentBuilder {
 
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
-        if !self.cache_line.is_power_of_two() || !(16..=MAX_CACHE_LINE).contains(&self.cache_line)
-        {
+        if !self.cache_line.is_power_of_two() || !(16..=MAX_CACHE_LINE).contains(&self.cache_line) {
             return bad(format!(
                 "cache line {} must be a power of two between 16 and 4096",
                 self.cache_line
@@ -506,7 +505,7 @@ impl SegmentBuilder {
         // Copy everything but the buffers (which are zero in a fresh mapping).
         let h = &layout.header;
         let map = Arc::new(map);
-        let mut write = |off: u64, len: u64| {
+        let write = |off: u64, len: u64| {
             let dst = map.ptr(off, len);
             // SAFETY: `dst..dst + len` is inside the mapping (checked by `ptr`) and the
             // segment is not yet visible to any other process (ready is 0, or it is an
@@ -608,7 +607,7 @@ impl SegmentBuilder {
 }
 
 fn pad8(v: &mut Vec<u8>) {
-    while v.len() % 8 != 0 {
+    while !v.len().is_multiple_of(8) {
         v.push(0);
     }
 }
@@ -939,6 +938,18 @@ impl ChannelRef {
         let c = &self.info;
         let object = T::SCHEMA.name().to_owned();
         let Some(o) = c.objects.iter().find(|o| o.id == T::ID) else {
+            if let Some(o) = c
+                .objects
+                .iter()
+                .find(|o| o.schema.name() == T::SCHEMA.name())
+            {
+                return Err(Error::IdMismatch {
+                    channel: c.name.clone(),
+                    object,
+                    ours: T::ID,
+                    theirs: o.id,
+                });
+            }
             return Err(Error::ObjectNotFound {
                 channel: c.name.clone(),
                 object,

@@ -9,7 +9,7 @@
 //!   subset of its objects (the object mapper).
 //!
 //! Every index word read from shared memory is checked on every publish and fetch; a word that
-//! breaks the protocol is an [`Error::Corrupt`] and the handle refuses further use, never an
+//! breaks the protocol is an [`Error::Corrupt`](crate::Error::Corrupt) and the handle refuses further use, never an
 //! out-of-bounds access.
 
 pub(crate) mod protocol;

@@ -59,7 +59,9 @@ fn multi(name: &str, count: u64) -> i32 {
     while last_small < count || last_big < count || sent < count {
         if sent < count {
             sent += 1;
-            up_small.publish_copy(&small(sent, TAG_UP)).expect("publish");
+            up_small
+                .publish_copy(&small(sent, TAG_UP))
+                .expect("publish");
             let mut g = up_mid.write().expect("write");
             mid_fill(&mut g, sent);
             g.publish().expect("publish");
