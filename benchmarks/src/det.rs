@@ -1,0 +1,80 @@
+//! Determinism: the distribution of the producer's publish cost with the consumer idle, and
+//! with the consumer fetching the same channel in a tight loop in the other process. Blocks of
+//! the two modes alternate (in alternating order) so that both see the same machine.
+
+use std::sync::atomic::Ordering;
+
+use rtipc::StateProducer;
+
+use crate::child::op;
+use crate::payload::{fill, Line64};
+use crate::peer::Peer;
+use crate::stats::Dist;
+use crate::sys::{now_ns, Ctx, Res};
+use crate::Cfg;
+
+/// Time between the starts of two publishes: a fast control loop (500 kHz), slow enough for
+/// the busy consumer to take every update.
+pub const GAP_NS: u64 = 2_000;
+
+pub struct DetResult {
+    pub idle: Dist,
+    pub busy: Dist,
+    /// Updates the busy consumer saw, and how many publishes it could have seen.
+    pub seen: u64,
+    pub published_busy: u64,
+    pub errors: u64,
+}
+
+/// One block of `warm + n` publishes; records the cost of the last `n`.
+fn block(
+    tx: &mut StateProducer<Line64>,
+    next: &mut u64,
+    n: u64,
+    warm: u64,
+    out: &mut Vec<u64>,
+) -> Res<()> {
+    for i in 0..warm + n {
+        *next += 1;
+        let mut g = tx.write().ctx("determinism write")?;
+        fill(&mut g.w, *next);
+        let t0 = now_ns();
+        g.publish().ctx("determinism publish")?;
+        let t1 = now_ns();
+        if i >= warm {
+            out.push(t1 - t0);
+        }
+        while now_ns() < t0 + GAP_NS {}
+    }
+    Ok(())
+}
+
+pub fn run(peer: &mut Peer, tx: &mut StateProducer<Line64>, cfg: &Cfg) -> Res<DetResult> {
+    let (mut idle, mut busy) = (Vec::new(), Vec::new());
+    let (mut seen, mut published_busy) = (0, 0);
+    let errors_before = peer.errors();
+    let mut next = 0u64;
+    let warm = cfg.det_per_block / 10;
+    for round in 0..cfg.det_rounds {
+        for busy_first in [round % 2 == 1, round % 2 == 0] {
+            if busy_first {
+                let seq = peer.issue(op::FETCH_LOOP, 0, 0, 0);
+                block(tx, &mut next, cfg.det_per_block, warm, &mut busy)?;
+                published_busy += cfg.det_per_block + warm;
+                // Relaxed: only a signal to stop; the child's results come with DONE.
+                peer.ctrl().stop.w[0].store(seq, Ordering::Relaxed);
+                peer.wait_done(seq)?;
+                seen += peer.result();
+            } else {
+                block(tx, &mut next, cfg.det_per_block, warm, &mut idle)?;
+            }
+        }
+    }
+    Ok(DetResult {
+        idle: Dist::of(&mut idle),
+        busy: Dist::of(&mut busy),
+        seen,
+        published_busy,
+        errors: peer.errors() - errors_before,
+    })
+}

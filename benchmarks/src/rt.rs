@@ -1,0 +1,411 @@
+//! Round trips: the parent sends sequence number `s` and waits for the child to echo it; the
+//! child checks what it got and echoes it back. Both sides busy-poll. Every round trip checks
+//! the data on both sides; a wrong value is counted, not hidden.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::prelude::*;
+use rtipc::{Segment, StateConsumer, StateProducer};
+
+use crate::payload::{check, fill, Page, Word};
+use crate::sys::{now_ns, Ctrl, Ctx, Res, Spin};
+
+/// The methods under test, and the floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// One `AtomicU64` per direction, each on its own 128-byte line, in shared memory.
+    Raw,
+    /// rtipc state channels with an 8-byte object, one per direction.
+    State8,
+    /// rtipc state channels with a 4 KiB object, written whole by the sender and copied whole
+    /// into the echo by the child.
+    State4k,
+    /// iceoryx2 publish-subscribe with a `u64`, one service per direction.
+    Iceoryx2,
+    /// A unix-domain socketpair (stream), 8-byte messages, both sides polling with
+    /// `MSG_DONTWAIT`.
+    Uds,
+    /// The same socketpair with blocking reads: how sockets are usually used, and what the
+    /// reference figures of MEASURING.md measured (each read sleeps and is woken up).
+    UdsBlocking,
+}
+
+impl Method {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Method::Raw => "raw",
+            Method::State8 => "state_8",
+            Method::State4k => "state_4k",
+            Method::Iceoryx2 => "iceoryx2",
+            Method::Uds => "uds",
+            Method::UdsBlocking => "uds_block",
+        }
+    }
+
+    /// The command number the child knows the method by.
+    pub const fn op(self) -> u64 {
+        match self {
+            Method::Raw => 1,
+            Method::State8 => 2,
+            Method::State4k => 3,
+            Method::Iceoryx2 => 5,
+            Method::Uds => 6,
+            Method::UdsBlocking => 7,
+        }
+    }
+
+    pub fn from_op(op: u64) -> Option<Method> {
+        [
+            Method::Raw,
+            Method::State8,
+            Method::State4k,
+            Method::Iceoryx2,
+            Method::Uds,
+            Method::UdsBlocking,
+        ]
+        .into_iter()
+        .find(|m| m.op() == op)
+    }
+}
+
+/// One iceoryx2 publisher and one subscriber, each on its own service (history 0).
+pub struct Iox {
+    tx: Publisher<ipc::Service, u64, ()>,
+    rx: Subscriber<ipc::Service, u64, ()>,
+    _services:
+        Vec<iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, u64, ()>>,
+    _node: Node<ipc::Service>,
+}
+
+impl Iox {
+    /// Opens (or creates) services `{prefix}/{out}` to publish on and `{prefix}/{back}` to
+    /// subscribe to.
+    pub fn new(prefix: &str, out: &str, back: &str) -> Res<Iox> {
+        // Only errors: without a config file iceoryx2 warns that it uses its defaults.
+        set_log_level(LogLevel::Error);
+        let node = NodeBuilder::new()
+            .create::<ipc::Service>()
+            .ctx("iceoryx2 node")?;
+        let service = |name: &str| -> Res<_> {
+            let name = format!("{prefix}/{name}");
+            let name: ServiceName = name.as_str().try_into().ctx("iceoryx2 service name")?;
+            node.service_builder(&name)
+                .publish_subscribe::<u64>()
+                .history_size(0)
+                .subscriber_max_buffer_size(2)
+                .max_publishers(1)
+                .max_subscribers(1)
+                .open_or_create()
+                .ctx("iceoryx2 service")
+        };
+        let out_service = service(out)?;
+        let back_service = service(back)?;
+        let rx = back_service
+            .subscriber_builder()
+            .create()
+            .ctx("iceoryx2 subscriber")?;
+        let tx = out_service
+            .publisher_builder()
+            .create()
+            .ctx("iceoryx2 publisher")?;
+        Ok(Iox {
+            tx,
+            rx,
+            _services: vec![out_service, back_service],
+            _node: node,
+        })
+    }
+
+    /// Sends `v` through a loaned sample (zero-copy: the value is written into shared memory).
+    #[inline(always)]
+    fn send(&self, v: u64) -> Res<()> {
+        let sample = self.tx.loan_uninit().ctx("iceoryx2 loan")?;
+        sample.write_payload(v).send().ctx("iceoryx2 send")?;
+        Ok(())
+    }
+
+    /// Busy-polls until a sample arrives; returns its value.
+    #[inline(always)]
+    fn recv(&self, spin: &mut Spin) -> Res<u64> {
+        loop {
+            if let Some(sample) = self.rx.receive().ctx("iceoryx2 receive")? {
+                return Ok(*sample);
+            }
+            spin.tick()?;
+        }
+    }
+}
+
+/// Sends 8 bytes on a stream socket (blocking; the socket buffer never fills here).
+#[inline(always)]
+fn uds_send(fd: &OwnedFd, v: u64) -> Res<()> {
+    let b = v.to_ne_bytes();
+    // SAFETY: `b` is 8 readable bytes; `fd` is an open socket.
+    let n = unsafe { libc::send(fd.as_raw_fd(), b.as_ptr().cast(), 8, libc::MSG_NOSIGNAL) };
+    if n != 8 {
+        return Err(format!(
+            "uds send: {} ({n})",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Receives 8 bytes from a stream socket: busy-polling with `MSG_DONTWAIT`, or blocking.
+#[inline(always)]
+fn uds_recv(fd: &OwnedFd, spin: &mut Spin, block: bool) -> Res<u64> {
+    let flags = if block { 0 } else { libc::MSG_DONTWAIT };
+    let mut b = [0u8; 8];
+    let mut got = 0usize;
+    while got < 8 {
+        // SAFETY: writes at most `8 - got` bytes into `b[got..]`; `fd` is an open socket.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), b[got..].as_mut_ptr().cast(), 8 - got, flags) };
+        if n > 0 {
+            got += n as usize;
+        } else if n == 0 {
+            return Err("uds recv: the other end closed".into());
+        } else {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(format!("uds recv: {e}"));
+            }
+            spin.tick()?;
+        }
+    }
+    Ok(u64::from_ne_bytes(b))
+}
+
+/// One side's ends of every round-trip method.
+pub struct Ends {
+    s8_tx: StateProducer<Word>,
+    s8_rx: StateConsumer<Word>,
+    s4k_tx: StateProducer<Page>,
+    s4k_rx: StateConsumer<Page>,
+    iox: Iox,
+    uds: OwnedFd,
+    /// The last value seen on the incoming raw word.
+    raw_last: u64,
+    /// rtipc's sequence number of the last update fetched, per incoming state channel.
+    s8_seq: u64,
+    s4k_seq: u64,
+}
+
+impl Ends {
+    /// The parent's ends: it publishes on `*/ping` and fetches from `*/pong`.
+    pub fn parent(seg: &Segment, iox_prefix: &str, uds: OwnedFd) -> Res<Ends> {
+        Self::new(seg, iox_prefix, uds, "ping", "pong")
+    }
+
+    /// The child's ends: it fetches from `*/ping` and publishes on `*/pong`.
+    pub fn child(seg: &Segment, iox_prefix: &str, uds: OwnedFd) -> Res<Ends> {
+        Self::new(seg, iox_prefix, uds, "pong", "ping")
+    }
+
+    fn new(seg: &Segment, iox_prefix: &str, uds: OwnedFd, out: &str, back: &str) -> Res<Ends> {
+        Ok(Ends {
+            s8_tx: StateProducer::new(seg, &format!("state_8/{out}")).ctx("state_8 producer")?,
+            s8_rx: StateConsumer::new(seg, &format!("state_8/{back}")).ctx("state_8 consumer")?,
+            s4k_tx: StateProducer::new(seg, &format!("state_4k/{out}")).ctx("state_4k producer")?,
+            s4k_rx: StateConsumer::new(seg, &format!("state_4k/{back}"))
+                .ctx("state_4k consumer")?,
+            iox: Iox::new(iox_prefix, out, back)?,
+            uds,
+            raw_last: 0,
+            s8_seq: 0,
+            s4k_seq: 0,
+        })
+    }
+
+    /// Parent side: `count` round trips of `m` with sequence numbers `start..`, the first
+    /// `warm` of them not recorded; appends the others' round-trip times (ns) to `out`.
+    /// Returns the number of wrong echoes.
+    pub fn ping(
+        &mut self,
+        ctrl: &Ctrl,
+        m: Method,
+        start: u64,
+        count: u64,
+        warm: u64,
+        out: &mut Vec<u64>,
+    ) -> Res<u64> {
+        match m {
+            Method::Raw => {
+                let last = &mut self.raw_last;
+                timed(start, count, warm, out, |s| {
+                    // Release/acquire: the value is the message; no other data rides on it.
+                    ctrl.ping.w[0].store(s, Ordering::Release);
+                    let mut spin = Spin::new("the raw echo");
+                    loop {
+                        let v = ctrl.pong.w[0].load(Ordering::Acquire);
+                        if v != *last {
+                            *last = v;
+                            return Ok(v == s);
+                        }
+                        spin.tick()?;
+                    }
+                })
+            }
+            Method::State8 => {
+                let (tx, rx, seq) = (&mut self.s8_tx, &mut self.s8_rx, &mut self.s8_seq);
+                timed(start, count, warm, out, |s| {
+                    let mut g = tx.write().ctx("state_8 write")?;
+                    g.w[0] = s;
+                    g.publish().ctx("state_8 publish")?;
+                    let mut spin = Spin::new("the state_8 echo");
+                    loop {
+                        if let Some(r) = rx.fetch().ctx("state_8 fetch")? {
+                            if r.is_new() {
+                                let ok = r.w[0] == s && r.seq() == *seq + 1;
+                                *seq = r.seq();
+                                return Ok(ok);
+                            }
+                        }
+                        spin.tick()?;
+                    }
+                })
+            }
+            Method::State4k => {
+                let (tx, rx, seq) = (&mut self.s4k_tx, &mut self.s4k_rx, &mut self.s4k_seq);
+                timed(start, count, warm, out, |s| {
+                    let mut g = tx.write().ctx("state_4k write")?;
+                    fill(&mut g.w, s);
+                    g.publish().ctx("state_4k publish")?;
+                    let mut spin = Spin::new("the state_4k echo");
+                    loop {
+                        if let Some(r) = rx.fetch().ctx("state_4k fetch")? {
+                            if r.is_new() {
+                                let ok = check(&r.w, s) && r.seq() == *seq + 1;
+                                *seq = r.seq();
+                                return Ok(ok);
+                            }
+                        }
+                        spin.tick()?;
+                    }
+                })
+            }
+            Method::Iceoryx2 => {
+                let iox = &self.iox;
+                timed(start, count, warm, out, |s| {
+                    iox.send(s)?;
+                    let mut spin = Spin::new("the iceoryx2 echo");
+                    Ok(iox.recv(&mut spin)? == s)
+                })
+            }
+            Method::Uds | Method::UdsBlocking => {
+                let (fd, block) = (&self.uds, m == Method::UdsBlocking);
+                timed(start, count, warm, out, |s| {
+                    uds_send(fd, s)?;
+                    let mut spin = Spin::new("the uds echo");
+                    Ok(uds_recv(fd, &mut spin, block)? == s)
+                })
+            }
+        }
+    }
+
+    /// Child side: echoes `count` messages of `m`, expecting sequence numbers `start..`.
+    /// Returns the number of wrong messages received.
+    pub fn echo(&mut self, ctrl: &Ctrl, m: Method, start: u64, count: u64) -> Res<u64> {
+        let mut errors = 0;
+        match m {
+            Method::Raw => {
+                for s in start..start + count {
+                    let mut spin = Spin::new("a raw ping");
+                    let v = loop {
+                        let v = ctrl.ping.w[0].load(Ordering::Acquire);
+                        if v != self.raw_last {
+                            self.raw_last = v;
+                            break v;
+                        }
+                        spin.tick()?;
+                    };
+                    errors += u64::from(v != s);
+                    ctrl.pong.w[0].store(v, Ordering::Release);
+                }
+            }
+            Method::State8 => {
+                for s in start..start + count {
+                    let mut spin = Spin::new("a state_8 ping");
+                    let v = loop {
+                        if let Some(r) = self.s8_rx.fetch().ctx("state_8 fetch")? {
+                            if r.is_new() {
+                                errors += u64::from(r.w[0] != s || r.seq() != self.s8_seq + 1);
+                                self.s8_seq = r.seq();
+                                break r.w[0];
+                            }
+                        }
+                        spin.tick()?;
+                    };
+                    let mut g = self.s8_tx.write().ctx("state_8 write")?;
+                    g.w[0] = v;
+                    g.publish().ctx("state_8 publish")?;
+                }
+            }
+            Method::State4k => {
+                for s in start..start + count {
+                    let mut spin = Spin::new("a state_4k ping");
+                    loop {
+                        if let Some(r) = self.s4k_rx.fetch().ctx("state_4k fetch")? {
+                            if r.is_new() {
+                                errors += u64::from(!check(&r.w, s) || r.seq() != self.s4k_seq + 1);
+                                self.s4k_seq = r.seq();
+                                // Echo the whole payload: a 4 KiB copy out of the fetched
+                                // slot into the slot being written.
+                                let mut g = self.s4k_tx.write().ctx("state_4k write")?;
+                                g.w.copy_from_slice(&r.w);
+                                g.publish().ctx("state_4k publish")?;
+                                break;
+                            }
+                        }
+                        spin.tick()?;
+                    }
+                }
+            }
+            Method::Iceoryx2 => {
+                for s in start..start + count {
+                    let mut spin = Spin::new("an iceoryx2 ping");
+                    let v = self.iox.recv(&mut spin)?;
+                    errors += u64::from(v != s);
+                    self.iox.send(v)?;
+                }
+            }
+            Method::Uds | Method::UdsBlocking => {
+                for s in start..start + count {
+                    let mut spin = Spin::new("a uds ping");
+                    let v = uds_recv(&self.uds, &mut spin, m == Method::UdsBlocking)?;
+                    errors += u64::from(v != s);
+                    uds_send(&self.uds, v)?;
+                }
+            }
+        }
+        Ok(errors)
+    }
+}
+
+/// Runs `count` round trips `f(s)` for `s` in `start..`, timing each with `CLOCK_MONOTONIC`
+/// (the clock's own cost, about 20 ns here, is in every figure, the floor's too). Records all
+/// but the first `warm`; returns how many `f` found wrong.
+#[inline(always)]
+fn timed(
+    start: u64,
+    count: u64,
+    warm: u64,
+    out: &mut Vec<u64>,
+    mut f: impl FnMut(u64) -> Res<bool>,
+) -> Res<u64> {
+    let mut errors = 0;
+    out.reserve(count.saturating_sub(warm) as usize);
+    for i in 0..count {
+        let s = start + i;
+        let t0 = now_ns();
+        let ok = f(s)?;
+        let t1 = now_ns();
+        if i >= warm {
+            out.push(t1 - t0);
+        }
+        errors += u64::from(!ok);
+    }
+    Ok(errors)
+}

@@ -1,0 +1,238 @@
+//! The harness's own shared memory (the control block and the raw floor), CPU pinning, the
+//! clock and bounded busy-waiting.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+/// One cache line's worth (128 bytes, as rtipc lays out its hot words) of 64-bit words, so
+/// that words written by different processes never share a line.
+#[repr(C, align(128))]
+pub struct Line {
+    pub w: [AtomicU64; 16],
+}
+
+/// The harness's control block, in a memfd shared by the two processes. Fixed-width words
+/// only: both processes are the same binary, but the layout does not depend on that.
+#[repr(C)]
+pub struct Ctrl {
+    /// Raw floor, parent to child: the sequence number of the last ping.
+    pub ping: Line,
+    /// Raw floor, child to parent: the echoed sequence number.
+    pub pong: Line,
+    /// Written by the parent: a command for the child (see [`Cmd`]).
+    pub cmd: Line,
+    /// Written by the child: its state and answers (see [`St`]).
+    pub status: Line,
+    /// Written by the child during the payload sweep: when it saw which update.
+    pub stamp: Line,
+    /// Written by the parent: tells a child looping without a count to stop.
+    pub stop: Line,
+}
+
+/// Words of [`Ctrl::cmd`].
+pub mod cmd {
+    /// Sequence number of the command; the child acts when it changes. Stored last.
+    pub const SEQ: usize = 0;
+    /// What to do (`crate::child::Op` as a number).
+    pub const OP: usize = 1;
+    /// How many iterations.
+    pub const COUNT: usize = 2;
+    /// The first sequence number of the block.
+    pub const START: usize = 3;
+    /// An operation-specific parameter.
+    pub const ARG: usize = 4;
+}
+
+/// Words of [`Ctrl::status`].
+pub mod st {
+    /// [`READY`](super::READY) once the child has attached everything.
+    pub const READY: usize = 0;
+    /// The sequence number of the last command the child finished.
+    pub const DONE: usize = 1;
+    /// Data errors the child found so far (sequence numbers, payload words).
+    pub const ERRORS: usize = 2;
+    /// Non-zero if the child failed (it also prints why to stderr).
+    pub const FAILED: usize = 3;
+    /// An operation-specific result of the last command (a count).
+    pub const RESULT: usize = 4;
+}
+
+/// Value of `status[READY]` once the child is attached.
+pub const READY: u64 = 0x5245_4144_595f_4348;
+
+/// The control block, mapped from a memfd that the child inherits.
+pub struct Shared {
+    ptr: *mut Ctrl,
+    fd: OwnedFd,
+}
+
+impl Shared {
+    /// Creates the control block in a new memfd that a child process inherits.
+    pub fn create() -> io::Result<Shared> {
+        // SAFETY: the name is a valid NUL-terminated string; no MFD_CLOEXEC, so that the
+        // spawned child inherits the descriptor.
+        let raw = unsafe { libc::memfd_create(c"rtipc-bench-ctrl".as_ptr(), 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: ftruncate on a valid descriptor.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size_of::<Ctrl>() as libc::off_t) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Self::map(fd)
+    }
+
+    /// Maps the control block from the descriptor `raw` inherited from the parent.
+    pub fn inherit(raw: RawFd) -> io::Result<Shared> {
+        // SAFETY: fcntl on a descriptor number; fails cleanly if it is not open.
+        if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the parent passed us this descriptor to own; nothing else in this
+        // process uses it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Self::map(fd)
+    }
+
+    fn map(fd: OwnedFd) -> io::Result<Shared> {
+        // SAFETY: a fresh shared mapping of a descriptor at least `size_of::<Ctrl>()` long
+        // (the parent sized it; the child maps what the parent made).
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size_of::<Ctrl>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Shared { ptr: p.cast(), fd })
+    }
+
+    pub fn ctrl(&self) -> &Ctrl {
+        // SAFETY: the mapping is page-aligned (so aligned for `Ctrl`), as long as `Ctrl`, lives
+        // as long as `self`, starts zeroed (a valid `Ctrl`: all atomics) and is only accessed
+        // through atomics by both processes.
+        unsafe { &*self.ptr }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`; no reference into it outlives
+        // `self` (they all borrow it).
+        unsafe { libc::munmap(self.ptr.cast(), size_of::<Ctrl>()) };
+    }
+}
+
+/// A duplicate of `fd` without close-on-exec, for a child process to inherit.
+pub fn inheritable(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: dup of an open descriptor; the new one has FD_CLOEXEC cleared.
+    let raw = unsafe { libc::dup(fd) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Pins the calling thread (the whole process: it has one thread) to `cpu`.
+pub fn pin_to(cpu: usize) -> io::Result<()> {
+    // SAFETY: `cpu_set_t` is plain data, valid when zeroed; CPU_SET writes inside it for
+    // `cpu < CPU_SETSIZE` (checked by the caller passing 0 or 1); sched_setaffinity(0)
+    // acts on the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process, so a time stamped in
+/// one process can be subtracted from one stamped in another.
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// How long a busy-wait may last before the harness gives up on the other process.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A bounded busy-wait: `tick` is a counter increment on the fast path and looks at the clock
+/// once every 65,536 spins, so that a dead or wedged peer ends the run with an error instead
+/// of spinning forever.
+pub struct Spin {
+    n: u32,
+    since: Option<Instant>,
+    what: &'static str,
+}
+
+impl Spin {
+    #[inline(always)]
+    pub fn new(what: &'static str) -> Spin {
+        Spin {
+            n: 0,
+            since: None,
+            what,
+        }
+    }
+
+    #[inline(always)]
+    pub fn tick(&mut self) -> Result<(), String> {
+        self.n = self.n.wrapping_add(1);
+        if self.n & 0xffff == 0 {
+            return self.slow();
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn slow(&mut self) -> Result<(), String> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() > PATIENCE {
+            return Err(format!(
+                "gave up waiting for {} after {} s",
+                self.what,
+                PATIENCE.as_secs()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Errors of the harness: what failed, for the person running it.
+pub type Res<T> = Result<T, String>;
+
+/// Adds what was being done to an error.
+pub trait Ctx<T> {
+    fn ctx(self, what: &str) -> Res<T>;
+}
+
+impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
+    #[inline(always)]
+    fn ctx(self, what: &str) -> Res<T> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
