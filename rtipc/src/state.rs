@@ -105,12 +105,14 @@ mod handles {
             Ok((chan, m, p, c))
         }
 
+        #[inline]
         fn middle(&self) -> &AtomicU64 {
             // SAFETY: points into the mapping kept alive by `self.ch`; 8-aligned (checked when
             // it was created).
             unsafe { &*self.middle }
         }
 
+        #[inline]
         fn own(&self) -> &AtomicU64 {
             // SAFETY: as for `middle`.
             unsafe { &*self.own }
@@ -125,6 +127,7 @@ mod handles {
             )
         }
 
+        #[inline]
         fn check(&self) -> Result<()> {
             if self.poisoned {
                 return Err(Error::corrupt(
@@ -146,6 +149,7 @@ mod handles {
         }
 
         /// A pointer to `key`'s object in slot `slot` (which is 0, 1 or 2).
+        #[inline]
         fn at<T: Object>(&self, slot: u64, key: &ObjectKey<T>) -> *mut T {
             assert_eq!(
                 key.handle, self.handle,
@@ -232,6 +236,7 @@ mod handles {
 
         /// Starts writing the next update in place. The slot holds an older update (or zeros),
         /// not the last one published: write every field you care about.
+        #[inline]
         pub fn write(&mut self) -> Result<Draft<'_>> {
             self.chan.check()?;
             Ok(Draft { w: self })
@@ -242,6 +247,7 @@ mod handles {
             self.p.seq
         }
 
+        #[inline]
         fn publish(&mut self) -> Result<u64> {
             let seq = protocol::publish(self.chan.middle(), &mut self.p)
                 .map_err(|b| self.chan.corrupt("middle word", b.word, b.reason))?;
@@ -266,6 +272,7 @@ mod handles {
         /// # Panics
         ///
         /// If `key` was made by another handle.
+        #[inline]
         pub fn get_mut<T: Object>(&mut self, key: ObjectKey<T>) -> &mut T {
             let p = self.w.chan.at(self.w.p.back, &key);
             // SAFETY: the back slot belongs to the producer alone until it is published (the
@@ -278,6 +285,7 @@ mod handles {
 
         /// Publishes the update with one atomic swap; returns its sequence number (1 for the
         /// first update).
+        #[inline]
         pub fn publish(self) -> Result<u64> {
             self.w.publish()
         }
@@ -326,6 +334,7 @@ mod handles {
         /// Takes the newest update: `None` if nothing was ever published, otherwise a view of
         /// the newest update, which tells whether it is new and how many updates were skipped.
         /// The view is valid until the next fetch.
+        #[inline]
         pub fn fetch(&mut self) -> Result<Option<Snapshot<'_>>> {
             self.chan.check()?;
             let fetched = protocol::fetch(self.chan.middle(), &mut self.c)
@@ -362,6 +371,7 @@ mod handles {
         /// # Panics
         ///
         /// If `key` was made by another handle.
+        #[inline]
         pub fn get<T: Object>(&self, key: ObjectKey<T>) -> &T {
             let p = self.r.chan.at(self.r.c.front, &key);
             // SAFETY: the front slot belongs to the consumer until its next fetch, which the
@@ -371,17 +381,20 @@ mod handles {
         }
 
         /// Whether this update is new since the previous fetch.
+        #[inline]
         pub fn is_new(&self) -> bool {
             self.new
         }
 
         /// How many updates were published and overwritten between the previous new update
         /// and this one (0 if not new).
+        #[inline]
         pub fn skipped(&self) -> u64 {
             self.skipped
         }
 
         /// The update's sequence number: 1 for the producer's first publish.
+        #[inline]
         pub fn seq(&self) -> u64 {
             self.r.c.seq
         }

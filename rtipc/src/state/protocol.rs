@@ -60,11 +60,13 @@ pub(crate) enum Fetched {
 }
 
 /// Packs a private state into a word (for the recovery copies each side keeps).
+#[inline]
 pub(crate) const fn pack(index: u64, seq: u64) -> u64 {
     (seq << SEQ_SHIFT) | index
 }
 
 /// Publishes the producer's back slot. On success the producer owns a new back slot.
+#[inline]
 pub(crate) fn publish(middle: &AtomicU64, p: &mut Producer) -> Result<u64, BadWord> {
     let seq = p.seq + 1;
     // AcqRel. Release: our plain writes into the back slot happen-before any consumer that
@@ -85,6 +87,7 @@ pub(crate) fn publish(middle: &AtomicU64, p: &mut Producer) -> Result<u64, BadWo
 }
 
 /// Takes the newest published slot, if there is one the consumer has not seen.
+#[inline]
 pub(crate) fn fetch(middle: &AtomicU64, c: &mut Consumer) -> Result<Fetched, BadWord> {
     // Relaxed: this load only decides whether to swap; no slot data is read on its account.
     let cur = middle.load(Ordering::Relaxed);
