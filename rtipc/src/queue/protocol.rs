@@ -21,7 +21,7 @@
 //! Positions are compared with wrapping arithmetic, which is exact as long as the consumer is
 //! never lapped by 2^38 messages within one pop.
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, BadWord, Ordering};
 
 /// Set in a cell whose slot holds no unread message.
 pub(crate) const FREE: u64 = 1 << 63;
@@ -31,13 +31,6 @@ pub(crate) const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 /// Bits of a cell holding the position.
 pub(crate) const POS_BITS: u32 = 39;
 pub(crate) const POS_MASK: u64 = (1 << POS_BITS) - 1;
-
-/// A word from shared memory that breaks the protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BadWord {
-    pub word: u64,
-    pub reason: &'static str,
-}
 
 /// The producer's private state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
