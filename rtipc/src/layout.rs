@@ -45,10 +45,19 @@
 //! slot), `size: u64`, `align: u64`, `schema_offset: u64`, `schema_len: u64` (the schema in
 //! [`schema::encode`]'s format), `reserved: u64`.
 //!
-//! A control block's first line holds the claim words (the pid of the process holding the
-//! producer end at +0, of the consumer end at +8); its other lines belong to the channel kind's
-//! protocol, with producer-written and consumer-written words on lines of their own. Everything
-//! outside control blocks and slots is immutable once `ready` is set.
+//! **Control blocks** are whole cache lines; line 0 holds the claim words (the pid of the
+//! process holding the producer end at +0, of the consumer end at +8). The other lines belong to
+//! the channel kind's protocol, producer-written and consumer-written words on lines of their
+//! own:
+//!
+//! * state (5 lines, 3 slots): line 1 the shared middle word of the triple buffer (slot index,
+//!   dirty bit, sequence number); line 2 the producer's saved state; line 3 the consumer's saved
+//!   state; line 4 notification.
+//! * queue (capacity `N`, `N + 2` slots): line 1 the producer's `head` and slot; line 2 the
+//!   consumer's `tail` and slot; line 3 notification; then `N` 8-byte ring cells (free bit, 39-bit
+//!   position, 24-bit slot index).
+//!
+//! Everything outside control blocks and slots is immutable once `ready` is set.
 //!
 //! A peer validates a copy of the header, the table and the metadata with checked arithmetic
 //! (every range inside the segment, slots and control blocks pairwise disjoint, counts and
