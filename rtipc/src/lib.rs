@@ -69,6 +69,7 @@ pub mod error;
 #[cfg(not(loom))]
 pub mod layout;
 mod object;
+pub mod queue;
 pub mod schema;
 #[cfg(not(loom))]
 pub mod segment;
@@ -79,6 +80,8 @@ pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use layout::{Direction, Kind};
 pub use object::Object;
+#[cfg(not(loom))]
+pub use queue::{Message, QueueConsumer, QueueProducer, QueueSlot};
 /// Derives [`Object`](trait@Object) for a plain struct, with its schema, id and fingerprint.
 ///
 /// ```

@@ -82,3 +82,22 @@ pub fn big_ok(b: &Big, seq: u64) -> bool {
 
 pub const TAG_DOWN: u32 = 0xD0D0;
 pub const TAG_UP: u32 = 0x0B0B;
+
+/// A numbered queue message with a check word.
+#[derive(Object)]
+#[repr(C)]
+pub struct Numbered {
+    pub n: u64,
+    pub check: u64,
+}
+
+pub fn numbered(n: u64) -> Numbered {
+    Numbered {
+        n,
+        check: n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    }
+}
+
+pub fn numbered_ok(m: &Numbered) -> bool {
+    m.check == m.n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
