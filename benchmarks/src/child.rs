@@ -20,6 +20,9 @@ pub mod op {
     /// Fetches the determinism channel in a tight loop until `stop[0]` equals the command's
     /// sequence number; `RESULT` = updates seen.
     pub const FETCH_LOOP: u64 = 11;
+    /// Pops `COUNT` messages numbered from `START` off throughput queue `ARG` (0: 8 bytes,
+    /// 1: 1 KiB); `RESULT` = received, `RESULT2` = lost.
+    pub const THROUGHPUT: u64 = 12;
     /// Exits.
     pub const QUIT: u64 = 99;
 }
@@ -51,6 +54,7 @@ fn serve(ctrl: &Ctrl, seg_fd: RawFd, uds_fd: RawFd, prefix: &str, parent: i32) -
     let mut ends = Ends::child(&seg, prefix, uds)?;
     let mut sweep = crate::sweep::consumers(&seg)?;
     let mut det = StateConsumer::<Line64>::new(&seg, "determinism").ctx("determinism consumer")?;
+    let mut tput = crate::tput::Consumers::new(&seg)?;
     // Release: everything above is set up before the parent sees READY.
     ctrl.status.w[st::READY].store(READY, Ordering::Release);
 
@@ -90,6 +94,7 @@ fn serve(ctrl: &Ctrl, seg_fd: RawFd, uds_fd: RawFd, prefix: &str, parent: i32) -
                     ctrl.status.w[st::RESULT].store(seen, Ordering::Relaxed);
                     errors
                 }
+                op::THROUGHPUT => tput.drain(ctrl, seq, arg, start, count)?,
                 op::QUIT => {
                     ctrl.status.w[st::DONE].store(seq, Ordering::Release);
                     return Ok(());

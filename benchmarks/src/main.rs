@@ -22,6 +22,7 @@ mod rt;
 mod stats;
 mod sweep;
 mod sys;
+mod tput;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -58,6 +59,10 @@ pub struct Cfg {
     /// In-process: batches of each, iterations per batch.
     pub inproc_batches: usize,
     pub inproc_iters: u64,
+    /// Queue throughput: runs per size, messages per run.
+    pub tput_runs: usize,
+    pub tput_count_8: u64,
+    pub tput_count_1k: u64,
 }
 
 impl Cfg {
@@ -78,6 +83,9 @@ impl Cfg {
                 det_per_block: 5000,
                 inproc_batches: 100,
                 inproc_iters: 20_000,
+                tput_runs: 3,
+                tput_count_8: 2_000_000,
+                tput_count_1k: 300_000,
             }
         } else {
             Cfg {
@@ -95,6 +103,9 @@ impl Cfg {
                 det_per_block: 10_000,
                 inproc_batches: 500,
                 inproc_iters: 20_000,
+                tput_runs: 9,
+                tput_count_8: 10_000_000,
+                tput_count_1k: 1_000_000,
             }
         }
     }
@@ -180,6 +191,7 @@ struct Results {
     sweep: Vec<sweep::SweepResult>,
     sweep_errors: u64,
     det: det::DetResult,
+    tput: Vec<tput::TputResult>,
     inproc: inproc::InprocResult,
     seconds: f64,
 }
@@ -201,12 +213,14 @@ fn run(opts: &Opts) -> Res<u64> {
     let mut sweep_tx = sweep::producers(&seg)?;
     let mut det_tx =
         StateProducer::<Line64>::new(&seg, "determinism").ctx("determinism producer")?;
+    let mut tput_tx = tput::Producers::new(&seg)?;
     let mut peer = peer::Peer::spawn(&seg, OwnedFd::from(uds_child), &prefix)?;
 
     eprintln!("round trips ({} rounds)...", cfg.rounds);
     let methods = [
         Method::State8,
         Method::State4k,
+        Method::Queue8,
         Method::Iceoryx2,
         Method::Uds,
         Method::UdsBlocking,
@@ -218,6 +232,8 @@ fn run(opts: &Opts) -> Res<u64> {
     let sweep_errors = peer.errors() - before;
     eprintln!("determinism...");
     let det = det::run(&mut peer, &mut det_tx, &cfg)?;
+    eprintln!("queue throughput...");
+    let tput = tput::run(&mut peer, &mut tput_tx, &cfg)?;
     peer.quit()?;
     eprintln!("in-process...");
     let inproc = inproc::run(&cfg)?;
@@ -226,6 +242,7 @@ fn run(opts: &Opts) -> Res<u64> {
         sweep,
         sweep_errors,
         det,
+        tput,
         inproc,
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -260,7 +277,11 @@ fn run(opts: &Opts) -> Res<u64> {
 }
 
 fn total_errors(r: &Results) -> u64 {
-    r.rt.iter().map(|m| m.errors).sum::<u64>() + r.sweep_errors + r.det.errors + r.inproc.errors
+    r.rt.iter().map(|m| m.errors).sum::<u64>()
+        + r.sweep_errors
+        + r.det.errors
+        + r.tput.iter().map(|t| t.errors).sum::<u64>()
+        + r.inproc.errors
 }
 
 /// The targets of the issue: (name, value, limit).
@@ -401,6 +422,31 @@ fn table(r: &Results, cfg: &Cfg) -> String {
         d.seen, d.published_busy, d.errors
     );
 
+    let _ = writeln!(
+        s,
+        "\nQueue throughput, producer pushing as fast as possible, consumer (other process) \
+         popping as fast as it can (medians of {} runs; try_push is retried while full)",
+        cfg.tput_runs
+    );
+    let _ = writeln!(
+        s,
+        "{:<10} {:<11} {:>10} {:>14} {:>16} {:>10} {:>6}",
+        "message", "push", "pushed", "pushes/s", "delivered msg/s", "lost", "errors"
+    );
+    for t in &r.tput {
+        let _ = writeln!(
+            s,
+            "{:<10} {:<11} {:>10} {:>14.0} {:>16.0} {:>9.3}% {:>6}",
+            t.name,
+            t.mode,
+            t.pushed,
+            t.push_rate,
+            t.delivered_rate,
+            100.0 * t.lost as f64 / t.pushed as f64,
+            t.errors
+        );
+    }
+
     let i = &r.inproc;
     let _ = writeln!(
         s,
@@ -473,6 +519,22 @@ fn json(r: &Results) -> Vec<String> {
                 .int("p99_ns", x.p99)
                 .int("p999_ns", x.p999)
                 .int("max_ns", x.max)
+                .finish(),
+        );
+    }
+    for t in &r.tput {
+        out.push(
+            Json::new("throughput", &format!("{}_{}", t.name, t.mode))
+                .str("push", t.mode)
+                .int("bytes", t.bytes as u64)
+                .num("push_per_s", t.push_rate)
+                .num("delivered_per_s", t.delivered_rate)
+                .int("pushed", t.pushed)
+                .int("received", t.received)
+                .int("lost", t.lost)
+                .num("loss_rate", t.lost as f64 / t.pushed as f64)
+                .int("runs", t.runs as u64)
+                .int("errors", t.errors)
                 .finish(),
         );
     }

@@ -61,6 +61,8 @@ payloads! {
     Page = 4096;
     /// The 64-byte payload of the determinism test.
     Line64 = 64;
+    /// The 1 KiB message of the queue throughput test.
+    Kib = 1024;
     Sweep8 = 8;
     Sweep32 = 32;
     Sweep128 = 128;
@@ -99,6 +101,11 @@ pub fn sweep_channel(bytes: usize) -> String {
     format!("sweep/{bytes}")
 }
 
+/// Capacity of the round-trip queues (one message is ever in flight).
+pub const QUEUE_RT_CAPACITY: u32 = 16;
+/// Capacity of the throughput queues.
+pub const QUEUE_CAPACITY: u32 = 1024;
+
 /// Declares every channel that the two processes share. The parent creates the segment; the
 /// child attaches.
 pub fn declare() -> SegmentBuilder {
@@ -108,7 +115,11 @@ pub fn declare() -> SegmentBuilder {
         .state::<Word>("state_8/pong", Back)
         .state::<Page>("state_4k/ping", Out)
         .state::<Page>("state_4k/pong", Back)
-        .state::<Line64>("determinism", Out);
+        .state::<Line64>("determinism", Out)
+        .queue::<Word>("queue_8/ping", Out, QUEUE_RT_CAPACITY)
+        .queue::<Word>("queue_8/pong", Back, QUEUE_RT_CAPACITY)
+        .queue::<Word>("throughput_8", Out, QUEUE_CAPACITY)
+        .queue::<Kib>("throughput_1k", Out, QUEUE_CAPACITY);
     macro_rules! sweep {
         ($(($t:ident, $label:expr)),*) => {
             $( b = b.state::<$t>(sweep_channel(size_of::<$t>()), Out); )*

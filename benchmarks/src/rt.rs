@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
-use rtipc::{Segment, StateConsumer, StateProducer};
+use rtipc::{QueueConsumer, QueueProducer, Segment, StateConsumer, StateProducer};
 
 use crate::payload::{check, fill, Page, Word};
 use crate::sys::{now_ns, Ctrl, Ctx, Res, Spin};
@@ -23,6 +23,8 @@ pub enum Method {
     /// rtipc state channels with a 4 KiB object, written whole by the sender and copied whole
     /// into the echo by the child.
     State4k,
+    /// rtipc queue channels with an 8-byte message, one per direction.
+    Queue8,
     /// iceoryx2 publish-subscribe with a `u64`, one service per direction.
     Iceoryx2,
     /// A unix-domain socketpair (stream), 8-byte messages, both sides polling with
@@ -39,6 +41,7 @@ impl Method {
             Method::Raw => "raw",
             Method::State8 => "state_8",
             Method::State4k => "state_4k",
+            Method::Queue8 => "queue_8",
             Method::Iceoryx2 => "iceoryx2",
             Method::Uds => "uds",
             Method::UdsBlocking => "uds_block",
@@ -51,6 +54,7 @@ impl Method {
             Method::Raw => 1,
             Method::State8 => 2,
             Method::State4k => 3,
+            Method::Queue8 => 4,
             Method::Iceoryx2 => 5,
             Method::Uds => 6,
             Method::UdsBlocking => 7,
@@ -62,6 +66,7 @@ impl Method {
             Method::Raw,
             Method::State8,
             Method::State4k,
+            Method::Queue8,
             Method::Iceoryx2,
             Method::Uds,
             Method::UdsBlocking,
@@ -184,6 +189,8 @@ pub struct Ends {
     s8_rx: StateConsumer<Word>,
     s4k_tx: StateProducer<Page>,
     s4k_rx: StateConsumer<Page>,
+    q8_tx: QueueProducer<Word>,
+    q8_rx: QueueConsumer<Word>,
     iox: Iox,
     uds: OwnedFd,
     /// The last value seen on the incoming raw word.
@@ -191,6 +198,8 @@ pub struct Ends {
     /// rtipc's sequence number of the last update fetched, per incoming state channel.
     s8_seq: u64,
     s4k_seq: u64,
+    /// rtipc's number of the last message popped from the incoming queue.
+    q8_seq: u64,
 }
 
 impl Ends {
@@ -211,11 +220,14 @@ impl Ends {
             s4k_tx: StateProducer::new(seg, &format!("state_4k/{out}")).ctx("state_4k producer")?,
             s4k_rx: StateConsumer::new(seg, &format!("state_4k/{back}"))
                 .ctx("state_4k consumer")?,
+            q8_tx: QueueProducer::new(seg, &format!("queue_8/{out}")).ctx("queue_8 producer")?,
+            q8_rx: QueueConsumer::new(seg, &format!("queue_8/{back}")).ctx("queue_8 consumer")?,
             iox: Iox::new(iox_prefix, out, back)?,
             uds,
             raw_last: 0,
             s8_seq: 0,
             s4k_seq: 0,
+            q8_seq: 0,
         })
     }
 
@@ -281,6 +293,23 @@ impl Ends {
                                 *seq = r.seq();
                                 return Ok(ok);
                             }
+                        }
+                        spin.tick()?;
+                    }
+                })
+            }
+            Method::Queue8 => {
+                let (tx, rx, seq) = (&mut self.q8_tx, &mut self.q8_rx, &mut self.q8_seq);
+                timed(start, count, warm, out, |s| {
+                    let mut slot = tx.write().ctx("queue_8 write")?;
+                    slot.w[0] = s;
+                    slot.force_push().ctx("queue_8 push")?;
+                    let mut spin = Spin::new("the queue_8 echo");
+                    loop {
+                        if let Some(m) = rx.pop().ctx("queue_8 pop")? {
+                            let ok = m.w[0] == s && m.lost() == 0 && m.seq() == *seq + 1;
+                            *seq = m.seq();
+                            return Ok(ok);
                         }
                         spin.tick()?;
                     }
@@ -361,6 +390,24 @@ impl Ends {
                         }
                         spin.tick()?;
                     }
+                }
+            }
+            Method::Queue8 => {
+                for s in start..start + count {
+                    let mut spin = Spin::new("a queue_8 ping");
+                    let v = loop {
+                        if let Some(m) = self.q8_rx.pop().ctx("queue_8 pop")? {
+                            errors += u64::from(
+                                m.w[0] != s || m.lost() != 0 || m.seq() != self.q8_seq + 1,
+                            );
+                            self.q8_seq = m.seq();
+                            break m.w[0];
+                        }
+                        spin.tick()?;
+                    };
+                    let mut slot = self.q8_tx.write().ctx("queue_8 write")?;
+                    slot.w[0] = v;
+                    slot.force_push().ctx("queue_8 push")?;
                 }
             }
             Method::Iceoryx2 => {

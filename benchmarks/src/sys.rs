@@ -57,6 +57,8 @@ pub mod st {
     pub const FAILED: usize = 3;
     /// An operation-specific result of the last command (a count).
     pub const RESULT: usize = 4;
+    /// A second operation-specific result.
+    pub const RESULT2: usize = 5;
 }
 
 /// Value of `status[READY]` once the child is attached.
