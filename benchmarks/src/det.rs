@@ -9,7 +9,9 @@ use rtipc::StateProducer;
 use crate::child::op;
 use crate::payload::{fill, Line64};
 use crate::peer::Peer;
-use crate::stats::Dist;
+use crate::rounds;
+use crate::rt::{Ends, Method};
+use crate::stats::{quantile, Dist, Paired, RoundFigure, STABLE};
 use crate::sys::{now_ns, Ctx, Res};
 use crate::Cfg;
 
@@ -20,6 +22,10 @@ pub const GAP_NS: u64 = 2_000;
 pub struct DetResult {
     pub idle: Dist,
     pub busy: Dist,
+    /// Per round, busy p99.9 / idle p99.9 from that round's two blocks, paired like the round
+    /// trips: bracketed by two short raw blocks, kept if they agree within 20%, summarised
+    /// overall and per raw band (the ratio depends on where the two vCPUs sit).
+    pub paired: Paired,
     /// Updates the busy consumer saw, and how many publishes it could have seen.
     pub seen: u64,
     pub published_busy: u64,
@@ -49,13 +55,27 @@ fn block(
     Ok(())
 }
 
-pub fn run(peer: &mut Peer, tx: &mut StateProducer<Line64>, cfg: &Cfg) -> Res<DetResult> {
+/// Round trips in the short raw blocks that bracket each round.
+const RAW_BLOCK: u64 = 300;
+
+pub fn run(
+    peer: &mut Peer,
+    ends: &mut Ends,
+    tx: &mut StateProducer<Line64>,
+    cfg: &Cfg,
+) -> Res<DetResult> {
     let (mut idle, mut busy) = (Vec::new(), Vec::new());
     let (mut seen, mut published_busy) = (0, 0);
     let errors_before = peer.errors();
     let mut next = 0u64;
     let warm = cfg.det_per_block / 10;
+    let mut figures = Vec::new();
+    let mut raw_errors = 0;
+    let mut scratch = Vec::new();
     for round in 0..cfg.det_rounds {
+        let (raw_a, e) = rounds::block(peer, ends, Method::Raw, RAW_BLOCK, 100, &mut scratch)?;
+        raw_errors += e;
+        let (idle_from, busy_from) = (idle.len(), busy.len());
         for busy_first in [round % 2 == 1, round % 2 == 0] {
             if busy_first {
                 let seq = peer.issue(op::FETCH_LOOP, 0, 0, 0);
@@ -69,12 +89,26 @@ pub fn run(peer: &mut Peer, tx: &mut StateProducer<Line64>, cfg: &Cfg) -> Res<De
                 block(tx, &mut next, cfg.det_per_block, warm, &mut idle)?;
             }
         }
+        let p999 = |v: &[u64]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            quantile(&v, 0.999) as f64
+        };
+        let (raw_b, e) = rounds::block(peer, ends, Method::Raw, RAW_BLOCK, 100, &mut scratch)?;
+        raw_errors += e;
+        let (lo, hi) = (raw_a.min(raw_b).max(1) as f64, raw_a.max(raw_b) as f64);
+        figures.push(RoundFigure {
+            raw: (raw_a + raw_b) as f64 / 2.0,
+            stable: hi / lo <= STABLE,
+            ratio: p999(&busy[busy_from..]) / p999(&idle[idle_from..]),
+        });
     }
     Ok(DetResult {
         idle: Dist::of(&mut idle),
         busy: Dist::of(&mut busy),
+        paired: Paired::of(&figures),
         seen,
         published_busy,
-        errors: peer.errors() - errors_before,
+        errors: peer.errors() - errors_before + raw_errors,
     })
 }

@@ -231,7 +231,7 @@ fn run(opts: &Opts) -> Res<u64> {
     let sweep = sweep::run(&mut peer, &mut sweep_tx, &cfg)?;
     let sweep_errors = peer.errors() - before;
     eprintln!("determinism...");
-    let det = det::run(&mut peer, &mut det_tx, &cfg)?;
+    let det = det::run(&mut peer, &mut ends, &mut det_tx, &cfg)?;
     eprintln!("queue throughput...");
     let tput = tput::run(&mut peer, &mut tput_tx, &cfg)?;
     peer.quit()?;
@@ -292,15 +292,15 @@ fn targets(r: &Results) -> Vec<(&'static str, f64, f64)> {
         t.push(("state_8 / raw (paired median ratio)", s8.paired.ratio, 2.0));
         if let Some(iox) = get(Method::Iceoryx2) {
             t.push((
-                "state_8 / iceoryx2 (medians)",
-                s8.dist.median as f64 / iox.dist.median as f64,
+                "state_8 / iceoryx2 (ratio of their paired ratios)",
+                s8.paired.ratio / iox.paired.ratio,
                 1.0,
             ));
         }
     }
     t.push((
-        "publish p99.9: busy / idle consumer",
-        r.det.busy.p999 as f64 / r.det.idle.p999 as f64,
+        "publish p99.9: busy / idle consumer (paired rounds)",
+        r.det.paired.ratio,
         2.0,
     ));
     t.push((
@@ -416,10 +416,24 @@ fn table(r: &Results, cfg: &Cfg) -> String {
             name, x.samples, x.median, x.p99, x.p999, x.max
         );
     }
+    let bands: Vec<String> = d
+        .paired
+        .bands
+        .iter()
+        .map(|&(name, n, v, _)| format!("raw {name}: {} ({n})", ratio(v)))
+        .collect();
     let _ = writeln!(
         s,
-        "(the busy consumer saw {} of {} updates; data errors: {})",
-        d.seen, d.published_busy, d.errors
+        "(p99.9 busy / idle: pooled {}; paired per round {} over {}/{} stable rounds, by raw band \
+         {}; the busy consumer saw {} of {} updates; data errors: {})",
+        ratio(d.busy.p999 as f64 / d.idle.p999 as f64),
+        ratio(d.paired.ratio),
+        d.paired.stable,
+        d.paired.rounds,
+        bands.join(", "),
+        d.seen,
+        d.published_busy,
+        d.errors
     );
 
     let _ = writeln!(
@@ -477,6 +491,7 @@ fn table(r: &Results, cfg: &Cfg) -> String {
 
 fn json(r: &Results) -> Vec<String> {
     let mut out = Vec::new();
+    let raw_median = r.rt.first().map_or(f64::NAN, |m| m.dist.median as f64);
     for m in &r.rt {
         let mut j = Json::new("round_trip", m.method.name());
         j.int("samples", m.dist.samples as u64)
@@ -485,6 +500,10 @@ fn json(r: &Results) -> Vec<String> {
             .int("p999_ns", m.dist.p999)
             .int("max_ns", m.dist.max)
             .num("ratio_to_raw", m.paired.ratio)
+            .num(
+                "pooled_median_ratio_to_raw",
+                m.dist.median as f64 / raw_median,
+            )
             .int("rounds", m.paired.rounds as u64)
             .int("stable_rounds", m.paired.stable as u64)
             .int("per_round", m.per_round);

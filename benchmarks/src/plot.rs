@@ -136,7 +136,8 @@ pub fn sweep(path: &Path, results: &[SweepResult], title: &str) -> Res<()> {
     register()?;
     let root = BitMapBackend::new(path, (1100, 650)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let top = results.iter().map(|r| r.dist.p999).max().unwrap_or(1000) as f64 * 1.15;
+    let top = results.iter().map(|r| r.dist.p999).max().unwrap_or(1000) as f64 * 1.2;
+    let top = 10f64.powf(top.log10().ceil());
     // x is log2 of the payload size, labelled at the sizes of the sweep.
     let x_hi = results.last().map(|r| r.bytes).unwrap_or(1 << 22) as f64;
     let x_hi = x_hi.log2() + 0.5;
@@ -145,14 +146,14 @@ pub fn sweep(path: &Path, results: &[SweepResult], title: &str) -> Res<()> {
         .margin(15)
         .x_label_area_size(50)
         .y_label_area_size(80)
-        .build_cartesian_2d(2.5f64..x_hi, 0f64..top)
+        .build_cartesian_2d(2.5f64..x_hi, (10f64..top).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("payload (bytes, written before the clock starts)")
-        .y_desc("publish to seen by the peer (ns)")
+        .y_desc("publish to seen by the peer")
         .x_labels(((x_hi - 2.5) * 2.0) as usize + 1)
-        .max_light_lines(1)
+        .max_light_lines(4)
         .x_label_formatter(&|x| {
             let e = x.round();
             if (x - e).abs() < 0.01 && (e as u32 % 2 == 1 || e as u32 == 22) {
@@ -161,7 +162,7 @@ pub fn sweep(path: &Path, results: &[SweepResult], title: &str) -> Res<()> {
                 String::new()
             }
         })
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_label_formatter(&|y| human_ns(*y))
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
         .draw()

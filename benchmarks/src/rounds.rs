@@ -22,7 +22,7 @@ pub struct MethodResult {
 
 /// One block: `warm + n` round trips of `m`, the last `n` recorded into `out`. Returns the
 /// block's median (0 if `n` is 0) and its data errors on both sides.
-fn block(
+pub fn block(
     peer: &mut Peer,
     ends: &mut Ends,
     m: Method,

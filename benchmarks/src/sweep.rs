@@ -15,8 +15,8 @@ use crate::sys::{now_ns, Ctrl, Ctx, Res, Spin};
 pub trait SweepTx {
     fn bytes(&self) -> usize;
     fn label(&self) -> &'static str;
-    /// Fills the whole payload for `s`, then stamps the clock and publishes; returns the
-    /// stamp.
+    /// Fills the whole payload for `s`, waits for its stores to drain, then stamps the clock
+    /// and publishes; returns the stamp.
     fn send(&mut self, s: u64) -> Res<u64>;
 }
 
@@ -44,6 +44,9 @@ impl<T: Object + Words> SweepTx for Tx<T> {
     fn send(&mut self, s: u64) -> Res<u64> {
         let mut g = self.p.write().ctx("sweep write")?;
         fill(g.words_mut(), s);
+        // Drain the payload's stores before stamping: the publish swap would wait for them
+        // otherwise, and that wait is part of writing the payload, not of handing it over.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let t = now_ns();
         g.publish().ctx("sweep publish")?;
         Ok(t)
