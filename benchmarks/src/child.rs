@@ -1,7 +1,7 @@
 //! The child process: attaches to everything once, then serves the commands the parent writes
 //! into the control block, so that rounds cost no setup.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 
 use rtipc::{Segment, StateConsumer};
@@ -28,7 +28,16 @@ pub mod op {
 }
 
 /// The child's entry point: `ROLE ctrl_fd segment_fd uds_fd iceoryx2_prefix parent_pid`.
+/// Errors are printed here, and flagged in the control block once it is mapped.
 pub fn main(args: &[String]) -> Res<()> {
+    let result = run(args);
+    if let Err(e) = &result {
+        eprintln!("child: {e}");
+    }
+    result
+}
+
+fn run(args: &[String]) -> Res<()> {
     let [ctrl_fd, seg_fd, uds_fd, prefix, parent] = args else {
         return Err(format!("{ROLE} takes 5 arguments, got {}", args.len()));
     };
@@ -37,8 +46,7 @@ pub fn main(args: &[String]) -> Res<()> {
     let shared = Shared::inherit(fd(ctrl_fd)?).ctx("mapping the control block")?;
     let ctrl = shared.ctrl();
     let result = serve(ctrl, fd(seg_fd)?, fd(uds_fd)?, prefix, parent);
-    if let Err(e) = &result {
-        eprintln!("child: {e}");
+    if result.is_err() {
         ctrl.status.w[st::FAILED].store(1, Ordering::Release);
     }
     result
@@ -48,8 +56,8 @@ fn serve(ctrl: &Ctrl, seg_fd: RawFd, uds_fd: RawFd, prefix: &str, parent: i32) -
     if let Err(e) = sys::pin_to(1) {
         eprintln!("child: could not pin to CPU 1 ({e}); figures will be noisier");
     }
-    // SAFETY: the parent passed us these descriptors to own; nothing else here uses them.
-    let (seg_fd, uds) = unsafe { (OwnedFd::from_raw_fd(seg_fd), OwnedFd::from_raw_fd(uds_fd)) };
+    let seg_fd = sys::adopt(seg_fd).ctx("the segment's descriptor")?;
+    let uds = sys::adopt(uds_fd).ctx("the socket's descriptor")?;
     let seg = Segment::from_fd(seg_fd).ctx("attaching the segment")?;
     let mut ends = Ends::child(&seg, prefix, uds)?;
     let mut sweep = crate::sweep::consumers(&seg)?;

@@ -9,6 +9,8 @@
 //! channels from 8 B to 4 MiB, the determinism of the producer's publish cost, and an
 //! in-process comparison with the `triple_buffer` crate. Every message is checked; a data error
 //! makes the run fail.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod child;
 mod det;

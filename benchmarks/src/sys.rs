@@ -90,13 +90,14 @@ impl Shared {
 
     /// Maps the control block from the descriptor `raw` inherited from the parent.
     pub fn inherit(raw: RawFd) -> io::Result<Shared> {
-        // SAFETY: fcntl on a descriptor number; fails cleanly if it is not open.
-        if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
-            return Err(io::Error::last_os_error());
+        let fd = adopt(raw)?;
+        let len = std::fs::File::from(fd.try_clone()?).metadata()?.len();
+        if len < size_of::<Ctrl>() as u64 {
+            return Err(io::Error::other(format!(
+                "the control block is {len} bytes, not {}",
+                size_of::<Ctrl>()
+            )));
         }
-        // SAFETY: the parent passed us this descriptor to own; nothing else in this
-        // process uses it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Self::map(fd)
     }
 
@@ -137,6 +138,18 @@ impl Drop for Shared {
         // `self` (they all borrow it).
         unsafe { libc::munmap(self.ptr.cast(), size_of::<Ctrl>()) };
     }
+}
+
+/// Takes ownership of descriptor `raw`, inherited from the parent, after checking that it is
+/// open.
+pub fn adopt(raw: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on a descriptor number has no preconditions; it fails if it is not open.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is open (checked above), and the parent handed it to this process to own:
+    // nothing else here uses it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// A duplicate of `fd` without close-on-exec, for a child process to inherit.
