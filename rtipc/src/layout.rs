@@ -243,6 +243,8 @@ pub(crate) struct ChannelInfo {
     pub ctrl_offset: u64,
     pub objects: Vec<ObjectInfo>,
     pub user_meta: Vec<u8>,
+    /// Whether the consumer may wait for data (bit 0 of the entry's `notify`).
+    pub notify: bool,
 }
 
 /// The validated description of a segment.
@@ -760,6 +762,7 @@ impl Layout {
                 ctrl_offset: e.ctrl_offset,
                 objects,
                 user_meta,
+                notify: e.notify & 1 != 0,
             });
         }
         // Buffers and control blocks of all channels must be pairwise disjoint.

@@ -1,0 +1,1 @@
+//! Handshake (in progress).
