@@ -70,6 +70,10 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(loom, allow(dead_code))]
 
+// Lets unit tests use `#[derive(Object)]`, whose output names `::rtipc`.
+#[cfg(all(test, not(loom)))]
+extern crate self as rtipc;
+
 pub mod error;
 #[cfg(not(loom))]
 pub mod handshake;

@@ -105,10 +105,12 @@ mod imp {
         }
         // SAFETY: fcntl on a valid descriptor with integer arguments.
         let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0 {
+            return Err(Error::last_os("reading an eventfd's flags"));
+        }
         // SAFETY: as above.
-        if flags < 0
-            || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
-        {
+        let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
+        if r < 0 {
             return Err(Error::last_os("making an eventfd non-blocking"));
         }
         Ok(())

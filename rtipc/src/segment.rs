@@ -325,7 +325,7 @@ impl SegmentBuilder {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if !self.cache_line.is_power_of_two() || !(16..=MAX_CACHE_LINE).contains(&self.cache_line) {
             return bad(format!(
