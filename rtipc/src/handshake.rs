@@ -585,16 +585,14 @@ fn wait_for(
     op: &'static str,
 ) -> Result<libc::c_short> {
     loop {
+        // Poll at least once, even with a deadline in the past (a readiness check).
         let ms = match deadline {
             None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::Timeout { op });
-                }
-                // Round up so that a wait never ends before the deadline.
-                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
-            }
+            // Round up so that a wait never ends before the deadline.
+            Some(d) => (d.saturating_duration_since(Instant::now()))
+                .as_micros()
+                .div_ceil(1000)
+                .min(i32::MAX as u128) as libc::c_int,
         };
         let mut pfd = libc::pollfd {
             fd: fd.as_raw_fd(),
@@ -612,6 +610,9 @@ fn wait_for(
         }
         if r > 0 {
             return Ok(pfd.revents);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::Timeout { op });
         }
     }
 }
