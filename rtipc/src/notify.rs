@@ -393,6 +393,10 @@ mod imp {
     /// after [`Wait::arm`]. Implements [`AsFd`] and [`AsRawFd`], so it goes straight into
     /// `poll`, epoll, mio or tokio's `AsyncFd`, and derefs to the consumer.
     ///
+    /// The descriptor is a duplicate of the channel's eventfd that the `Pollable` owns: it
+    /// stays open, and [`AsRawFd::as_raw_fd`] returns the same number, for as long as the
+    /// `Pollable` lives (what tokio's `AsyncFd::register` asks of its caller).
+    ///
     /// ```
     /// use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
     /// use rtipc::notify::Pollable;
