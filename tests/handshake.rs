@@ -112,7 +112,7 @@ fn raw_connect(path: &Path) -> OwnedFd {
 }
 
 fn raw_send(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> bool {
-    let payload = size_of::<RawFd>() * fds.len();
+    let payload = std::mem::size_of_val(fds);
     // SAFETY: arithmetic.
     let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
     let mut cbuf = vec![0u64; space.div_ceil(8)];

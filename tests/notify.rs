@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rtipc::handshake::Listener;
-use rtipc::notify::{Pollable, Wait};
+use rtipc::notify::Pollable;
 use rtipc::{ChannelSpec, Direction, Error, Segment, StateConsumer, StateProducer};
 
 const WAKEUPS: u64 = 1_000;
@@ -55,7 +55,6 @@ fn answer_pings(seg: &Segment) -> Vec<u64> {
         assert_eq!(s.seq, last + 1, "one ping at a time");
         latencies.push(now.saturating_sub(s.sent_ns));
         last = s.seq;
-        drop(s);
         pong.publish_copy(&Stamp {
             seq: last,
             sent_ns: now,

@@ -38,7 +38,7 @@
 //! 1. The client connects and sends a **request**: the channels it wants, declared with the
 //!    same [`SegmentBuilder`] a creator uses (names, kinds, directions, slots, notification,
 //!    per-channel user metadata, and every object's id, size, alignment, fingerprint and full
-//!    schema in [`schema::encode`](crate::schema::encode)'s format).
+//!    schema in [`schema::encode`]'s format).
 //! 2. The listener decodes the request as untrusted input, shows it with the client's
 //!    credentials (`SO_PEERCRED`: pid, uid, gid) to the filter passed to
 //!    [`Listener::accept`], and either sends the filter's rejection reason (the client gets
@@ -78,7 +78,7 @@
 //! | field | |
 //! |---|---|
 //! | `cache_line: u32` | the layout's cache-line size (power of two, 16 to 4096) |
-//! | `channel_count: u32` | at most [`MAX_CHANNELS`](crate::layout::MAX_CHANNELS) |
+//! | `channel_count: u32` | at most [`MAX_CHANNELS`] |
 //! | then per channel: | |
 //! | `name_len: u16`, `name` | 1 to 255 bytes of UTF-8 |
 //! | `kind: u8` | 1 state, 2 queue |

@@ -20,7 +20,7 @@
 //! * **Named segments** wake with a futex on a word in the segment (`FUTEX_WAIT` /
 //!   `FUTEX_WAKE`, not process-private, so it works across processes). There is no file
 //!   descriptor to poll: [`Pollable::new`] and [`Wait::arm`] fail with
-//!   [`Error::NoEventFd`], `wait` works.
+//!   [`Error::NoEventFd`](crate::Error::NoEventFd), `wait` works.
 //! * **Anonymous segments** wake with an eventfd per notify-enabled channel, created with the
 //!   segment (`EFD_CLOEXEC | EFD_NONBLOCK`) and handed to the peer together with the memfd
 //!   ([`Segment::event_fds`](crate::Segment::event_fds) on the creator,
