@@ -1,15 +1,15 @@
 //! rtipc handshake demo, client side: start `cargo run --release --example server` first, then
 //! `cargo run --release --example client` (both take `--socket PATH`).
 //!
-//! The client asks the server for three channels (commands up; motor state and log lines
-//! down, all with wake-ups), sends a new target speed every half second for three seconds,
+//! The client asks the server for three channels (commands up; motor state and a queue of
+//! log lines down, all with wake-ups), sends a new target speed every half second for three seconds,
 //! prints the motor's state four times a second and every log line, then exits; the server
 //! sees it go and exits too.
 
 use std::time::{Duration, Instant};
 
 use rtipc::handshake;
-use rtipc::{Segment, StateConsumer, StateProducer};
+use rtipc::{QueueConsumer, Segment, StateConsumer, StateProducer};
 
 #[path = "demo/types.rs"]
 mod types;
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seg = conn.segment();
     let mut commands = StateProducer::<Command>::new(seg, "command")?;
     let mut state = StateConsumer::<MotorState>::new(seg, "state")?;
-    let mut log = StateConsumer::<LogLine>::new(seg, "log")?;
+    let mut log = QueueConsumer::<LogLine>::new(seg, "log")?;
 
     let targets = [1.0, 2.5, -1.0, 0.5, 3.0, 0.0];
     let begin = Instant::now();
@@ -72,16 +72,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
-        if let Some(l) = log.fetch()? {
-            if l.is_new() && l.seq > last_line {
-                last_line = l.seq;
-                println!("[client] log: {}", l.text());
+        while let Some(l) = log.pop()? {
+            if l.lost() > 0 {
+                println!("[client] log: ({} lines lost)", l.lost());
             }
+            last_line = l.seq;
+            println!("[client] log: {}", l.text());
         }
         if !conn.peer_alive() {
             return Err("the server has gone".into());
         }
     }
-    println!("[client] done: {sent} commands sent");
+    println!("[client] done: {sent} commands sent, {last_line} log lines received");
     Ok(())
 }

@@ -5,13 +5,13 @@
 //! `$XDG_RUNTIME_DIR/rtipc-demo.sock` or `/tmp/rtipc-demo.sock`), looks at the client's request
 //! (its pid and uid, its channels and their user metadata) and accepts it if it asks for the
 //! demo's channels. It then simulates a motor that follows the client's commands, publishes
-//! its state every 10 ms and a log line for each new command, and exits when the client has
-//! gone.
+//! its state every 10 ms and a log line (on a queue) for each new command, and exits when the
+//! client has gone.
 
 use std::time::{Duration, Instant};
 
 use rtipc::handshake::Listener;
-use rtipc::{StateConsumer, StateProducer};
+use rtipc::{QueueProducer, StateConsumer, StateProducer};
 
 #[path = "demo/types.rs"]
 mod types;
@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut commands = StateConsumer::<Command>::new(seg, "command")?;
     let mut state = StateProducer::<MotorState>::new(seg, "state")?;
-    let mut log = StateProducer::<LogLine>::new(seg, "log")?;
+    let mut log = QueueProducer::<LogLine>::new(seg, "log")?;
 
     let start = Instant::now();
     let (mut speed, mut target, mut command_seq, mut lines) = (0.0f64, 0.0f64, 0u64, 0u64);
@@ -79,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     target = c.target;
                     command_seq = c.seq;
                     lines += 1;
-                    log.publish_copy(&LogLine::new(
+                    log.force_push(&LogLine::new(
                         lines,
                         &format!("command #{} received: target {:+.2} rad/s", c.seq, c.target),
                     ))?;

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use rtipc::handshake::Listener;
 use rtipc::notify::Pollable;
-use rtipc::{ChannelSpec, Direction, Error, Segment, StateConsumer, StateProducer};
+use rtipc::{
+    ChannelSpec, Direction, Error, QueueConsumer, QueueProducer, Segment, StateConsumer,
+    StateProducer,
+};
 
 const WAKEUPS: u64 = 1_000;
 
@@ -119,6 +122,76 @@ fn eventfd_wakes_a_blocked_consumer_in_another_process() {
         pfd.revents & libc::POLLHUP,
         0,
         "POLLHUP once the peer is gone"
+    );
+}
+
+/// A queue consumer that only ever blocks in `wait` receives every message of a producer in
+/// another process that retries `try_push` when the queue is full: a lost wake-up would stall
+/// it for the full 10 s timeout.
+#[test]
+fn queue_consumer_is_woken_for_every_message_from_another_process() {
+    const MESSAGES: u64 = 20_000;
+    let name = format!("rtipc-test-{}-qwake", std::process::id());
+    let seg = Segment::builder()
+        .channel(
+            ChannelSpec::queue("numbers", Direction::PeerToCreator, 8)
+                .object::<Numbered>()
+                .notify(true),
+        )
+        .create(&name)
+        .unwrap();
+    let mut rx = QueueConsumer::<Numbered>::new(&seg, "numbers").unwrap();
+    let peer = spawn_peer("queue-try", &name, MESSAGES);
+    let (mut last, mut waits) = (0, 0u64);
+    while last < MESSAGES {
+        assert!(
+            rx.wait(Some(Duration::from_secs(10))).unwrap(),
+            "woken within 10 s after message {last}"
+        );
+        waits += 1;
+        while let Some(m) = rx.pop().unwrap() {
+            assert_eq!(m.n, last + 1, "in order, none lost (try_push)");
+            assert_eq!(m.lost(), 0);
+            assert!(numbered_ok(&m));
+            last = m.n;
+        }
+    }
+    wait_exit(peer);
+    eprintln!("queue: {MESSAGES} messages in {waits} waits");
+}
+
+#[test]
+fn queue_waits_and_polls_like_state() {
+    let seg = Segment::builder()
+        .channel(
+            ChannelSpec::queue("q", Direction::CreatorToPeer, 4)
+                .object::<Small>()
+                .notify(true),
+        )
+        .create_anonymous()
+        .unwrap();
+    let peer = Segment::from_fds(
+        dup(seg.as_fd()),
+        seg.event_fds().into_iter().map(dup).collect(),
+    )
+    .unwrap();
+    let mut tx = QueueProducer::<Small>::new(&seg, "q").unwrap();
+    let mut rx = Pollable::new(QueueConsumer::<Small>::new(&peer, "q").unwrap()).unwrap();
+    assert!(!rx.wait(Some(Duration::from_millis(5))).unwrap());
+    assert!(!rx.arm().unwrap());
+    tx.force_push(&small(1, TAG_DOWN)).unwrap();
+    let mut pfd = libc::pollfd {
+        fd: rx.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 5000) }, 1);
+    assert!(rx.wait(None).unwrap());
+    assert_eq!(rx.pop().unwrap().unwrap().seq, 1);
+    assert!(
+        !rx.wait(Some(Duration::ZERO)).unwrap(),
+        "popped: nothing left"
     );
 }
 

@@ -30,7 +30,7 @@ pub struct MotorState {
     pub command_seq: u64,
 }
 
-/// A line of text from the server's log.
+/// A line of text from the server's log, carried in order by a queue.
 #[derive(Object)]
 #[repr(C)]
 pub struct LogLine {
@@ -60,7 +60,8 @@ impl LogLine {
     }
 }
 
-/// The client's request: commands up, state and log down. All three can be waited on.
+/// The client's request: commands up (latest value), motor state down (latest value), log
+/// lines down (a queue of 16: every line, in order). All three can be waited on.
 pub fn channels(builder: SegmentBuilder) -> SegmentBuilder {
     builder
         .channel(
@@ -75,7 +76,7 @@ pub fn channels(builder: SegmentBuilder) -> SegmentBuilder {
                 .notify(true),
         )
         .channel(
-            ChannelSpec::state("log", SERVER_TO_CLIENT)
+            ChannelSpec::queue("log", SERVER_TO_CLIENT, 16)
                 .object::<LogLine>()
                 .notify(true),
         )

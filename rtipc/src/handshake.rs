@@ -494,7 +494,7 @@ fn segment_size_bound(req: &Request) -> Option<u64> {
         let stride = align_up(slot, cl)?;
         let buffers = stride
             .checked_mul(u64::from(c.slots))?
-            .checked_add(c.kind.ctrl_lines().checked_mul(cl)?)?;
+            .checked_add(c.kind.ctrl_len(c.slots, cl))?;
         total = total
             .checked_add(buffers)?
             .checked_add(c.user_meta.len() as u64 + 256)?;

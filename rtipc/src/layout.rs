@@ -45,10 +45,19 @@
 //! slot), `size: u64`, `align: u64`, `schema_offset: u64`, `schema_len: u64` (the schema in
 //! [`schema::encode`]'s format), `reserved: u64`.
 //!
-//! A control block's first line holds the claim words (the pid of the process holding the
-//! producer end at +0, of the consumer end at +8); its other lines belong to the channel kind's
-//! protocol, with producer-written and consumer-written words on lines of their own. Everything
-//! outside control blocks and slots is immutable once `ready` is set.
+//! **Control blocks** are whole cache lines; line 0 holds the claim words (the pid of the
+//! process holding the producer end at +0, of the consumer end at +8). The other lines belong to
+//! the channel kind's protocol, producer-written and consumer-written words on lines of their
+//! own:
+//!
+//! * state (5 lines, 3 slots): line 1 the shared middle word of the triple buffer (slot index,
+//!   dirty bit, sequence number); line 2 the producer's saved state; line 3 the consumer's saved
+//!   state; line 4 notification.
+//! * queue (capacity `N`, `N + 2` slots): line 1 the producer's `head` and slot; line 2 the
+//!   consumer's `tail` and slot; line 3 notification; then `N` 8-byte ring cells (free bit, 39-bit
+//!   position, 24-bit slot index).
+//!
+//! Everything outside control blocks and slots is immutable once `ready` is set.
 //!
 //! A peer validates a copy of the header, the table and the metadata with checked arithmetic
 //! (every range inside the segment, slots and control blocks pairwise disjoint, counts and
@@ -74,7 +83,7 @@ pub(crate) const READY: u32 = 0x5245_4459;
 pub const MAX_CHANNELS: u32 = 1024;
 /// Most objects in one channel.
 pub const MAX_OBJECTS: u32 = 64;
-/// Most slots in one queue channel.
+/// Largest capacity of one queue channel.
 pub const MAX_SLOTS: u32 = 1 << 20;
 /// Longest channel name, in bytes.
 pub const MAX_CHANNEL_NAME: u32 = 255;
@@ -108,11 +117,15 @@ impl Kind {
         }
     }
 
-    /// The number of cache lines in this kind's control block.
-    pub(crate) const fn ctrl_lines(self) -> u64 {
+    /// The length of this kind's control block for `slot_count` slots.
+    pub(crate) fn ctrl_len(self, slot_count: u32, cache_line: u64) -> u64 {
         match self {
-            Kind::State => crate::state::CTRL_LINES,
-            Kind::Queue => 5,
+            Kind::State => crate::state::CTRL_LINES * cache_line,
+            Kind::Queue => {
+                // The fixed lines, then the ring of `slot_count - 2` cells of 8 bytes.
+                let cells = 8 * u64::from(slot_count.saturating_sub(2));
+                crate::queue::CTRL_LINES * cache_line + cells.div_ceil(cache_line) * cache_line
+            }
         }
     }
 }
@@ -241,6 +254,7 @@ pub(crate) struct ChannelInfo {
     pub slot_stride: u64,
     pub buffer_offset: u64,
     pub ctrl_offset: u64,
+    pub slot_count: u32,
     pub objects: Vec<ObjectInfo>,
     pub user_meta: Vec<u8>,
     /// Whether the consumer may wait for data (bit 0 of the entry's `notify`).
@@ -519,12 +533,20 @@ impl Layout {
                     e.slot_count.into(),
                     "a state channel has exactly 3 slots",
                 )?,
-                Kind::Queue => check(
-                    e.slot_count >= 2 && e.slot_count <= MAX_SLOTS,
-                    || cf("slot_count"),
-                    e.slot_count.into(),
-                    "a queue has between 2 and 1048576 slots",
-                )?,
+                Kind::Queue => {
+                    check(
+                        e.slot_count >= 3 && e.slot_count <= MAX_SLOTS + 2,
+                        || cf("slot_count"),
+                        e.slot_count.into(),
+                        "a queue of capacity N has N + 2 slots, N from 1 to 1048576",
+                    )?;
+                    check(
+                        e.object_count == 1,
+                        || cf("object_count"),
+                        e.object_count.into(),
+                        "a queue carries exactly one object type",
+                    )?;
+                }
             }
             check(
                 e.slot_size >= 1,
@@ -568,7 +590,7 @@ impl Layout {
                 h.buffers_offset,
                 h.buffers_len,
             )?;
-            let ctrl_len = kind.ctrl_lines() * cl;
+            let ctrl_len = kind.ctrl_len(e.slot_count, cl);
             check(
                 e.ctrl_len == ctrl_len,
                 || cf("ctrl_len"),
@@ -760,6 +782,7 @@ impl Layout {
                 slot_stride: e.slot_stride,
                 buffer_offset: e.buffer_offset,
                 ctrl_offset: e.ctrl_offset,
+                slot_count: e.slot_count,
                 objects,
                 user_meta,
                 notify: e.notify & 1 != 0,

@@ -81,6 +81,7 @@ pub mod handshake;
 pub mod layout;
 pub mod notify;
 mod object;
+pub mod queue;
 pub mod schema;
 #[cfg(not(loom))]
 pub mod segment;
@@ -91,6 +92,8 @@ pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use layout::{Direction, Kind};
 pub use object::Object;
+#[cfg(not(loom))]
+pub use queue::{Message, QueueConsumer, QueueProducer, QueueSlot};
 /// Derives [`Object`](trait@Object) for a plain struct, with its schema, id and fingerprint.
 ///
 /// ```

@@ -5,8 +5,8 @@
 //! [`ChannelSpec::notify`](crate::ChannelSpec::notify). A consumer of such a channel can then
 //!
 //! * block in `wait(timeout)` (on [`StateConsumer`](crate::StateConsumer),
-//!   [`StateReader`](crate::StateReader), or through the [`Wait`] trait) until there is
-//!   something to fetch, or
+//!   [`StateReader`](crate::StateReader), [`QueueConsumer`](crate::QueueConsumer), or through
+//!   the [`Wait`] trait) until there is something to fetch or pop, or
 //! * plug the channel into an event loop (poll, epoll, mio, tokio's `AsyncFd`): call
 //!   [`Wait::arm`] before each wait and wait for the fd of a [`Pollable`] to become readable.
 //!
@@ -29,9 +29,9 @@
 //!
 //! # Layout
 //!
-//! A notify-enabled channel's table entry has bit 0 of `notify` set. The state channel's
-//! control block reserves its line 4 for notification: the 32-bit `waiting` word at offset 0
-//! of that line (0: nobody waits, 1: the consumer sleeps on the futex, 2: the consumer polls
+//! A notify-enabled channel's table entry has bit 0 of `notify` set. The control block
+//! reserves a line for notification (line 4 of a state channel's, line 3 of a queue's): the
+//! 32-bit `waiting` word at offset 0 of that line (0: nobody waits, 1: the consumer sleeps on the futex, 2: the consumer polls
 //! the eventfd). The consumer writes it to announce, the producer swaps it back to 0 when it
 //! wakes the consumer; both only on the slow path.
 //!

@@ -246,6 +246,21 @@ impl ChannelSpec {
         }
     }
 
+    /// A queue channel called `name` holding up to `capacity` unread messages (1 to 2^20) of
+    /// one object type, added with [`ChannelSpec::object`].
+    pub fn queue(name: impl Into<String>, direction: Direction, capacity: u32) -> ChannelSpec {
+        ChannelSpec {
+            name: name.into(),
+            kind: Kind::Queue,
+            direction,
+            // Two more slots than the capacity: the producer's and the consumer's.
+            slots: capacity.saturating_add(2),
+            objects: Vec::new(),
+            notify: false,
+            user_meta: Vec::new(),
+        }
+    }
+
     /// Adds an object to the channel's slot, after the objects added before it.
     pub fn object<T: Object>(mut self) -> ChannelSpec {
         self.objects.push(ObjectSpec {
@@ -297,6 +312,16 @@ impl SegmentBuilder {
     /// Declares a state channel carrying one object of type `T`.
     pub fn state<T: Object>(self, name: impl Into<String>, direction: Direction) -> Self {
         self.channel(ChannelSpec::state(name, direction).object::<T>())
+    }
+
+    /// Declares a queue channel of `capacity` messages of type `T`.
+    pub fn queue<T: Object>(
+        self,
+        name: impl Into<String>,
+        direction: Direction,
+        capacity: u32,
+    ) -> Self {
+        self.channel(ChannelSpec::queue(name, direction, capacity).object::<T>())
     }
 
     /// Declares a channel.
@@ -359,11 +384,21 @@ impl SegmentBuilder {
                     c.name
                 ));
             }
-            if c.kind == Kind::Queue && !(2..=MAX_SLOTS).contains(&c.slots) {
-                return bad(format!(
-                    "queue `{}` must have between 2 and {MAX_SLOTS} slots, not {}",
-                    c.name, c.slots
-                ));
+            if c.kind == Kind::Queue {
+                if !(3..=MAX_SLOTS + 2).contains(&c.slots) {
+                    return bad(format!(
+                        "queue `{}` must have a capacity between 1 and {MAX_SLOTS}, not {}",
+                        c.name,
+                        i64::from(c.slots) - 2
+                    ));
+                }
+                if c.objects.len() != 1 {
+                    return bad(format!(
+                        "queue `{}` must carry exactly one object type, not {}",
+                        c.name,
+                        c.objects.len()
+                    ));
+                }
             }
             for (i, o) in c.objects.iter().enumerate() {
                 if o.align > u64::from(self.cache_line) {
@@ -400,7 +435,7 @@ impl SegmentBuilder {
         let mut entries = Vec::with_capacity(self.channels.len());
         let mut slot_layouts = Vec::with_capacity(self.channels.len());
         for c in &self.channels {
-            let ctrl_len = c.kind.ctrl_lines() * cl;
+            let ctrl_len = c.kind.ctrl_len(c.slots, cl);
             let ctrl_offset = cursor;
             let mut slot_size = 0u64;
             let mut offsets = Vec::with_capacity(c.objects.len());
@@ -536,7 +571,7 @@ impl SegmentBuilder {
         for c in &layout.channels {
             match c.kind {
                 Kind::State => crate::state::init_ctrl(&map, c, u64::from(h.cache_line)),
-                Kind::Queue => {}
+                Kind::Queue => crate::queue::init_ctrl(&map, c, u64::from(h.cache_line)),
             }
         }
         // Release: a peer that sees READY with acquire also sees everything written above.

@@ -158,3 +158,21 @@ pub fn wait_for_seq<T: rtipc::Object>(
         }
     }
 }
+/// A numbered queue message with a check word.
+#[derive(Object)]
+#[repr(C)]
+pub struct Numbered {
+    pub n: u64,
+    pub check: u64,
+}
+
+pub fn numbered(n: u64) -> Numbered {
+    Numbered {
+        n,
+        check: n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    }
+}
+
+pub fn numbered_ok(m: &Numbered) -> bool {
+    m.check == m.n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}

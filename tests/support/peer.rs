@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use rtipc::handshake::{self, Listener};
-use rtipc::{Segment, StateConsumer, StateProducer};
+use rtipc::{QueueProducer, Segment, StateConsumer, StateProducer};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,6 +23,8 @@ fn main() {
         "wake-named" => wake(&open(&name), count),
         "wake-client" => wake_client(&name, count),
         "server" => server(&name, count),
+        "queue-force" => queue_producer(&name, count, true),
+        "queue-try" => queue_producer(&name, count, false),
         _ => {
             eprintln!("unknown role `{role}`");
             2
@@ -112,6 +114,26 @@ fn second_only(name: &str, count: u64) -> i32 {
             }
         }
     }
+    0
+}
+
+/// Pushes messages 1..=count on queue `numbers`: forced, or retried until there is room.
+fn queue_producer(name: &str, count: u64, force: bool) -> i32 {
+    let seg = open(name);
+    let mut tx = QueueProducer::<Numbered>::new(&seg, "numbers").expect("queue producer");
+    let mut refused = 0u64;
+    for n in 1..=count {
+        if force {
+            tx.force_push(&numbered(n)).expect("force_push");
+        } else {
+            while !tx.try_push(&numbered(n)).expect("try_push") {
+                refused += 1;
+                std::hint::spin_loop();
+            }
+        }
+    }
+    assert_eq!(tx.pushed(), count);
+    eprintln!("peer: pushed {count} messages, try_push refused {refused} times");
     0
 }
 

@@ -21,6 +21,9 @@
 //! if !data { sleep }                       if w != 0 { swap(0); wake(w) }
 //! ```
 //!
+//! For a queue, the check (3) loads the ring cell at the consumer's position, the cell that
+//! the producer's push (4) swaps; everything below holds with it in place of the middle word.
+//!
 //! `SeqCst` fences are totally ordered. If (2) comes before (5), the load (6) sees the
 //! announcement (1) or a later value of the word; if (5) comes before (2), the check (3) sees
 //! the publish (4) or a later value of the middle word, which is still DIRTY because only the
@@ -151,64 +154,86 @@ pub(crate) fn wait<E>(
 
 #[cfg(all(test, loom))]
 mod loom_tests {
-    //! The consumer waits for every update of a triple buffer while a producer publishes; the
-    //! kernel's futex and eventfd are modelled with a mutex and a condition variable, exactly
-    //! the guarantees the kernel gives (the futex value check is atomic with queueing the
-    //! waiter; an eventfd stays readable until read). A lost wake-up leaves the consumer asleep
-    //! with the producer finished: loom reports the deadlock.
+    //! A consumer waits for every update of a triple buffer, or every message of a queue,
+    //! while a producer publishes; the kernel's futex and eventfd are modelled with a mutex and
+    //! a condition variable, exactly the guarantees the kernel gives (the futex value check is
+    //! atomic with queueing the waiter; an eventfd stays readable until read). A lost wake-up
+    //! leaves the consumer asleep with the producer finished: loom reports the deadlock.
     use super::*;
+    use crate::queue::protocol as q;
     use crate::state::protocol::{self as tb, Consumer, Fetched, Producer, DIRTY};
     use crate::sync::AtomicU64;
     use loom::sync::{Arc, Condvar, Mutex};
 
-    /// What the kernel provides, for one channel.
+    /// The `waiting` word and what the kernel provides for one channel.
     struct Kernel {
+        waiting: AtomicU32,
         lock: Mutex<u64>, // the eventfd counter
         cv: Condvar,
     }
 
-    struct Shared {
-        middle: AtomicU64,
-        waiting: AtomicU32,
-        kernel: Kernel,
-    }
+    impl Kernel {
+        fn new() -> Kernel {
+            Kernel {
+                waiting: AtomicU32::new(0),
+                lock: Mutex::new(0),
+                cv: Condvar::new(),
+            }
+        }
 
-    impl Shared {
         /// `FUTEX_WAIT`: sleep only if the word still holds `expected`, checked under the lock
         /// that `FUTEX_WAKE` takes too.
         fn futex_wait(&self, expected: u32) -> Slept {
-            let g = self.kernel.lock.lock().unwrap();
+            let g = self.lock.lock().unwrap();
             if self.waiting.load(Ordering::Relaxed) == expected {
-                drop(self.kernel.cv.wait(g).unwrap());
+                drop(self.cv.wait(g).unwrap());
             }
             Slept::Woken
         }
 
-        fn futex_wake(&self) {
-            let _g = self.kernel.lock.lock().unwrap();
-            self.kernel.cv.notify_all();
-        }
-
-        /// `poll` for readability, then nothing: the drain comes before the next announcement.
+        /// `poll` for readability; the drain comes before the next announcement.
         fn eventfd_poll(&self) -> Slept {
-            let mut count = self.kernel.lock.lock().unwrap();
+            let mut count = self.lock.lock().unwrap();
             while *count == 0 {
-                count = self.kernel.cv.wait(count).unwrap();
+                count = self.cv.wait(count).unwrap();
             }
             Slept::Woken
         }
 
-        fn eventfd_write(&self) {
-            *self.kernel.lock.lock().unwrap() += 1;
-            self.kernel.cv.notify_all();
+        /// The producer's side after a publish.
+        fn notify(&self, after_publish: fn(&AtomicU32) -> u32) {
+            let w = after_publish(&self.waiting);
+            if w & FUTEX != 0 {
+                let _g = self.lock.lock().unwrap();
+                self.cv.notify_all();
+            }
+            if w & EVENTFD != 0 {
+                *self.lock.lock().unwrap() += 1;
+                self.cv.notify_all();
+            }
         }
 
-        fn eventfd_drain(&self) {
-            *self.kernel.lock.lock().unwrap() = 0;
-        }
-
-        fn has_data(&self) -> bool {
-            self.middle.load(Ordering::Relaxed) & DIRTY != 0
+        /// The consumer's `wait` without a timeout.
+        fn wait(&self, how: u32, has_data: impl Fn() -> bool) -> bool {
+            wait::<()>(
+                &self.waiting,
+                how,
+                has_data,
+                || {
+                    if how == EVENTFD {
+                        *self.lock.lock().unwrap() = 0;
+                    }
+                    Ok(())
+                },
+                |how| {
+                    Ok(if how == FUTEX {
+                        self.futex_wait(how)
+                    } else {
+                        self.eventfd_poll()
+                    })
+                },
+            )
+            .unwrap()
         }
     }
 
@@ -224,57 +249,66 @@ mod loom_tests {
         model_with(publishes, how, after_publish)
     }
 
+    /// State channel: the consumer waits for each update and fetches it until it has the last.
     fn model_with(publishes: u64, how: u32, after_publish: fn(&AtomicU32) -> u32) {
         loom::model(move || {
-            let s = Arc::new(Shared {
-                middle: AtomicU64::new(1),
-                waiting: AtomicU32::new(0),
-                kernel: Kernel {
-                    lock: Mutex::new(0),
-                    cv: Condvar::new(),
-                },
-            });
-            let ps = s.clone();
+            let middle = Arc::new(AtomicU64::new(1));
+            let kernel = Arc::new(Kernel::new());
+            let (pm, pk) = (middle.clone(), kernel.clone());
             let producer = loom::thread::spawn(move || {
                 let mut p = Producer { back: 0, seq: 0 };
                 for _ in 0..publishes {
-                    tb::publish(&ps.middle, &mut p).unwrap();
-                    let w = after_publish(&ps.waiting);
-                    if w & FUTEX != 0 {
-                        ps.futex_wake();
-                    }
-                    if w & EVENTFD != 0 {
-                        ps.eventfd_write();
-                    }
+                    tb::publish(&pm, &mut p).unwrap();
+                    pk.notify(after_publish);
                 }
             });
-            // The consumer waits for each update and fetches it until it has the last one.
             let mut c = Consumer { front: 2, seq: 0 };
             while c.seq < publishes {
-                let ready = wait::<()>(
-                    &s.waiting,
-                    how,
-                    || s.has_data(),
-                    || {
-                        if how == EVENTFD {
-                            s.eventfd_drain();
-                        }
-                        Ok(())
-                    },
-                    |how| {
-                        Ok(if how == FUTEX {
-                            s.futex_wait(how)
-                        } else {
-                            s.eventfd_poll()
-                        })
-                    },
-                )
-                .unwrap();
+                let ready = kernel.wait(how, || middle.load(Ordering::Relaxed) & DIRTY != 0);
                 assert!(ready, "no timeout was set, so wait returns only with data");
                 assert!(matches!(
-                    tb::fetch(&s.middle, &mut c).unwrap(),
+                    tb::fetch(&middle, &mut c).unwrap(),
                     Fetched::New { .. }
                 ));
+            }
+            producer.join().unwrap();
+        });
+    }
+
+    /// Queue of capacity 2: the consumer waits for messages and pops until it has the last.
+    fn queue_model(messages: u64, how: u32) {
+        loom::model(move || {
+            let shape = q::Shape::new(2);
+            let cells: Arc<Vec<AtomicU64>> = Arc::new(
+                (0..shape.capacity)
+                    .map(|i| AtomicU64::new(q::initial_cell(i)))
+                    .collect(),
+            );
+            let tail = Arc::new(AtomicU64::new(0));
+            let kernel = Arc::new(Kernel::new());
+            let (pc, pt, pk) = (cells.clone(), tail.clone(), kernel.clone());
+            let producer = loom::thread::spawn(move || {
+                let mut p = q::Producer {
+                    head: 0,
+                    slot: shape.capacity,
+                };
+                for _ in 0..messages {
+                    q::push(&pc, &pt, shape, &mut p, true).unwrap();
+                    pk.notify(after_publish);
+                }
+            });
+            let mut c = q::Consumer {
+                tail: 0,
+                slot: shape.capacity + 1,
+            };
+            loop {
+                let ready = kernel.wait(how, || q::has_message(&cells, shape, &c));
+                assert!(ready);
+                if let q::Popped::Message { pos, .. } = q::pop(&cells, shape, &mut c).unwrap() {
+                    if pos + 1 == messages {
+                        break;
+                    }
+                }
             }
             producer.join().unwrap();
         });
@@ -298,6 +332,16 @@ mod loom_tests {
     #[test]
     fn loom_eventfd_wake_two_publishes() {
         model(2, EVENTFD);
+    }
+
+    #[test]
+    fn loom_queue_futex_wake_two_messages() {
+        queue_model(2, FUTEX);
+    }
+
+    #[test]
+    fn loom_queue_eventfd_wake_two_messages() {
+        queue_model(2, EVENTFD);
     }
 
     /// The model is sharp enough to see the lost wake-up that the producer's fence prevents.

@@ -10,7 +10,7 @@
 //! Middle word: bits 0-1 slot index, bit 2 DIRTY, bits 3-63 sequence number of the slot's data
 //! (the producer's 1-based publish count; meaningful only with DIRTY).
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, BadWord, Ordering};
 
 /// Bits of a word that hold a slot index.
 pub(crate) const IDX_MASK: u64 = 0b11;
@@ -20,15 +20,6 @@ pub(crate) const DIRTY: u64 = 0b100;
 pub(crate) const SEQ_SHIFT: u32 = 3;
 /// Number of slots.
 pub(crate) const SLOTS: u64 = 3;
-
-/// An index word from shared memory that breaks the protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BadWord {
-    /// The word as read.
-    pub word: u64,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
 
 /// The producer's private state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,232 @@
+//! Cross-process tests of queue channels: a real second process on real shared memory.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rtipc::{Direction, Error, QueueConsumer, QueueProducer, Segment, StateConsumer};
+
+fn seg_name(test: &str) -> String {
+    format!("rtipc-queue-{}-{test}", std::process::id())
+}
+
+fn spawn_peer(role: &str, name: &str, count: u64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_rtipc-test-peer"))
+        .args([role, name, &count.to_string()])
+        .spawn()
+        .expect("spawn peer")
+}
+
+struct Tally {
+    seen: u64,
+    lost: u64,
+    last: u64,
+}
+
+/// Pops until message `count` arrives, checking order, content and loss accounting. `slow`
+/// makes the consumer spin for a while after each message.
+fn consume(rx: &mut QueueConsumer<Numbered>, peer: &mut Child, count: u64, slow: bool) -> Tally {
+    let mut t = Tally {
+        seen: 0,
+        lost: 0,
+        last: 0,
+    };
+    let start = Instant::now();
+    let mut idle = 0u64;
+    while t.last < count {
+        match rx.pop().unwrap() {
+            Some(m) => {
+                assert!(numbered_ok(&m), "message content");
+                assert_eq!(m.n, m.seq(), "the message number is its sequence number");
+                assert!(m.n > t.last, "increasing order: {} after {}", m.n, t.last);
+                assert_eq!(m.lost(), m.n - t.last - 1, "lost counts the gap exactly");
+                t.lost += m.lost();
+                t.seen += 1;
+                t.last = m.n;
+                if slow {
+                    let spin = Instant::now();
+                    while spin.elapsed() < Duration::from_micros(2) {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            None => {
+                idle += 1;
+                if idle.is_multiple_of(65536) {
+                    assert!(start.elapsed() < Duration::from_secs(300), "timed out");
+                    if let Some(status) = peer.try_wait().unwrap() {
+                        assert!(status.success(), "peer failed: {status}");
+                        // The peer is done: what it pushed must all be there.
+                        if rx.pop().unwrap().is_none() && t.last < count {
+                            panic!("peer exited but message {count} never arrived");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    t
+}
+
+#[test]
+fn million_messages_through_16_slots_fast_producer_slow_consumer() {
+    const COUNT: u64 = 1_000_000;
+    let name = seg_name("force");
+    let seg = Segment::builder()
+        .queue::<Numbered>("numbers", Direction::PeerToCreator, 16)
+        .create(&name)
+        .unwrap();
+    let mut rx = QueueConsumer::<Numbered>::new(&seg, "numbers").unwrap();
+    assert_eq!(rx.capacity(), 16);
+    let mut peer = spawn_peer("queue-force", &name, COUNT);
+    let t = consume(&mut rx, &mut peer, COUNT, true);
+    assert!(peer.wait().unwrap().success());
+    assert_eq!(t.last, COUNT);
+    assert_eq!(t.seen + t.lost, COUNT, "lost plus seen equals sent exactly");
+    assert!(t.seen >= 16, "the consumer saw messages");
+    assert!(
+        rx.pop().unwrap().is_none(),
+        "nothing after the last message"
+    );
+    eprintln!("seen {}, lost {}", t.seen, t.lost);
+}
+
+#[test]
+fn try_push_with_a_consumer_that_keeps_up_loses_nothing() {
+    const COUNT: u64 = 1_000_000;
+    let name = seg_name("try");
+    let seg = Segment::builder()
+        .queue::<Numbered>("numbers", Direction::PeerToCreator, 16)
+        .create(&name)
+        .unwrap();
+    let mut rx = QueueConsumer::<Numbered>::new(&seg, "numbers").unwrap();
+    let mut peer = spawn_peer("queue-try", &name, COUNT);
+    let t = consume(&mut rx, &mut peer, COUNT, false);
+    assert!(peer.wait().unwrap().success());
+    assert_eq!((t.seen, t.lost, t.last), (COUNT, 0, COUNT), "zero loss");
+}
+
+fn peer_side(seg: &Segment) -> Segment {
+    use std::os::fd::AsFd;
+    Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap()).unwrap()
+}
+
+#[test]
+fn full_queue_try_push_refuses_and_force_push_overwrites_the_oldest() {
+    let seg = Segment::builder()
+        .queue::<Numbered>("q", Direction::CreatorToPeer, 4)
+        .create_anonymous()
+        .unwrap();
+    let peer = peer_side(&seg);
+    let mut tx = QueueProducer::<Numbered>::new(&seg, "q").unwrap();
+    let mut rx = QueueConsumer::<Numbered>::new(&peer, "q").unwrap();
+    assert!(rx.pop().unwrap().is_none(), "empty");
+    for n in 1..=4 {
+        assert!(tx.try_push(&numbered(n)).unwrap());
+    }
+    assert!(!tx.try_push(&numbered(5)).unwrap(), "full: refused");
+    // The refused message stays in the producer's slot.
+    assert_eq!(tx.write().unwrap().n, 5);
+    tx.force_push(&numbered(5)).unwrap();
+    tx.force_push(&numbered(6)).unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = rx.pop().unwrap() {
+        got.push((m.n, m.lost()));
+    }
+    assert_eq!(
+        got,
+        [(3, 2), (4, 0), (5, 0), (6, 0)],
+        "1 and 2 were overwritten"
+    );
+    // Wrap around many times.
+    for n in 7..=1000 {
+        assert!(tx.try_push(&numbered(n)).unwrap());
+        let m = rx.pop().unwrap().unwrap();
+        assert_eq!((m.n, m.lost()), (n, 0));
+    }
+    // `latest` jumps to the newest and counts the rest as lost.
+    for n in 1001..=1003 {
+        tx.force_push(&numbered(n)).unwrap();
+    }
+    let m = rx.latest().unwrap().unwrap();
+    assert_eq!((m.n, m.lost()), (1003, 2));
+    assert!(rx.latest().unwrap().is_none());
+}
+
+#[test]
+fn queue_handles_check_kind_schema_and_claims() {
+    let seg = Segment::builder()
+        .queue::<Numbered>("q", Direction::CreatorToPeer, 8)
+        .state::<Small>("s", Direction::CreatorToPeer)
+        .create_anonymous()
+        .unwrap();
+    let peer = peer_side(&seg);
+    let err = StateConsumer::<Numbered>::new(&peer, "q").unwrap_err();
+    assert!(matches!(err, Error::WrongChannel { .. }), "{err}");
+    assert!(err.to_string().contains("queue"), "{err}");
+    let err = QueueConsumer::<Small>::new(&peer, "q").unwrap_err();
+    assert!(matches!(err, Error::ObjectNotFound { .. }), "{err}");
+    let err = QueueConsumer::<Numbered>::new(&peer, "s").unwrap_err();
+    assert!(matches!(err, Error::WrongChannel { .. }), "{err}");
+    let _rx = QueueConsumer::<Numbered>::new(&peer, "q").unwrap();
+    let err = QueueConsumer::<Numbered>::new(&peer, "q").unwrap_err();
+    assert!(matches!(err, Error::AlreadyClaimed { .. }), "{err}");
+    let err = QueueProducer::<Numbered>::new(&peer, "q").unwrap_err();
+    assert!(matches!(err, Error::WrongChannel { .. }), "{err}");
+    // Bad capacities are refused by the builder.
+    for cap in [0, (1 << 20) + 1] {
+        let err = Segment::builder()
+            .queue::<Numbered>("q", Direction::CreatorToPeer, cap)
+            .create_anonymous()
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    }
+}
+
+#[test]
+fn corrupt_ring_cells_fail_the_next_pop_and_push() {
+    let name = seg_name("corrupt");
+    let seg = Segment::builder()
+        .queue::<Numbered>("numbers", Direction::CreatorToPeer, 4)
+        .create(&name)
+        .unwrap();
+    let peer = Segment::open(&name).unwrap();
+    let mut tx = QueueProducer::<Numbered>::new(&seg, "numbers").unwrap();
+    let mut rx = QueueConsumer::<Numbered>::new(&peer, "numbers").unwrap();
+    tx.force_push(&numbered(1)).unwrap();
+    assert_eq!(rx.pop().unwrap().unwrap().n, 1);
+    tx.force_push(&numbered(2)).unwrap();
+
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    let mut b = [0u8; 8];
+    f.read_exact_at(&mut b, 40).unwrap();
+    let table = u64::from_le_bytes(b);
+    f.read_exact_at(&mut b, table + 48).unwrap();
+    let ctrl = u64::from_le_bytes(b);
+    f.read_exact_at(&mut b, 20).unwrap();
+    let line = u64::from_le_bytes(b) & 0xffff_ffff;
+    let cells = ctrl + 4 * line;
+    // Cell 1 holds message 2: point it at a slot that does not exist.
+    let bad = (1u64 << 24) | 0xff_ffff;
+    f.write_all_at(&bad.to_le_bytes(), cells + 8).unwrap();
+    let err = rx.pop().map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("ring"), "{err}");
+    assert!(rx.pop().is_err(), "the handle stays refused");
+    // Make cells 2 and 3 hold the same slot: after the producer takes it from cell 2, cell 3
+    // offers the producer its own slot.
+    f.write_all_at(&(1u64 << 63).to_le_bytes(), cells + 16)
+        .unwrap();
+    tx.force_push(&numbered(3)).unwrap();
+    f.write_all_at(&(1u64 << 63).to_le_bytes(), cells + 24)
+        .unwrap();
+    let err = tx.force_push(&numbered(4)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
