@@ -438,6 +438,38 @@ fn the_filter_sees_the_request_and_its_rejection_reaches_the_client() {
 }
 
 #[test]
+fn requests_the_listener_cannot_honour_are_refused_with_the_reason() {
+    let path = sock_path("invalid");
+    let listener = Listener::bind(&path).unwrap().max_segment_size(1 << 20);
+    let server = std::thread::spawn(move || {
+        (0..3)
+            .map(|_| listener.accept(|_| Ok(())).unwrap_err().to_string())
+            .collect::<Vec<_>>()
+    });
+    let ask = |bytes: Vec<u8>| {
+        let fd = raw_connect(&path);
+        assert!(raw_send(fd.as_fd(), &bytes, &[]));
+        let (reply, _) = raw_recv(fd.as_fd()).expect("a reply");
+        assert_eq!(&reply[6..8], &[3, 0], "a rejection");
+        String::from_utf8_lossy(&reply[12..]).into_owned()
+    };
+    // A cache line that is not a power of two.
+    let mut bad_line = echo_request();
+    bad_line[8..12].copy_from_slice(&100u32.to_le_bytes());
+    assert!(ask(bad_line).contains("cache line 100"));
+    // The same channel name twice.
+    let twice = request(&[("cmd", 2, false, b""), ("cmd", 1, false, b"")]);
+    assert!(ask(twice).contains("declared twice"));
+    // More memory than the listener allows: a queue of a million slots.
+    let mut huge = request(&[("q", 1, false, b"")]);
+    huge[8 + 8 + 2 + 1] = 2; // kind: queue
+    huge[8 + 8 + 2 + 1 + 4..8 + 8 + 2 + 1 + 8].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    assert!(ask(huge).contains("larger than the listener's limit"));
+    let errors = server.join().unwrap();
+    assert!(errors[0].contains("cache line"), "{errors:?}");
+}
+
+#[test]
 fn stale_socket_files_are_replaced_and_live_listeners_are_not() {
     let path = sock_path("stale");
     // A socket file left by a listener that died: bound, never unlinked.

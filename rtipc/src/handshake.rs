@@ -1041,6 +1041,12 @@ impl Listener {
                 return Err(Error::Handshake { reason });
             }
         };
+        let builder = builder_from(&request);
+        if let Err(e) = builder.validate() {
+            let reason = format!("invalid request: {e}");
+            refuse(reason.clone());
+            return Err(Error::Handshake { reason });
+        }
         match segment_size_bound(&request) {
             Some(n) if n <= self.max_segment_size => {}
             _ => {
@@ -1057,7 +1063,7 @@ impl Listener {
             refuse(reason.clone());
             return Err(Error::Rejected { reason });
         }
-        let segment = match builder_from(&request).create_anonymous() {
+        let segment = match builder.create_anonymous() {
             Ok(s) => s,
             Err(e) => {
                 refuse(format!("the listener cannot create this segment: {e}"));
