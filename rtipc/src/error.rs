@@ -119,6 +119,39 @@ pub enum Error {
     },
     /// An argument given to rtipc is not valid.
     InvalidArgument(String),
+    // Wake-ups and the handshake.
+    /// The channel was created without notification, so its consumer cannot wait.
+    NotifyDisabled {
+        /// The channel.
+        channel: String,
+    },
+    /// The channel has no eventfd to poll (it is in a named segment, which wakes with a futex
+    /// only); `wait` works, polling does not.
+    NoEventFd {
+        /// The channel.
+        channel: String,
+    },
+    /// The listener refused the handshake; `reason` is the listener's explanation.
+    Rejected {
+        /// Why, as the listener's filter put it.
+        reason: String,
+    },
+    /// A blocking step of a handshake took longer than its timeout.
+    Timeout {
+        /// The step, such as `"waiting for the client's request"`.
+        op: &'static str,
+    },
+    /// The other side of a handshake broke the protocol: a malformed or oversized message,
+    /// wrong file descriptors, or a closed connection.
+    Handshake {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A listener is already running on this socket path.
+    InUse {
+        /// The socket path.
+        path: std::path::PathBuf,
+    },
 }
 
 impl Error {
@@ -227,6 +260,26 @@ impl fmt::Display for Error {
             ),
             Error::NotFound { name } => write!(f, "no segment named `{name}`"),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
+            Error::NotifyDisabled { channel } => write!(
+                f,
+                "channel `{channel}` was created without notification, so its consumer cannot \
+                 wait; declare it with `ChannelSpec::notify(true)`"
+            ),
+            Error::NoEventFd { channel } => write!(
+                f,
+                "channel `{channel}` has no eventfd to poll: it is in a named segment, which \
+                 wakes with a futex; use `wait`, or an anonymous segment to poll"
+            ),
+            Error::Rejected { reason } => {
+                write!(f, "the listener rejected the handshake: {reason}")
+            }
+            Error::Timeout { op } => write!(f, "timed out {op}"),
+            Error::Handshake { reason } => write!(f, "handshake failed: {reason}"),
+            Error::InUse { path } => write!(
+                f,
+                "a listener is already running on `{}`; stop it or choose another path",
+                path.display()
+            ),
         }
     }
 }

@@ -257,6 +257,8 @@ pub(crate) struct ChannelInfo {
     pub slot_count: u32,
     pub objects: Vec<ObjectInfo>,
     pub user_meta: Vec<u8>,
+    /// Whether the consumer may wait for data (bit 0 of the entry's `notify`).
+    pub notify: bool,
 }
 
 /// The validated description of a segment.
@@ -783,6 +785,7 @@ impl Layout {
                 slot_count: e.slot_count,
                 objects,
                 user_meta,
+                notify: e.notify & 1 != 0,
             });
         }
         // Buffers and control blocks of all channels must be pairwise disjoint.

@@ -49,6 +49,11 @@
 //!   [`Segment::from_fd`]) a shared-memory segment; [`layout`] documents its bytes.
 //! * [`StateProducer`] / [`StateConsumer`] (and [`StateWriter`] / [`StateReader`] for channels
 //!   carrying several objects) are the two ends of a [`state`] channel.
+//! * [`notify`]: a consumer can block until data arrives ([`StateConsumer::wait`]) or poll an
+//!   eventfd ([`notify::Pollable`]), with no system call on the producer's fast path.
+//! * [`handshake`]: a [`Listener`](handshake::Listener) on a unix socket creates a segment for
+//!   each client that [`connect`](handshake::connect)s with the channels it wants, and hands
+//!   it over with its eventfds; the listener's filter accepts or rejects each request.
 //! * Every fallible call returns [`Result`]`<_, `[`Error`]`>`; nothing a peer writes into the
 //!   segment makes rtipc panic or read out of bounds.
 //!
@@ -65,9 +70,16 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(loom, allow(dead_code))]
 
+// Lets unit tests use `#[derive(Object)]`, whose output names `::rtipc`.
+#[cfg(all(test, not(loom)))]
+extern crate self as rtipc;
+
 pub mod error;
 #[cfg(not(loom))]
+pub mod handshake;
+#[cfg(not(loom))]
 pub mod layout;
+pub mod notify;
 mod object;
 pub mod queue;
 pub mod schema;

@@ -33,11 +33,14 @@ mod handles {
     use super::protocol::{self, Consumer, Popped, Producer, Pushed, Shape};
     use crate::error::{Error, Result};
     use crate::layout::{ChannelInfo, Kind};
+    use crate::notify::{Notifier, Sealed, Wait, Waiter};
     use crate::segment::{ChannelRef, Claim, End, Mapping, Segment};
     use crate::Object;
 
     const LINE_PRODUCER: u64 = 1;
     const LINE_CONSUMER: u64 = 2;
+    /// The notification line: the `waiting` word at +0 (see [`crate::notify`]).
+    const LINE_NOTIFY: u64 = 3;
     const LINE_CELLS: u64 = super::CTRL_LINES;
 
     /// Writes a fresh queue's control block: every cell free with its own slot, the producer
@@ -199,6 +202,7 @@ mod handles {
     pub struct QueueProducer<T: Object> {
         chan: Channel<T>,
         p: Producer,
+        notify: Option<Notifier>,
     }
 
     impl<T: Object> std::fmt::Debug for QueueProducer<T> {
@@ -214,9 +218,11 @@ mod handles {
         /// Claims the producing end of queue `name` and checks `T` against its schema.
         pub fn new(seg: &Segment, name: &str) -> Result<Self> {
             let (chan, head, slot) = Channel::new(seg, name, End::Producer)?;
+            let notify = Notifier::new(&chan.ch, chan.ch.ctrl_line(LINE_NOTIFY));
             Ok(QueueProducer {
                 chan,
                 p: Producer { head, slot },
+                notify,
             })
         }
 
@@ -265,6 +271,9 @@ mod handles {
                     // holder, ordered by the claim.
                     c.word(c.own_pos).store(self.p.head, Ordering::Relaxed);
                     c.word(c.own_slot).store(self.p.slot, Ordering::Relaxed);
+                    if let Some(n) = &self.notify {
+                        n.notify();
+                    }
                     Ok(true)
                 }
                 Err(b) => Err(self.chan.corrupt("ring", b.word, b.reason)),
@@ -314,6 +323,7 @@ mod handles {
     pub struct QueueConsumer<T: Object> {
         chan: Channel<T>,
         c: Consumer,
+        waiter: Option<Waiter>,
     }
 
     impl<T: Object> std::fmt::Debug for QueueConsumer<T> {
@@ -329,9 +339,11 @@ mod handles {
         /// Claims the consuming end of queue `name` and checks `T` against its schema.
         pub fn new(seg: &Segment, name: &str) -> Result<Self> {
             let (chan, tail, slot) = Channel::new(seg, name, End::Consumer)?;
+            let waiter = Waiter::new(&chan.ch, chan.ch.ctrl_line(LINE_NOTIFY));
             Ok(QueueConsumer {
                 chan,
                 c: Consumer { tail, slot },
+                waiter,
             })
         }
 
@@ -436,6 +448,58 @@ mod handles {
                 .field("lost", &self.lost)
                 .field("value", &**self)
                 .finish()
+        }
+    }
+
+    // Waiting for messages (see `crate::notify`).
+
+    impl<T: Object> QueueConsumer<T> {
+        fn waiter(&self) -> Result<&Waiter> {
+            self.chan.check()?;
+            self.waiter.as_ref().ok_or_else(|| Error::NotifyDisabled {
+                channel: self.chan.ch.info.name.clone(),
+            })
+        }
+
+        /// Whether a pop would find a message now.
+        fn has_data(&self) -> impl Fn() -> bool + '_ {
+            let (cells, shape, c) = (self.chan.cells(), self.chan.shape, self.c);
+            move || protocol::has_message(cells, shape, &c)
+        }
+
+        /// Blocks until there is a message to pop (`Ok(true)`) or `timeout` passes
+        /// (`Ok(false)`; `None`: no limit). Needs a channel created with
+        /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`crate::notify`].
+        pub fn wait(&mut self, timeout: Option<std::time::Duration>) -> Result<bool> {
+            self.waiter()?.wait(self.has_data(), timeout)
+        }
+
+        /// Prepares a wait on the channel's eventfd; see [`Wait::arm`].
+        pub fn arm(&mut self) -> Result<bool> {
+            self.waiter()?.arm(self.has_data(), &self.chan.ch.info.name)
+        }
+
+        /// The channel's eventfd, if it has one; see [`Wait::wait_fd`].
+        pub fn wait_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+            self.waiter.as_ref().and_then(Waiter::fd)
+        }
+    }
+
+    impl<T: Object> Sealed for QueueConsumer<T> {
+        fn channel_name(&self) -> &str {
+            &self.chan.ch.info.name
+        }
+    }
+
+    impl<T: Object> Wait for QueueConsumer<T> {
+        fn wait(&mut self, timeout: Option<std::time::Duration>) -> Result<bool> {
+            QueueConsumer::wait(self, timeout)
+        }
+        fn arm(&mut self) -> Result<bool> {
+            QueueConsumer::arm(self)
+        }
+        fn wait_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+            QueueConsumer::wait_fd(self)
         }
     }
 }

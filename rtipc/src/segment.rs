@@ -12,7 +12,10 @@
 //!   over it with [`SegmentBuilder::replace_stale`].
 //! * **Anonymous** ([`SegmentBuilder::create_anonymous`], [`Segment::from_fd`]): a memfd sealed
 //!   against growing and shrinking, handed to the peer as a file descriptor (inherited, or
-//!   passed over a unix socket). The peer checks the seals and the size.
+//!   passed over a unix socket). The peer checks the seals and the size. Each notify-enabled
+//!   channel has an eventfd, which travels with the memfd ([`Segment::event_fds`],
+//!   [`Segment::from_fds`]); the [`handshake`](crate::handshake) module does all of it over a
+//!   unix socket.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -224,7 +227,8 @@ pub(crate) struct ObjectSpec {
     pub fingerprint: u64,
     pub size: u64,
     pub align: u64,
-    pub schema: &'static Schema,
+    /// `Cow::Owned` for a schema decoded from a handshake request.
+    pub schema: std::borrow::Cow<'static, Schema>,
 }
 
 impl ChannelSpec {
@@ -264,8 +268,15 @@ impl ChannelSpec {
             fingerprint: T::FINGERPRINT,
             size: size_of::<T>() as u64,
             align: align_of::<T>() as u64,
-            schema: T::SCHEMA,
+            schema: std::borrow::Cow::Borrowed(T::SCHEMA),
         });
+        self
+    }
+
+    /// Lets the consumer wait for data (default: off): see [`notify`](crate::notify). In an
+    /// anonymous segment the channel gets an eventfd that the peer must receive too.
+    pub fn notify(mut self, on: bool) -> ChannelSpec {
+        self.notify = on;
         self
     }
 
@@ -280,8 +291,8 @@ impl ChannelSpec {
 /// Builds and creates a segment. Obtain one with [`Segment::builder`].
 #[derive(Clone, Debug)]
 pub struct SegmentBuilder {
-    channels: Vec<ChannelSpec>,
-    cache_line: u32,
+    pub(crate) channels: Vec<ChannelSpec>,
+    pub(crate) cache_line: u32,
     keep: bool,
     replace_stale: bool,
 }
@@ -339,7 +350,7 @@ impl SegmentBuilder {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if !self.cache_line.is_power_of_two() || !(16..=MAX_CACHE_LINE).contains(&self.cache_line) {
             return bad(format!(
@@ -470,7 +481,7 @@ impl SegmentBuilder {
             meta.resize(descs_at + c.objects.len() * size_of::<ObjectDesc>(), 0);
             let mut descs = Vec::with_capacity(c.objects.len());
             for (o, &off) in c.objects.iter().zip(offsets) {
-                let encoded = schema::encode(o.schema);
+                let encoded = schema::encode(&o.schema);
                 descs.push(ObjectDesc {
                     id: o.id,
                     fingerprint: o.fingerprint,
@@ -532,7 +543,13 @@ impl SegmentBuilder {
 
     /// Writes the image into a freshly mapped, zeroed segment, initialises every channel's
     /// control block, and publishes the ready word.
-    fn finish(&self, map: Mapping, img: &[u8], side: Side) -> Result<Segment> {
+    fn finish(
+        &self,
+        map: Mapping,
+        img: &[u8],
+        side: Side,
+        eventfds: Vec<Option<Arc<OwnedFd>>>,
+    ) -> Result<Segment> {
         // The parse doubles as a self-check of what this builder laid out.
         let mut ready_img = img.to_vec();
         ready_img[READY_OFFSET..READY_OFFSET + 4].copy_from_slice(&READY.to_le_bytes());
@@ -561,7 +578,12 @@ impl SegmentBuilder {
         map.atomic_u32(READY_OFFSET as u64)
             .store(READY, Ordering::Release);
         Ok(Segment {
-            inner: Arc::new(Inner { map, layout, side }),
+            inner: Arc::new(Inner {
+                map,
+                layout,
+                side,
+                eventfds,
+            }),
         })
     }
 
@@ -603,7 +625,8 @@ impl SegmentBuilder {
             file.set_len(img.len() as u64)
                 .map_err(|e| Error::io("sizing shm segment", e))?;
             let map = Mapping::new(file, img.len(), unlink.clone())?;
-            self.finish(map, &img, Side::Creator)
+            // Named segments wake with a futex only.
+            self.finish(map, &img, Side::Creator, vec![None; self.channels.len()])
         })();
         if built.is_err() {
             // SAFETY: `cname` is a valid NUL-terminated string.
@@ -612,9 +635,11 @@ impl SegmentBuilder {
         built
     }
 
-    /// Creates an anonymous segment in a memfd sealed against growing and shrinking. Hand its
-    /// file descriptor ([`Segment::as_fd`]) to the peer, which attaches with
-    /// [`Segment::from_fd`].
+    /// Creates an anonymous segment in a memfd sealed against growing and shrinking, and an
+    /// eventfd for each notify-enabled channel. Hand its file descriptor ([`Segment::as_fd`])
+    /// to the peer, which attaches with [`Segment::from_fd`], or, if it has notify-enabled
+    /// channels, hand it with their eventfds ([`Segment::event_fds`]) to
+    /// [`Segment::from_fds`]. The [`handshake`](crate::handshake) does this over a socket.
     pub fn create_anonymous(&self) -> Result<Segment> {
         let img = self.image(std::process::id(), process_token(std::process::id()))?;
         // SAFETY: the name is a valid NUL-terminated string; the flags are valid.
@@ -637,7 +662,11 @@ impl SegmentBuilder {
             return Err(Error::last_os("sealing memfd"));
         }
         let map = Mapping::new(file, img.len(), None)?;
-        self.finish(map, &img, Side::Creator)
+        let eventfds = (self.channels.iter())
+            .map(|c| c.notify.then(crate::notify::new_eventfd).transpose())
+            .map(|fd| fd.map(|fd| fd.map(Arc::new)))
+            .collect::<Result<_>>()?;
+        self.finish(map, &img, Side::Creator, eventfds)
     }
 }
 
@@ -766,6 +795,9 @@ struct Inner {
     map: Arc<Mapping>,
     layout: Layout,
     side: Side,
+    /// Per channel, in table order: its eventfd (notify-enabled channels of anonymous
+    /// segments).
+    eventfds: Vec<Option<Arc<OwnedFd>>>,
 }
 
 /// A shared-memory segment, on either side. Cheap to clone; handles taken from it keep the
@@ -816,8 +848,60 @@ impl Segment {
     }
 
     /// Attaches to an anonymous segment from its memfd, checking its seals, its size and all of
-    /// its contents. Takes ownership of `fd`.
+    /// its contents. Takes ownership of `fd`. A segment with notify-enabled channels needs
+    /// their eventfds too: use [`Segment::from_fds`].
     pub fn from_fd(fd: OwnedFd) -> Result<Segment> {
+        Self::from_fds(fd, Vec::new())
+    }
+
+    /// Attaches to an anonymous segment from its memfd and the eventfds of its notify-enabled
+    /// channels, in table order (as [`Segment::event_fds`] gives them). Checks the memfd as
+    /// [`Segment::from_fd`] does, that there is exactly one eventfd per notify-enabled channel,
+    /// and that each is an eventfd. Takes ownership of all the descriptors; they are closed on
+    /// error.
+    pub fn from_fds(fd: OwnedFd, eventfds: Vec<OwnedFd>) -> Result<Segment> {
+        let seg = Self::from_memfd(fd)?;
+        let notify: Vec<usize> = (seg.inner.layout.channels.iter().enumerate())
+            .filter(|(_, c)| c.notify)
+            .map(|(i, _)| i)
+            .collect();
+        if eventfds.len() != notify.len() {
+            return Err(Error::InvalidArgument(format!(
+                "the segment has {} notify-enabled channels but {} eventfds were given; pass \
+                 one per notify-enabled channel, in table order",
+                notify.len(),
+                eventfds.len()
+            )));
+        }
+        let mut per_channel = vec![None; seg.inner.layout.channels.len()];
+        for (k, (i, fd)) in notify.into_iter().zip(eventfds).enumerate() {
+            crate::notify::check_eventfd(&fd, k)?;
+            per_channel[i] = Some(Arc::new(fd));
+        }
+        let Inner {
+            map, layout, side, ..
+        } = Arc::into_inner(seg.inner).expect("a new segment has one handle");
+        Ok(Segment {
+            inner: Arc::new(Inner {
+                map,
+                layout,
+                side,
+                eventfds: per_channel,
+            }),
+        })
+    }
+
+    /// The eventfds of the notify-enabled channels, in table order: hand them to the peer of
+    /// an anonymous segment with the memfd ([`Segment::as_fd`]), for [`Segment::from_fds`].
+    /// Empty for named segments, which wake with a futex only.
+    pub fn event_fds(&self) -> Vec<BorrowedFd<'_>> {
+        (self.inner.eventfds.iter())
+            .flatten()
+            .map(|fd| fd.as_fd())
+            .collect()
+    }
+
+    fn from_memfd(fd: OwnedFd) -> Result<Segment> {
         // SAFETY: fcntl on a valid fd.
         let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
         if seals < 0 {
@@ -854,6 +938,7 @@ impl Segment {
         Ok(Segment {
             inner: Arc::new(Inner {
                 map: Arc::new(map),
+                eventfds: vec![None; layout.channels.len()],
                 layout,
                 side: Side::Peer,
             }),
@@ -914,6 +999,9 @@ impl Segment {
     /// by this side.
     pub(crate) fn channel(&self, name: &str, kind: Kind, end: End) -> Result<ChannelRef> {
         let c = self.inner.layout.channel(name)?;
+        let eventfd = (self.inner.layout.channels.iter())
+            .position(|x| std::ptr::eq(x, c))
+            .and_then(|i| self.inner.eventfds[i].clone());
         let producer_side = match c.direction {
             Direction::CreatorToPeer => Side::Creator,
             Direction::PeerToCreator => Side::Peer,
@@ -942,6 +1030,7 @@ impl Segment {
             map: Arc::clone(&self.inner.map),
             info: Arc::new(c.clone()),
             cache_line: u64::from(self.inner.layout.header.cache_line),
+            eventfd,
         })
     }
 }
@@ -959,6 +1048,8 @@ pub(crate) struct ChannelRef {
     pub map: Arc<Mapping>,
     pub info: Arc<ChannelInfo>,
     pub cache_line: u64,
+    /// The channel's eventfd (notify-enabled channels of anonymous segments).
+    pub eventfd: Option<Arc<OwnedFd>>,
 }
 
 impl ChannelRef {

@@ -27,17 +27,22 @@ pub(crate) const CTRL_LINES: u64 = 5;
 mod handles {
     use std::marker::PhantomData;
     use std::ops::{Deref, DerefMut};
+    use std::os::fd::BorrowedFd;
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
 
     use super::protocol::{self, Consumer, Fetched, Producer, IDX_MASK, SEQ_SHIFT};
     use crate::error::{Error, Result};
     use crate::layout::{ChannelInfo, Kind};
+    use crate::notify::{Notifier, Sealed, Wait, Waiter};
     use crate::segment::{ChannelRef, Claim, End, Mapping, Segment};
     use crate::Object;
 
     const LINE_MIDDLE: u64 = 1;
     const LINE_PRODUCER: u64 = 2;
     const LINE_CONSUMER: u64 = 3;
+    /// The notification line: the `waiting` word at +0 (see [`crate::notify`]).
+    const LINE_NOTIFY: u64 = 4;
 
     /// Writes a fresh state channel's control block: slot 0 is the producer's, slot 1 the
     /// middle (clean), slot 2 the consumer's.
@@ -194,6 +199,7 @@ mod handles {
     pub struct StateWriter {
         chan: Channel,
         p: Producer,
+        notify: Option<Notifier>,
     }
 
     impl std::fmt::Debug for StateWriter {
@@ -223,9 +229,11 @@ mod handles {
             if back >= 3 || back == mid || mid >= 3 || back == c & IDX_MASK {
                 return Err(chan.corrupt("index words", m, "slot indices are not distinct"));
             }
+            let notify = Notifier::new(&chan.ch, chan.ch.ctrl_line(LINE_NOTIFY));
             Ok(StateWriter {
                 chan,
                 p: Producer { back, seq },
+                notify,
             })
         }
 
@@ -256,6 +264,9 @@ mod handles {
             self.chan
                 .own()
                 .store(protocol::pack(self.p.back, seq), Ordering::Relaxed);
+            if let Some(n) = &self.notify {
+                n.notify();
+            }
             Ok(seq)
         }
     }
@@ -295,6 +306,7 @@ mod handles {
     pub struct StateReader {
         chan: Channel,
         c: Consumer,
+        waiter: Option<Waiter>,
     }
 
     impl std::fmt::Debug for StateReader {
@@ -320,9 +332,11 @@ mod handles {
             if front >= 3 || front == mid || mid >= 3 || front == p & IDX_MASK {
                 return Err(chan.corrupt("index words", m, "slot indices are not distinct"));
             }
+            let waiter = Waiter::new(&chan.ch, chan.ch.ctrl_line(LINE_NOTIFY));
             Ok(StateReader {
                 chan,
                 c: Consumer { front, seq },
+                waiter,
             })
         }
 
@@ -545,6 +559,96 @@ mod handles {
         type Target = T;
         fn deref(&self) -> &T {
             self.snap.get(self.key)
+        }
+    }
+
+    // Waiting for data (see `crate::notify`).
+
+    impl StateReader {
+        fn waiter(&self) -> Result<&Waiter> {
+            self.chan.check()?;
+            self.waiter.as_ref().ok_or_else(|| Error::NotifyDisabled {
+                channel: self.chan.ch.info.name.clone(),
+            })
+        }
+
+        /// Whether the producer published since the last fetch.
+        fn has_data(&self) -> impl Fn() -> bool + '_ {
+            let middle = self.chan.middle();
+            // Relaxed: only decides whether to sleep; the fetch acquires the data.
+            move || middle.load(Ordering::Relaxed) & protocol::DIRTY != 0
+        }
+
+        /// Blocks until the producer has published something not fetched yet (`Ok(true)`) or
+        /// `timeout` passes (`Ok(false)`; `None`: no limit). Needs a channel created with
+        /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`crate::notify`].
+        pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+            self.waiter()?.wait(self.has_data(), timeout)
+        }
+
+        /// Prepares a wait on the channel's eventfd; see [`Wait::arm`].
+        pub fn arm(&mut self) -> Result<bool> {
+            self.waiter()?.arm(self.has_data(), &self.chan.ch.info.name)
+        }
+
+        /// The channel's eventfd, if it has one; see [`Wait::wait_fd`].
+        pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+            self.waiter.as_ref().and_then(Waiter::fd)
+        }
+    }
+
+    impl Sealed for StateReader {
+        fn channel_name(&self) -> &str {
+            &self.chan.ch.info.name
+        }
+    }
+
+    impl Wait for StateReader {
+        fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+            StateReader::wait(self, timeout)
+        }
+        fn arm(&mut self) -> Result<bool> {
+            StateReader::arm(self)
+        }
+        fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+            StateReader::wait_fd(self)
+        }
+    }
+
+    impl<T: Object> StateConsumer<T> {
+        /// Blocks until the producer has published something not fetched yet (`Ok(true)`) or
+        /// `timeout` passes (`Ok(false)`; `None`: no limit). Needs a channel created with
+        /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`crate::notify`].
+        pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+            self.r.wait(timeout)
+        }
+
+        /// Prepares a wait on the channel's eventfd; see [`Wait::arm`].
+        pub fn arm(&mut self) -> Result<bool> {
+            self.r.arm()
+        }
+
+        /// The channel's eventfd, if it has one; see [`Wait::wait_fd`].
+        pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+            self.r.wait_fd()
+        }
+    }
+
+    impl<T: Object> Sealed for StateConsumer<T> {
+        fn channel_name(&self) -> &str {
+            self.r.channel_name()
+        }
+    }
+
+    impl<T: Object> Wait for StateConsumer<T> {
+        fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+            self.r.wait(timeout)
+        }
+        fn arm(&mut self) -> Result<bool> {
+            self.r.arm()
+        }
+        fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+            self.r.wait_fd()
         }
     }
 

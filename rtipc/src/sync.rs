@@ -2,10 +2,10 @@
 //! the protocols can be model-checked.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// A word read from shared memory that breaks a protocol: the protocols return it instead of
 /// acting on it, and the handles turn it into an [`Error::Corrupt`](crate::Error::Corrupt).

@@ -83,6 +83,81 @@ pub fn big_ok(b: &Big, seq: u64) -> bool {
 pub const TAG_DOWN: u32 = 0xD0D0;
 pub const TAG_UP: u32 = 0x0B0B;
 
+/// A wake-up probe: its sequence number and when it was published.
+#[derive(Object)]
+#[repr(C)]
+pub struct Stamp {
+    pub seq: u64,
+    /// `CLOCK_MONOTONIC` at publish, in nanoseconds (the same clock in every process).
+    pub sent_ns: u64,
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: comparable across processes, unlike `Instant`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a live local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The channels of the wake-up tests: `ping` from the peer (or client), `pong` back, both
+/// notify-enabled.
+pub fn wake_channels(builder: rtipc::SegmentBuilder) -> rtipc::SegmentBuilder {
+    use rtipc::{ChannelSpec, Direction};
+    builder
+        .channel(
+            ChannelSpec::state("ping", Direction::PeerToCreator)
+                .object::<Stamp>()
+                .notify(true),
+        )
+        .channel(
+            ChannelSpec::state("pong", Direction::CreatorToPeer)
+                .object::<Stamp>()
+                .notify(true),
+        )
+}
+
+/// The channels of the handshake tests: `cmd` from the client, `echo` back.
+pub fn echo_channels(builder: rtipc::SegmentBuilder) -> rtipc::SegmentBuilder {
+    use rtipc::handshake::{CLIENT_TO_SERVER, SERVER_TO_CLIENT};
+    use rtipc::ChannelSpec;
+    builder
+        .channel(
+            ChannelSpec::state("cmd", CLIENT_TO_SERVER)
+                .object::<Small>()
+                .notify(true)
+                .user_meta(*b"commands"),
+        )
+        .channel(
+            ChannelSpec::state("echo", SERVER_TO_CLIENT)
+                .object::<Small>()
+                .notify(true),
+        )
+}
+
+/// Waits (blocking, notified) until `rx` has an update with sequence number `seq` or more;
+/// false on a 10 s timeout.
+pub fn wait_for_seq<T: rtipc::Object>(
+    rx: &mut rtipc::StateConsumer<T>,
+    seq: u64,
+    got: impl Fn(&T) -> u64,
+) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(Some(s)) = rx.fetch() {
+            if got(&s) >= seq {
+                return true;
+            }
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || !rx.wait(Some(left)).unwrap_or(false) {
+            return false;
+        }
+    }
+}
 /// A numbered queue message with a check word.
 #[derive(Object)]
 #[repr(C)]

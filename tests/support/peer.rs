@@ -4,7 +4,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+use std::time::Duration;
+
 use common::*;
+use rtipc::handshake::{self, Listener};
 use rtipc::{QueueProducer, Segment, StateConsumer, StateProducer};
 
 fn main() {
@@ -17,6 +20,9 @@ fn main() {
         "multi" => multi(&name, count),
         "second-only" => second_only(&name, count),
         "seccomp" => seccomp(&name, count),
+        "wake-named" => wake(&open(&name), count),
+        "wake-client" => wake_client(&name, count),
+        "server" => server(&name, count),
         "queue-force" => queue_producer(&name, count, true),
         "queue-try" => queue_producer(&name, count, false),
         _ => {
@@ -179,4 +185,95 @@ fn seccomp(name: &str, count: u64) -> i32 {
     // SAFETY: the raw exit system call, allowed in strict mode (exit_group is not).
     unsafe { libc::syscall(libc::SYS_exit, code) };
     unreachable!()
+}
+
+/// The producing side of the wake-up tests: publishes `ping` number k once the parent has
+/// answered k - 1 on `pong` and had time to fall asleep again, so that every ping finds the
+/// parent blocked in `wait`.
+fn wake(seg: &Segment, count: u64) -> i32 {
+    let mut ping = StateProducer::<Stamp>::new(seg, "ping").expect("ping");
+    let mut pong = StateConsumer::<Stamp>::new(seg, "pong").expect("pong");
+    for k in 1..=count {
+        std::thread::sleep(Duration::from_micros(300));
+        ping.publish_copy(&Stamp {
+            seq: k,
+            sent_ns: monotonic_ns(),
+        })
+        .expect("publish");
+        if !wait_for_seq(&mut pong, k, |s| s.seq) {
+            eprintln!("peer: no pong {k}");
+            return 3;
+        }
+    }
+    0
+}
+
+/// `wake` through a segment received with the handshake (eventfd wake-ups).
+fn wake_client(path: &str, count: u64) -> i32 {
+    let conn = match handshake::connect(path, &wake_channels(Segment::builder())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("peer: connect: {e}");
+            return 10;
+        }
+    };
+    wake(conn.segment(), count)
+}
+
+/// A listener that counts the handshakes that fail (the robustness test sends thousands of
+/// malformed ones), then serves the first client that attaches: echoes `rounds` commands
+/// (`cmd` k answered by `echo` with seq k and tag 3k) and waits until the client has gone.
+/// Prints `errors N timeouts T` on stdout.
+fn server(path: &str, rounds: u64) -> i32 {
+    let listener = match Listener::bind(path) {
+        Ok(l) => l
+            .handshake_timeout(Duration::from_millis(300))
+            .accept_timeout(Some(Duration::from_secs(120))),
+        Err(e) => {
+            eprintln!("server: bind: {e}");
+            return 10;
+        }
+    };
+    println!("ready");
+    let (mut errors, mut timeouts) = (0u64, 0u64);
+    let conn = loop {
+        match listener.accept(|req| {
+            if req.channels().iter().any(|c| c.name() == "cmd") {
+                Ok(())
+            } else {
+                Err("no `cmd` channel".into())
+            }
+        }) {
+            Ok(c) => break c,
+            Err(rtipc::Error::Timeout {
+                op: "waiting for a client to connect",
+            }) => {
+                eprintln!("server: nobody came");
+                return 11;
+            }
+            Err(rtipc::Error::Timeout { .. }) => timeouts += 1,
+            Err(_) => errors += 1,
+        }
+    };
+    if conn.segment().user_meta("cmd").ok() != Some(&b"commands"[..]) {
+        return 12;
+    }
+    let mut cmd = StateConsumer::<Small>::new(conn.segment(), "cmd").expect("cmd");
+    let mut echo = StateProducer::<Small>::new(conn.segment(), "echo").expect("echo");
+    for k in 1..=rounds {
+        if !wait_for_seq(&mut cmd, k, |s| s.seq) {
+            eprintln!("server: no command {k}");
+            return 13;
+        }
+        echo.publish_copy(&small(k, 3 * k as u32)).expect("echo");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while conn.peer_alive() {
+        if std::time::Instant::now() > deadline {
+            return 14;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("errors {errors} timeouts {timeouts}");
+    0
 }

@@ -190,6 +190,16 @@ pub(crate) fn pop(cells: &[AtomicU64], shape: Shape, c: &mut Consumer) -> Result
     }
 }
 
+/// Whether a pop would find a message now: the first step of [`pop`], without the swap. The
+/// wake-up protocol's check (see `notify/protocol.rs`): it reads the cell that the producer's
+/// push swaps before its fence.
+pub(crate) fn has_message(cells: &[AtomicU64], shape: Shape, c: &Consumer) -> bool {
+    let cell = &cells[(c.tail % shape.capacity) as usize];
+    // Relaxed: only decides whether to sleep; the pop's swap acquires the message.
+    let cur = cell.load(Ordering::Relaxed);
+    cur & FREE == 0 && distance(cur, c.tail) >= 0
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
