@@ -69,8 +69,8 @@ mod handles {
         _claim: Claim,
         middle: *const AtomicU64,
         own: *const AtomicU64,
-        slots: *mut u8,
-        stride: usize,
+        /// The start of each of the three slots.
+        slots: [*mut u8; 3],
         handle: u64,
         poisoned: bool,
     }
@@ -95,13 +95,13 @@ mod handles {
                 cons.load(Ordering::Relaxed),
             );
             let own = if end == End::Producer { prod } else { cons };
-            let stride = ch.info.slot_stride as usize;
-            let slots = map.ptr(ch.info.buffer_offset, ch.info.slot_stride * 3);
+            let stride = ch.info.slot_stride;
+            let base = ch.info.buffer_offset;
+            let slots = [0, 1, 2].map(|i| map.ptr(base + i * stride, stride));
             let chan = Channel {
                 middle,
                 own,
                 slots,
-                stride,
                 handle: next_handle_id(),
                 poisoned: false,
                 _claim: claim,
@@ -123,6 +123,8 @@ mod handles {
             unsafe { &*self.own }
         }
 
+        #[cold]
+        #[inline(never)]
         fn corrupt(&mut self, what: &str, word: u64, reason: &str) -> Error {
             self.poisoned = true;
             Error::corrupt(
@@ -135,13 +137,19 @@ mod handles {
         #[inline]
         fn check(&self) -> Result<()> {
             if self.poisoned {
-                return Err(Error::corrupt(
-                    format!("channel `{}`", self.ch.info.name),
-                    0,
-                    "an earlier operation found a corrupt index word; take a new handle",
-                ));
+                return Err(self.poisoned_error());
             }
             Ok(())
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn poisoned_error(&self) -> Error {
+            Error::corrupt(
+                format!("channel `{}`", self.ch.info.name),
+                0,
+                "an earlier operation found a corrupt index word; take a new handle",
+            )
         }
 
         fn object<T: Object>(&self) -> Result<ObjectKey<T>> {
@@ -154,21 +162,30 @@ mod handles {
         }
 
         /// A pointer to `key`'s object in slot `slot` (which is 0, 1 or 2).
+        ///
+        /// # Panics
+        ///
+        /// If `key` was made by another handle.
         #[inline]
         fn at<T: Object>(&self, slot: u64, key: &ObjectKey<T>) -> *mut T {
             assert_eq!(
                 key.handle, self.handle,
                 "an ObjectKey can only be used with the handle that made it"
             );
+            self.at_offset(slot, key.offset)
+        }
+
+        /// A pointer to the object at `offset` in slot `slot`, for an offset that
+        /// [`ChannelRef::object`] returned for this channel.
+        #[inline]
+        fn at_offset<T: Object>(&self, slot: u64, offset: usize) -> *mut T {
             debug_assert!(slot < 3);
-            // SAFETY: `slot < 3` (checked by the protocol), and the object lies within the slot
-            // (`offset + size_of::<T>() <= slot_size <= stride`, checked at attach), so the
-            // pointer stays inside the channel's buffer.
-            unsafe {
-                self.slots
-                    .add(slot as usize * self.stride + key.offset)
-                    .cast::<T>()
-            }
+            // The protocol only ever holds indices below 3: it checks every index it reads
+            // from shared memory.
+            let base = self.slots[slot as usize];
+            // SAFETY: the object lies within the slot (`offset + size_of::<T>() <= slot_size
+            // <= stride`, checked at attach), so the pointer stays inside the slot.
+            unsafe { base.add(offset).cast::<T>() }
         }
     }
 
@@ -257,8 +274,10 @@ mod handles {
 
         #[inline]
         fn publish(&mut self) -> Result<u64> {
-            let seq = protocol::publish(self.chan.middle(), &mut self.p)
-                .map_err(|b| self.chan.corrupt("middle word", b.word, b.reason))?;
+            let seq = match protocol::publish(self.chan.middle(), &mut self.p) {
+                Ok(seq) => seq,
+                Err(b) => return Err(self.chan.corrupt("middle word", b.word, b.reason)),
+            };
             // Relaxed: a recovery copy for the next holder of the claim, ordered by the
             // claim's release/acquire.
             self.chan
@@ -350,25 +369,30 @@ mod handles {
         /// The view is valid until the next fetch.
         #[inline]
         pub fn fetch(&mut self) -> Result<Option<Snapshot<'_>>> {
-            self.chan.check()?;
-            let fetched = protocol::fetch(self.chan.middle(), &mut self.c)
-                .map_err(|b| self.chan.corrupt("middle word", b.word, b.reason))?;
-            let (new, skipped) = match fetched {
-                Fetched::Empty => return Ok(None),
-                Fetched::Unchanged => (false, 0),
-                Fetched::New { skipped } => {
-                    // Relaxed: a recovery copy, as in the producer.
-                    self.chan
-                        .own()
-                        .store(protocol::pack(self.c.front, self.c.seq), Ordering::Relaxed);
-                    (true, skipped)
-                }
-            };
-            Ok(Some(Snapshot {
+            Ok(self.fetch_raw()?.map(|(new, skipped)| Snapshot {
                 r: self,
                 new,
                 skipped,
             }))
+        }
+
+        /// The protocol step of a fetch: `None` if nothing was ever published, else whether
+        /// the front slot is new and how many updates were skipped.
+        #[inline]
+        fn fetch_raw(&mut self) -> Result<Option<(bool, u64)>> {
+            self.chan.check()?;
+            match protocol::fetch(self.chan.middle(), &mut self.c) {
+                Ok(Fetched::Empty) => Ok(None),
+                Ok(Fetched::Unchanged) => Ok(Some((false, 0))),
+                Ok(Fetched::New { skipped }) => {
+                    // Relaxed: a recovery copy, as in the producer.
+                    self.chan
+                        .own()
+                        .store(protocol::pack(self.c.front, self.c.seq), Ordering::Relaxed);
+                    Ok(Some((true, skipped)))
+                }
+                Err(b) => Err(self.chan.corrupt("middle word", b.word, b.reason)),
+            }
         }
     }
 
@@ -434,7 +458,9 @@ mod handles {
     /// ```
     pub struct StateProducer<T: Object> {
         w: StateWriter,
-        key: ObjectKey<T>,
+        /// Offset of `T` in the slot, checked against the schema by `new`.
+        offset: usize,
+        _t: PhantomData<fn() -> T>,
     }
 
     impl<T: Object> std::fmt::Debug for StateProducer<T> {
@@ -447,21 +473,28 @@ mod handles {
         /// Claims the producing end of state channel `name` and checks `T` against its schema.
         pub fn new(seg: &Segment, name: &str) -> Result<Self> {
             let w = StateWriter::new(seg, name)?;
-            let key = w.object::<T>()?;
-            Ok(StateProducer { w, key })
+            let offset = w.object::<T>()?.offset;
+            Ok(StateProducer {
+                w,
+                offset,
+                _t: PhantomData,
+            })
         }
 
         /// Starts writing the next update in place; the guard derefs to `&mut T`. The slot
         /// holds an older update (or zeros), not the last one published: write every field.
+        #[inline]
         pub fn write(&mut self) -> Result<WriteGuard<'_, T>> {
-            let key = self.key;
+            self.w.chan.check()?;
+            let ptr = self.w.chan.at_offset(self.w.p.back, self.offset);
             Ok(WriteGuard {
-                draft: self.w.write()?,
-                key,
+                w: &mut self.w,
+                ptr,
             })
         }
 
         /// Copies `value` into the next slot and publishes it; returns its sequence number.
+        #[inline]
         pub fn publish_copy(&mut self, value: &T) -> Result<u64> {
             let mut g = self.write()?;
             *g = *value;
@@ -477,36 +510,43 @@ mod handles {
     /// An update of one object being written in place. Derefs to `&mut T`; publish with
     /// [`WriteGuard::publish`].
     pub struct WriteGuard<'a, T: Object> {
-        draft: Draft<'a>,
-        key: ObjectKey<T>,
+        w: &'a mut StateWriter,
+        /// `T` in the producer's back slot.
+        ptr: *mut T,
     }
 
     impl<T: Object> WriteGuard<'_, T> {
         /// Publishes the update; returns its sequence number.
+        #[inline]
         pub fn publish(self) -> Result<u64> {
-            self.draft.publish()
+            self.w.publish()
         }
     }
 
     impl<T: Object> Deref for WriteGuard<'_, T> {
         type Target = T;
+        #[inline]
         fn deref(&self) -> &T {
-            let p = self.draft.w.chan.at(self.draft.w.p.back, &self.key);
-            // SAFETY: as in `Draft::get_mut`; a shared reborrow of the same slot.
-            unsafe { &*p }
+            // SAFETY: as in `Draft::get_mut`: the back slot is the producer's alone until the
+            // guard publishes it, and the guard borrows the producer; a shared reborrow.
+            unsafe { &*self.ptr }
         }
     }
 
     impl<T: Object> DerefMut for WriteGuard<'_, T> {
+        #[inline]
         fn deref_mut(&mut self) -> &mut T {
-            self.draft.get_mut(self.key)
+            // SAFETY: as in `Draft::get_mut`; `&mut self` makes this the only reference.
+            unsafe { &mut *self.ptr }
         }
     }
 
     /// The consuming end of a state channel, typed to one of its objects.
     pub struct StateConsumer<T: Object> {
         r: StateReader,
-        key: ObjectKey<T>,
+        /// Offset of `T` in the slot, checked against the schema by `new`.
+        offset: usize,
+        _t: PhantomData<fn() -> T>,
     }
 
     impl<T: Object> std::fmt::Debug for StateConsumer<T> {
@@ -519,46 +559,68 @@ mod handles {
         /// Claims the consuming end of state channel `name` and checks `T` against its schema.
         pub fn new(seg: &Segment, name: &str) -> Result<Self> {
             let r = StateReader::new(seg, name)?;
-            let key = r.object::<T>()?;
-            Ok(StateConsumer { r, key })
+            let offset = r.object::<T>()?.offset;
+            Ok(StateConsumer {
+                r,
+                offset,
+                _t: PhantomData,
+            })
         }
 
         /// Takes the newest update: `None` if nothing was ever published, otherwise a view
         /// that derefs to `&T` and tells whether it is new and how many updates were skipped.
         /// The view is valid until the next fetch.
+        #[inline]
         pub fn fetch(&mut self) -> Result<Option<Sample<'_, T>>> {
-            let key = self.key;
-            Ok(self.r.fetch()?.map(|snap| Sample { snap, key }))
+            let Some((new, skipped)) = self.r.fetch_raw()? else {
+                return Ok(None);
+            };
+            let p = self.r.chan.at_offset::<T>(self.r.c.front, self.offset);
+            Ok(Some(Sample {
+                // SAFETY: the front slot belongs to the consumer until its next fetch, which
+                // the sample's borrow of `self` prevents; aligned and in bounds (see
+                // `Draft::get_mut`); every bit pattern is a valid `T`.
+                value: unsafe { &*p },
+                seq: self.r.c.seq,
+                new,
+                skipped,
+            }))
         }
     }
 
     /// A fetched update of one object; derefs to `&T`. Valid until the next fetch.
     pub struct Sample<'a, T: Object> {
-        snap: Snapshot<'a>,
-        key: ObjectKey<T>,
+        value: &'a T,
+        seq: u64,
+        new: bool,
+        skipped: u64,
     }
 
     impl<T: Object> Sample<'_, T> {
         /// Whether this update is new since the previous fetch.
+        #[inline]
         pub fn is_new(&self) -> bool {
-            self.snap.is_new()
+            self.new
         }
 
         /// How many updates were overwritten before this one could be seen (0 if not new).
+        #[inline]
         pub fn skipped(&self) -> u64 {
-            self.snap.skipped()
+            self.skipped
         }
 
         /// The update's sequence number: 1 for the producer's first publish.
+        #[inline]
         pub fn seq(&self) -> u64 {
-            self.snap.seq()
+            self.seq
         }
     }
 
     impl<T: Object> Deref for Sample<'_, T> {
         type Target = T;
+        #[inline]
         fn deref(&self) -> &T {
-            self.snap.get(self.key)
+            self.value
         }
     }
 
