@@ -34,7 +34,7 @@ mod handles {
     use crate::error::{Error, Result};
     use crate::layout::{ChannelInfo, Kind};
     use crate::notify::{Notifier, Sealed, Wait, Waiter};
-    use crate::segment::{ChannelRef, Claim, End, Mapping, Segment};
+    use crate::segment::{End, EndHandle, Mapping, Segment};
     use crate::Object;
 
     const LINE_PRODUCER: u64 = 1;
@@ -66,8 +66,7 @@ mod handles {
 
     /// The parts of a queue handle common to both ends.
     struct Channel<T> {
-        ch: ChannelRef,
-        _claim: Claim,
+        ch: EndHandle,
         cells: *const AtomicU64,
         /// The producer's `head` word (producer end) or the consumer's `tail` word.
         own_pos: *const AtomicU64,
@@ -78,7 +77,6 @@ mod handles {
         slots: *mut u8,
         stride: usize,
         shape: Shape,
-        poisoned: bool,
         _t: PhantomData<fn() -> T>,
     }
 
@@ -92,7 +90,7 @@ mod handles {
             let ch = seg.channel(name, Kind::Queue, end)?;
             let offset = ch.object::<T>()?;
             debug_assert_eq!(offset, 0, "a queue carries one object at offset 0");
-            let claim = ch.claim(end)?;
+            let ch = ch.claim_end(end)?;
             let map = &ch.map;
             let capacity = u64::from(ch.info.slot_count) - 2;
             let shape = Shape::new(capacity);
@@ -120,8 +118,6 @@ mod handles {
                 slots,
                 stride: ch.info.slot_stride as usize,
                 shape,
-                poisoned: false,
-                _claim: claim,
                 ch,
                 _t: PhantomData,
             };
@@ -152,23 +148,12 @@ mod handles {
         }
 
         fn corrupt(&mut self, what: &str, word: u64, reason: &str) -> Error {
-            self.poisoned = true;
-            Error::corrupt(
-                format!("queue `{}` {what}", self.ch.info.name),
-                word,
-                reason.to_owned(),
-            )
+            self.ch.corrupt(what, word, reason)
         }
 
+        #[inline]
         fn check(&self) -> Result<()> {
-            if self.poisoned {
-                return Err(Error::corrupt(
-                    format!("queue `{}`", self.ch.info.name),
-                    0,
-                    "an earlier operation found a corrupt word; take a new handle",
-                ));
-            }
-            Ok(())
+            self.ch.check()
         }
     }
 

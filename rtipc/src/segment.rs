@@ -1130,6 +1130,68 @@ impl ChannelRef {
     }
 }
 
+/// What every channel handle holds: the validated channel, its claim on one end, and whether
+/// it has found a corrupt word in shared memory (after which it refuses further use). Derefs
+/// to the channel.
+pub(crate) struct EndHandle {
+    ch: ChannelRef,
+    _claim: Claim,
+    poisoned: bool,
+}
+
+impl ChannelRef {
+    /// Claims `end` of the channel for a new handle.
+    pub fn claim_end(self, end: End) -> Result<EndHandle> {
+        let claim = self.claim(end)?;
+        Ok(EndHandle {
+            ch: self,
+            _claim: claim,
+            poisoned: false,
+        })
+    }
+}
+
+impl EndHandle {
+    /// Refuses use once a corrupt word was found. On every publish, fetch, push and pop.
+    #[inline]
+    pub fn check(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(self.poisoned_error());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poisoned_error(&self) -> Error {
+        Error::corrupt(
+            format!("channel `{}`", self.ch.info.name),
+            0,
+            "an earlier operation found a corrupt word in shared memory; take a new handle",
+        )
+    }
+
+    /// Records that `word`, read from the channel's `what`, breaks the protocol, and describes
+    /// it. The handle refuses further use.
+    #[cold]
+    #[inline(never)]
+    pub fn corrupt(&mut self, what: &str, word: u64, reason: &str) -> Error {
+        self.poisoned = true;
+        Error::corrupt(
+            format!("channel `{}` {what}", self.ch.info.name),
+            word,
+            reason.to_owned(),
+        )
+    }
+}
+
+impl std::ops::Deref for EndHandle {
+    type Target = ChannelRef;
+    fn deref(&self) -> &ChannelRef {
+        &self.ch
+    }
+}
+
 /// A held claim on one end of a channel.
 pub(crate) struct Claim {
     map: Arc<Mapping>,

@@ -35,7 +35,7 @@ mod handles {
     use crate::error::{Error, Result};
     use crate::layout::{ChannelInfo, Kind};
     use crate::notify::{Notifier, Sealed, Wait, Waiter};
-    use crate::segment::{ChannelRef, Claim, End, Mapping, Segment};
+    use crate::segment::{End, EndHandle, Mapping, Segment};
     use crate::Object;
 
     const LINE_MIDDLE: u64 = 1;
@@ -65,14 +65,12 @@ mod handles {
 
     /// The parts of a state handle common to both ends.
     struct Channel {
-        ch: ChannelRef,
-        _claim: Claim,
+        ch: EndHandle,
         middle: *const AtomicU64,
         own: *const AtomicU64,
         /// The start of each of the three slots.
         slots: [*mut u8; 3],
         handle: u64,
-        poisoned: bool,
     }
 
     // SAFETY: the raw pointers point into the mapping that `ch` keeps alive; the claim makes
@@ -83,7 +81,7 @@ mod handles {
     impl Channel {
         fn new(seg: &Segment, name: &str, end: End) -> Result<(Channel, u64, u64, u64)> {
             let ch = seg.channel(name, Kind::State, end)?;
-            let claim = ch.claim(end)?;
+            let ch = ch.claim_end(end)?;
             let map = &ch.map;
             let middle = map.atomic_u64(ch.ctrl_line(LINE_MIDDLE));
             let prod = map.atomic_u64(ch.ctrl_line(LINE_PRODUCER));
@@ -103,8 +101,6 @@ mod handles {
                 own,
                 slots,
                 handle: next_handle_id(),
-                poisoned: false,
-                _claim: claim,
                 ch,
             };
             Ok((chan, m, p, c))
@@ -123,33 +119,13 @@ mod handles {
             unsafe { &*self.own }
         }
 
-        #[cold]
-        #[inline(never)]
         fn corrupt(&mut self, what: &str, word: u64, reason: &str) -> Error {
-            self.poisoned = true;
-            Error::corrupt(
-                format!("channel `{}` {what}", self.ch.info.name),
-                word,
-                reason.to_owned(),
-            )
+            self.ch.corrupt(what, word, reason)
         }
 
         #[inline]
         fn check(&self) -> Result<()> {
-            if self.poisoned {
-                return Err(self.poisoned_error());
-            }
-            Ok(())
-        }
-
-        #[cold]
-        #[inline(never)]
-        fn poisoned_error(&self) -> Error {
-            Error::corrupt(
-                format!("channel `{}`", self.ch.info.name),
-                0,
-                "an earlier operation found a corrupt index word; take a new handle",
-            )
+            self.ch.check()
         }
 
         fn object<T: Object>(&self) -> Result<ObjectKey<T>> {
