@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use rtipc::handshake;
-use rtipc::{QueueConsumer, Segment, StateConsumer, StateProducer};
+use rtipc::{MessageRef, QueueConsumer, Segment, StateConsumer, StateProducer, StateRef};
 
 #[path = "demo/types.rs"]
 mod types;
@@ -63,18 +63,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 next_print += Duration::from_millis(250);
                 println!(
                     "[client] t={:5} ms  speed {:+.3} -> target {:+.2}  (after command #{}, \
-                     {} states skipped)",
+                     {} states missed)",
                     s.time_ms,
                     s.speed,
                     s.target,
                     s.command_seq,
-                    s.skipped()
+                    StateRef::missed(&s)
                 );
             }
         }
         while let Some(l) = log.pop()? {
-            if l.lost() > 0 {
-                println!("[client] log: ({} lines lost)", l.lost());
+            if MessageRef::missed(&l) > 0 {
+                println!("[client] log: ({} lines missed)", MessageRef::missed(&l));
             }
             last_line = l.seq;
             println!("[client] log: {}", l.text());

@@ -2,13 +2,13 @@
 //!
 //! `cargo run --release --example quickstart` creates a named segment, spawns itself as the
 //! peer process, and publishes `JointState` at 1 kHz. The peer attaches, prints what it sees
-//! ten times a second (with how many updates it skipped in between), then shows what happens
+//! ten times a second (with how many updates it missed in between), then shows what happens
 //! when a peer built with a different `JointState` tries to attach. Both end by themselves.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rtipc::{Direction, Object, Segment, StateConsumer, StateProducer};
+use rtipc::{Direction, Object, Segment, StateConsumer, StateProducer, StateRef};
 
 /// The arm's state, as the publisher declares it.
 #[derive(Object, Debug)]
@@ -108,12 +108,12 @@ fn peer(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         // One atomic swap when there is something new; the view derefs to &JointState.
         match joints.fetch()? {
             None => println!("[peer] nothing published yet"),
-            Some(s) if !s.is_new() => println!("[peer] no update since the last look"),
+            Some(s) if !StateRef::is_new(&s) => println!("[peer] no update since the last look"),
             Some(s) => println!(
-                "[peer] update #{:<5} t={:>4} ms  skipped {:>3}  q0={:+.3}  tau0={:+.2}",
-                s.seq(),
+                "[peer] update #{:<5} t={:>4} ms  missed {:>3}  q0={:+.3}  tau0={:+.2}",
+                StateRef::seq(&s),
                 s.time_ms,
-                s.skipped(),
+                StateRef::missed(&s),
                 s.position[0],
                 s.torque[0],
             ),

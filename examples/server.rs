@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use rtipc::handshake::Listener;
-use rtipc::{QueueProducer, StateConsumer, StateProducer};
+use rtipc::{Error, QueueProducer, Stage, StateConsumer, StateProducer, StateRef};
 
 #[path = "demo/types.rs"]
 mod types;
@@ -41,8 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match result {
             Ok(conn) => break conn,
             Err(
-                e @ rtipc::Error::Timeout {
-                    op: "waiting for a client to connect",
+                e @ Error::Timeout {
+                    stage: Stage::WaitingForClient,
                 },
             ) => return Err(e.into()),
             Err(e) => println!("[server] handshake failed: {e}"),
@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Sleep until the next tick, but wake at once for a new command.
         if commands.wait(Some(next.saturating_duration_since(Instant::now())))? {
             if let Some(c) = commands.fetch()? {
-                if c.is_new() {
+                if StateRef::is_new(&c) {
                     target = c.target;
                     command_seq = c.seq;
                     lines += 1;

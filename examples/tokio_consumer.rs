@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use rtipc::notify::Pollable;
-use rtipc::{ChannelSpec, Direction, Object, Segment, StateConsumer, StateProducer};
+use rtipc::{ChannelSpec, Direction, Object, Segment, StateConsumer, StateProducer, StateRef};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -99,13 +99,13 @@ fn consumer() -> Result<(), Box<dyn std::error::Error>> {
                     ready.clear_ready();
                 }
                 if let Some(t) = ticks.get_mut().fetch()? {
-                    if t.is_new() {
+                    if StateRef::is_new(&t) {
                         let latency = monotonic_ns().saturating_sub(t.sent_ns);
                         println!(
-                            "[consumer] tick {:2} after {:6.1} us (skipped {})",
+                            "[consumer] tick {:2} after {:6.1} us (missed {})",
                             t.n,
                             latency as f64 / 1000.0,
-                            t.skipped()
+                            StateRef::missed(&t)
                         );
                         seen += 1;
                         if t.n == TICKS {
@@ -135,9 +135,11 @@ fn producer(memfd: i32, eventfd: i32) -> Result<(), Box<dyn std::error::Error>> 
             return Err(format!("descriptor {fd} is not open").into());
         }
     }
-    // SAFETY: both descriptors are open (checked above), were inherited for this process's
-    // use, and nothing else in it owns them.
-    let (memfd, eventfd) = unsafe { (OwnedFd::from_raw_fd(memfd), OwnedFd::from_raw_fd(eventfd)) };
+    // SAFETY: the descriptor is open (checked above), was inherited for this process's use,
+    // and nothing else in it owns it.
+    let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
+    // SAFETY: the same, for the eventfd.
+    let eventfd = unsafe { OwnedFd::from_raw_fd(eventfd) };
     let seg = Segment::from_fds(memfd, vec![eventfd])?;
     let mut ticks = StateProducer::<Tick>::new(&seg, "ticks")?;
     for n in 1..=TICKS {

@@ -4,11 +4,18 @@
 //! (`Segment::open`), exactly what another process gets; corruption is written through the
 //! shared-memory file itself.
 
-use std::fs::OpenOptions;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+mod common;
+
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
-use rtipc::{Direction, Error, Object, Segment, StateConsumer, StateProducer};
+use common::{
+    ctrl_line, dup, entry_offset, memfd, read_u64, seg_name, shm_file, write_n, HEADER_CREATOR_PID,
+    HEADER_SEGMENT_SIZE, STATE_LINE_MIDDLE,
+};
+use rtipc::{
+    DataError, Direction, End, Error, Object, Segment, StateConsumer, StateProducer, StateRef,
+};
 
 mod ours {
     use rtipc::Object;
@@ -93,10 +100,6 @@ mod same_layout {
 #[repr(C)]
 struct Gripper {
     opening: f32,
-}
-
-fn seg_name(test: &str) -> String {
-    format!("rtipc-attach-{}-{test}", std::process::id())
 }
 
 fn create(test: &str) -> (Segment, String) {
@@ -194,7 +197,7 @@ fn wrong_end_and_double_claims_are_refused() {
         matches!(
             err,
             Error::AlreadyClaimed {
-                end: "consumer",
+                end: End::Consumer,
                 ..
             }
         ),
@@ -209,34 +212,13 @@ fn wrong_end_and_double_claims_are_refused() {
         matches!(
             err,
             Error::AlreadyClaimed {
-                end: "producer",
+                end: End::Producer,
                 ..
             }
         ),
         "{err}"
     );
 }
-
-fn shm_file(name: &str) -> std::fs::File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/dev/shm/{name}"))
-        .unwrap()
-}
-
-fn read_u64(f: &std::fs::File, at: u64) -> u64 {
-    let mut b = [0u8; 8];
-    f.read_exact_at(&mut b, at).unwrap();
-    u64::from_le_bytes(b)
-}
-
-fn write_n(f: &std::fs::File, at: u64, width: usize, value: u64) {
-    f.write_all_at(&value.to_le_bytes()[..width], at).unwrap();
-}
-
-const TABLE_OFFSET: u64 = 40;
-const ENTRY_SIZE: u64 = 36;
 
 /// Byte offsets and widths of every header field (layout version 1).
 const HEADER_FIELDS: &[(&str, u64, usize, u64)] = &[
@@ -312,9 +294,7 @@ fn every_corrupted_table_field_is_an_error() {
         for &(field, at, width, value) in ENTRY_FIELDS {
             let (_seg, name) = create(&format!("t{ch}-{field}"));
             let f = shm_file(&name);
-            let table = read_u64(&f, TABLE_OFFSET);
-            let entry_size = read_u64(&f, ENTRY_SIZE) & 0xffff_ffff;
-            write_n(&f, table + ch * entry_size + at, width, value);
+            write_n(&f, entry_offset(&f, ch) + at, width, value);
             let err = expect_open_error(&name, field);
             let msg = err.to_string();
             assert!(
@@ -329,12 +309,10 @@ fn every_corrupted_table_field_is_an_error() {
 fn overlapping_slots_are_an_error() {
     let (_seg, name) = create("overlap");
     let f = shm_file(&name);
-    let table = read_u64(&f, TABLE_OFFSET);
-    let entry_size = read_u64(&f, ENTRY_SIZE) & 0xffff_ffff;
     // Point channel 1's control block and slots at channel 0's.
     for at in [32u64, 48] {
-        let v = read_u64(&f, table + at);
-        write_n(&f, table + entry_size + at, 8, v);
+        let v = read_u64(&f, entry_offset(&f, 0) + at);
+        write_n(&f, entry_offset(&f, 1) + at, 8, v);
     }
     let err = expect_open_error(&name, "overlap");
     assert!(err.to_string().contains("overlaps"), "{err}");
@@ -344,7 +322,7 @@ fn overlapping_slots_are_an_error() {
 fn truncated_segment_is_an_error() {
     let (seg, name) = create("truncated");
     let f = shm_file(&name);
-    let size = read_u64(&f, 24);
+    let size = read_u64(&f, HEADER_SEGMENT_SIZE);
     // The creator maps the whole segment but touches nothing past the header from here on.
     f.set_len(size / 2).unwrap();
     let err = expect_open_error(&name, "truncated");
@@ -370,47 +348,18 @@ fn corrupt_index_word_fails_the_next_fetch_and_publish() {
     assert_eq!(rx.fetch().unwrap().unwrap().torque, 2.0);
 
     let f = shm_file(&name);
-    let table = read_u64(&f, TABLE_OFFSET);
-    let ctrl = read_u64(&f, table + 48);
-    let line = read_u64(&f, 20) & 0xffff_ffff;
-    let middle = ctrl + line;
+    let middle = ctrl_line(&f, 0, STATE_LINE_MIDDLE);
     // Index 3 does not exist, and the word claims new data.
     write_n(&f, middle, 8, (9 << 3) | 0b100 | 3);
     let err = rx.fetch().map(|_| ()).unwrap_err();
+    assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("middle"), "{err}");
     // The handle stays refused afterwards.
-    assert!(rx.fetch().is_err());
+    assert!(matches!(rx.fetch().map(|_| ()), Err(DataError::Poisoned)));
     write_n(&f, middle, 8, 3);
     let err = tx.publish_copy(&ours::Joint::zeroed()).unwrap_err();
-    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
-    assert!(tx.write().is_err());
-}
-
-fn memfd(size: u64, seal: bool) -> OwnedFd {
-    // SAFETY: valid name and flags.
-    let fd = unsafe {
-        libc::memfd_create(
-            c"test".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
-    assert!(fd >= 0);
-    // SAFETY: a fresh fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let file = std::fs::File::from(fd.try_clone().unwrap());
-    file.set_len(size).unwrap();
-    if seal {
-        // SAFETY: fcntl on a valid fd.
-        let r = unsafe {
-            libc::fcntl(
-                fd.as_raw_fd(),
-                libc::F_ADD_SEALS,
-                libc::F_SEAL_GROW | libc::F_SEAL_SHRINK,
-            )
-        };
-        assert_eq!(r, 0);
-    }
-    fd
+    assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
+    assert!(matches!(tx.write().map(|_| ()), Err(DataError::Poisoned)));
 }
 
 #[test]
@@ -419,8 +368,7 @@ fn anonymous_segments_check_seals_and_size() {
         .state::<ours::Joint>("arm", Direction::CreatorToPeer)
         .create_anonymous()
         .unwrap();
-    let fd = seg.as_fd().try_clone_to_owned().unwrap();
-    let peer = Segment::from_fd(fd).unwrap();
+    let peer = Segment::from_fd(dup(seg.as_fd())).unwrap();
     let mut rx = StateConsumer::<ours::Joint>::new(&peer, "arm").unwrap();
     let mut tx = StateProducer::<ours::Joint>::new(&seg, "arm").unwrap();
     tx.publish_copy(&ours::Joint {
@@ -430,24 +378,18 @@ fn anonymous_segments_check_seals_and_size() {
     })
     .unwrap();
     let s = rx.fetch().unwrap().unwrap();
-    assert_eq!((s.position, s.limits[3], s.seq()), (3.0, 4.0, 1));
+    assert_eq!((s.position, s.limits[3], StateRef::seq(&s)), (3.0, 4.0, 1));
 
     // A copy of the segment in a smaller, sealed memfd.
     let mut image = vec![0u8; 8192];
-    let src = std::fs::File::from(seg.as_fd().try_clone_to_owned().unwrap());
+    let src = std::fs::File::from(dup(seg.as_fd()));
     let n = src.read_at(&mut image, 0).unwrap();
-    let small = memfd(n as u64 / 2, true);
-    std::fs::File::from(small.try_clone().unwrap())
-        .write_all_at(&image[..n / 2], 0)
-        .unwrap();
+    let small = memfd(&image[..n / 2], true);
     let err = Segment::from_fd(small).unwrap_err();
     assert!(err.to_string().contains("segment_size"), "{err}");
 
     // The same bytes, full size, but without seals.
-    let unsealed = memfd(n as u64, false);
-    std::fs::File::from(unsealed.try_clone().unwrap())
-        .write_all_at(&image[..n], 0)
-        .unwrap();
+    let unsealed = memfd(&image[..n], false);
     let err = Segment::from_fd(unsealed).unwrap_err();
     assert!(err.to_string().contains("sealed"), "{err}");
 
@@ -474,7 +416,7 @@ fn stale_segments_are_reported_and_replaceable() {
     drop(seg);
     // Pretend the creator died: a pid that cannot exist.
     let f = shm_file(&name);
-    write_n(&f, 80, 4, 0x7fff_fff0);
+    write_n(&f, HEADER_CREATOR_PID, 4, 0x7fff_fff0);
     let err = Segment::open(&name).unwrap_err();
     assert!(
         matches!(

@@ -9,18 +9,13 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use rtipc::handshake::{self, Listener};
-use rtipc::{Error, Object, Segment, StateConsumer, StateProducer};
-
-fn sock_path(test: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("rtipc-test-{}-{test}.sock", std::process::id()))
-}
+use rtipc::{Error, Object, Segment, Stage, StateConsumer, StateProducer};
 
 // --- The wire format, by hand. ---------------------------------------------------------------
 
@@ -111,11 +106,69 @@ fn raw_connect(path: &Path) -> OwnedFd {
     fd
 }
 
-fn raw_send(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> bool {
+/// `CMSG_LEN(len)`: a control message header followed by `len` bytes of data.
+fn cmsg_len(len: usize) -> usize {
+    // SAFETY: CMSG_LEN is arithmetic on its argument.
+    unsafe { libc::CMSG_LEN(len as u32) as usize }
+}
+
+/// `CMSG_SPACE(len)`: the same, padded for the next header.
+fn cmsg_space(len: usize) -> usize {
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    unsafe { libc::CMSG_SPACE(len as u32) as usize }
+}
+
+/// A control buffer (8-aligned words) holding one `SCM_RIGHTS` message with `fds`, written
+/// byte by byte in the `cmsghdr` layout: `cmsg_len: usize`, `cmsg_level: i32`,
+/// `cmsg_type: i32`, then the data at `CMSG_LEN(0)`.
+fn control_with_fds(fds: &[RawFd]) -> Vec<u64> {
     let payload = std::mem::size_of_val(fds);
-    // SAFETY: arithmetic.
-    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    let word = size_of::<usize>();
+    let mut b = vec![0u8; cmsg_space(payload).next_multiple_of(8)];
+    b[..word].copy_from_slice(&cmsg_len(payload).to_ne_bytes());
+    b[word..word + 4].copy_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+    b[word + 4..word + 8].copy_from_slice(&libc::SCM_RIGHTS.to_ne_bytes());
+    for (i, fd) in fds.iter().enumerate() {
+        let at = cmsg_len(0) + i * size_of::<RawFd>();
+        b[at..at + size_of::<RawFd>()].copy_from_slice(&fd.to_ne_bytes());
+    }
+    b.chunks_exact(8)
+        .map(|w| u64::from_ne_bytes(w.try_into().unwrap()))
+        .collect()
+}
+
+/// Closes every descriptor in the first `len` bytes of the control buffer `cbuf` that
+/// `recvmsg` filled in, walking its headers with bounds-checked reads; returns how many.
+fn close_fds(cbuf: &[u64], len: usize) -> usize {
+    let bytes: Vec<u8> = cbuf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let bytes = &bytes[..len.min(bytes.len())];
+    let (word, header) = (size_of::<usize>(), cmsg_len(0));
+    let mut count = 0;
+    let mut at = 0;
+    while at + header <= bytes.len() {
+        let field = |o: usize, n: usize| &bytes[at + o..at + o + n];
+        let len = usize::from_ne_bytes(field(0, word).try_into().unwrap());
+        let level = i32::from_ne_bytes(field(word, 4).try_into().unwrap());
+        let kind = i32::from_ne_bytes(field(word + 4, 4).try_into().unwrap());
+        if len < header || at + len > bytes.len() {
+            break;
+        }
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            for raw in bytes[at + header..at + len].chunks_exact(size_of::<RawFd>()) {
+                let raw = RawFd::from_ne_bytes(raw.try_into().unwrap());
+                // SAFETY: the kernel installed this descriptor for us; nothing else owns it.
+                drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                count += 1;
+            }
+        }
+        // CMSG_NXTHDR: the next header starts at the aligned end of this one.
+        at += len.next_multiple_of(word);
+    }
+    count
+}
+
+fn raw_send(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> bool {
+    let mut cbuf = control_with_fds(fds);
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),
@@ -126,15 +179,7 @@ fn raw_send(fd: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> bool {
     msg.msg_iovlen = 1;
     if !fds.is_empty() {
         msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: the buffer holds one header with `payload` bytes of data.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
-            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), payload);
-        }
+        msg.msg_controllen = cbuf.len() * 8;
     }
     // SAFETY: `msg` describes live buffers.
     unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) >= 0 }
@@ -157,62 +202,12 @@ fn raw_recv(fd: BorrowedFd<'_>) -> Option<(Vec<u8>, usize)> {
     msg.msg_controllen = cbuf.len() * 8;
     // SAFETY: `msg` describes live buffers.
     let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    let mut count = 0;
-    // SAFETY: walks the control messages the kernel wrote, taking ownership of each fd.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_type == libc::SCM_RIGHTS {
-                let k = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
-                for i in 0..k {
-                    let raw: RawFd = std::ptr::read_unaligned(libc::CMSG_DATA(c).add(4 * i).cast());
-                    drop(OwnedFd::from_raw_fd(raw));
-                    count += 1;
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
+    let count = close_fds(&cbuf, msg.msg_controllen);
     if n <= 0 && count == 0 {
         return None;
     }
     buf.truncate(n.max(0) as usize);
     Some((buf, count))
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut p = [0; 2];
-    // SAFETY: pipe2 writes two new descriptors.
-    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both are new descriptors that nothing else owns.
-    unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) }
-}
-
-/// A memfd holding `bytes`, optionally sealed against growing and shrinking.
-fn memfd(bytes: &[u8], seal: bool) -> OwnedFd {
-    // SAFETY: valid name and flags.
-    let fd = unsafe {
-        libc::memfd_create(
-            c"test".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
-    assert!(fd >= 0);
-    // SAFETY: a new descriptor that nothing else owns.
-    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    file.write_all_at(bytes, 0).unwrap();
-    if seal {
-        // SAFETY: fcntl with integer arguments on a valid fd.
-        let r = unsafe {
-            libc::fcntl(
-                file.as_raw_fd(),
-                libc::F_ADD_SEALS,
-                libc::F_SEAL_GROW | libc::F_SEAL_SHRINK,
-            )
-        };
-        assert_eq!(r, 0);
-    }
-    file.into()
 }
 
 struct Rng(u64);
@@ -314,8 +309,7 @@ fn listener_survives_ten_thousand_malformed_requests_then_serves_a_client() {
     const MALFORMED: usize = 10_000;
     const ROUNDS: u64 = 1_000;
     let path = sock_path("robust");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_rtipc-test-peer"))
-        .args(["server", path.to_str().unwrap(), &ROUNDS.to_string()])
+    let mut server = peer_command(Role::Server, path.to_str().unwrap(), ROUNDS)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -507,7 +501,15 @@ fn a_silent_client_times_out_and_the_listener_goes_on() {
     let silent = raw_connect(&path);
     let start = Instant::now();
     let err = listener.accept(|_| Ok(())).unwrap_err();
-    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                stage: Stage::ReadingRequest
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("request"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(raw_recv(silent.as_fd()).is_none(), "the listener closed it");
@@ -517,7 +519,9 @@ fn a_silent_client_times_out_and_the_listener_goes_on() {
         .accept_timeout(Some(Duration::from_millis(50)));
     assert!(matches!(
         quiet.accept(|_| Ok(())),
-        Err(Error::Timeout { .. })
+        Err(Error::Timeout {
+            stage: Stage::WaitingForClient
+        })
     ));
     // And the first listener still serves a client.
     let client = std::thread::spawn({
@@ -538,14 +542,11 @@ fn fake_listener(
     let _ = std::fs::remove_file(path);
     let fd = raw_socket();
     let (a, len) = addr(path);
-    // SAFETY: a valid address; listen on the bound socket.
-    unsafe {
-        assert_eq!(
-            libc::bind(fd.as_raw_fd(), (&a as *const libc::sockaddr_un).cast(), len),
-            0
-        );
-        assert_eq!(libc::listen(fd.as_raw_fd(), 1), 0);
-    }
+    // SAFETY: a valid address of `len` bytes.
+    let r = unsafe { libc::bind(fd.as_raw_fd(), (&a as *const libc::sockaddr_un).cast(), len) };
+    assert_eq!(r, 0);
+    // SAFETY: listen on the bound socket.
+    assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 1) }, 0);
     std::thread::spawn(move || {
         // SAFETY: accept on a listening socket.
         let c = unsafe {
@@ -573,29 +574,14 @@ fn accept_reply(count: u32) -> Vec<u8> {
     v
 }
 
-#[test]
-fn the_client_refuses_bad_descriptors_from_the_listener() {
-    let path = sock_path("fake");
-    // A real segment of the right shape, to copy and to borrow eventfds from.
-    let real = echo_channels(Segment::builder())
-        .create_anonymous()
-        .unwrap();
-    let mut image = vec![0u8; 0];
-    std::fs::File::from(real.as_fd().try_clone_to_owned().unwrap())
-        .read_to_end(&mut image)
-        .unwrap();
-    let efds = || -> Vec<OwnedFd> {
-        real.event_fds()
-            .into_iter()
-            .map(|f| f.try_clone_to_owned().unwrap())
-            .collect()
-    };
-    let with = |memfd: OwnedFd| {
-        let mut v = vec![memfd];
-        v.extend(efds());
-        v
-    };
-    let cases: Vec<(&str, Vec<u8>, Vec<OwnedFd>, &str)> = vec![
+/// A fake listener's reply and descriptors: what is wrong with them, and what the client's
+/// error must say.
+type BadReply = (&'static str, Vec<u8>, Vec<OwnedFd>, &'static str);
+
+/// The replies a client must refuse, made from a copy of a real segment (`image`); `with`
+/// adds the real segment's eventfds after a memfd.
+fn bad_replies(image: &[u8], with: &dyn Fn(OwnedFd) -> Vec<OwnedFd>) -> Vec<BadReply> {
+    vec![
         (
             "an undersized memfd",
             accept_reply(3),
@@ -611,7 +597,7 @@ fn the_client_refuses_bad_descriptors_from_the_listener() {
         (
             "an unsealed memfd",
             accept_reply(3),
-            with(memfd(&image, false)),
+            with(memfd(image, false)),
             "not sealed",
         ),
         (
@@ -623,19 +609,19 @@ fn the_client_refuses_bad_descriptors_from_the_listener() {
         (
             "pipes instead of eventfds",
             accept_reply(3),
-            vec![memfd(&image, true), pipe().0, pipe().1],
+            vec![memfd(image, true), pipe().0, pipe().1],
             "not an eventfd",
         ),
         (
             "too few descriptors",
             accept_reply(1),
-            vec![memfd(&image, true)],
+            vec![memfd(image, true)],
             "2 notify-enabled channels but 0",
         ),
         (
             "a count that does not match",
             accept_reply(3),
-            vec![memfd(&image, true)],
+            vec![memfd(image, true)],
             "announced 3",
         ),
         (
@@ -649,11 +635,30 @@ fn the_client_refuses_bad_descriptors_from_the_listener() {
         (
             "a reply with trailing bytes",
             [accept_reply(3), vec![0]].concat(),
-            with(memfd(&image, true)),
+            with(memfd(image, true)),
             "unexpected bytes",
         ),
-    ];
-    for (what, reply, fds, expect) in cases {
+    ]
+}
+
+#[test]
+fn the_client_refuses_bad_descriptors_from_the_listener() {
+    let path = sock_path("fake");
+    // A real segment of the right shape, to copy and to borrow eventfds from.
+    let real = echo_channels(Segment::builder())
+        .create_anonymous()
+        .unwrap();
+    let mut image = vec![0u8; 0];
+    std::fs::File::from(dup(real.as_fd()))
+        .read_to_end(&mut image)
+        .unwrap();
+    let efds = || -> Vec<OwnedFd> { real.event_fds().into_iter().map(dup).collect() };
+    let with = |memfd: OwnedFd| {
+        let mut v = vec![memfd];
+        v.extend(efds());
+        v
+    };
+    for (what, reply, fds, expect) in bad_replies(&image, &with) {
         let server = fake_listener(&path, reply, fds);
         let err = handshake::connect_timeout(
             &path,

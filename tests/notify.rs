@@ -4,42 +4,20 @@
 
 mod common;
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::process::{Child, Command, Stdio};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use common::*;
 use rtipc::handshake::Listener;
 use rtipc::notify::Pollable;
 use rtipc::{
-    ChannelSpec, Direction, Error, QueueConsumer, QueueProducer, Segment, StateConsumer,
-    StateProducer,
+    ChannelSpec, Direction, Error, MessageRef, QueueConsumer, QueueProducer, Segment,
+    StateConsumer, StateProducer, StateRef,
 };
 
 const WAKEUPS: u64 = 1_000;
-
-fn spawn_peer(role: &str, arg: &str, count: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rtipc-test-peer"))
-        .args([role, arg, &count.to_string()])
-        .stdout(Stdio::inherit())
-        .spawn()
-        .expect("spawn peer")
-}
-
-fn wait_exit(mut child: Child) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "peer failed: {status}");
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("peer did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+/// How long a peer may take.
+const PEER_LIMIT: Duration = Duration::from_secs(60);
 
 /// Answers `WAKEUPS` pings, blocking in `wait` for each; returns the latencies in ns.
 fn answer_pings(seg: &Segment) -> Vec<u64> {
@@ -54,7 +32,7 @@ fn answer_pings(seg: &Segment) -> Vec<u64> {
         );
         let now = monotonic_ns();
         let s = ping.fetch().unwrap().expect("data after a wake-up");
-        assert!(s.is_new(), "wait returns true only for new data");
+        assert!(StateRef::is_new(&s), "wait returns true only for new data");
         assert_eq!(s.seq, last + 1, "one ping at a time");
         latencies.push(now.saturating_sub(s.sent_ns));
         last = s.seq;
@@ -81,20 +59,20 @@ fn report(what: &str, mut latencies: Vec<u64>) {
 
 #[test]
 fn futex_wakes_a_blocked_consumer_in_another_process() {
-    let name = format!("rtipc-test-{}-wake", std::process::id());
+    let name = seg_name("wake-futex");
     let seg = wake_channels(Segment::builder()).create(&name).unwrap();
     assert!(seg.event_fds().is_empty(), "named segments use the futex");
-    let peer = spawn_peer("wake-named", &name, WAKEUPS);
+    let peer = spawn_peer(Role::WakeNamed, &name, WAKEUPS);
     let latencies = answer_pings(&seg);
-    wait_exit(peer);
+    wait_peer(peer, PEER_LIMIT);
     report("futex (named segment)", latencies);
 }
 
 #[test]
 fn eventfd_wakes_a_blocked_consumer_in_another_process() {
-    let path = std::env::temp_dir().join(format!("rtipc-test-{}-wake.sock", std::process::id()));
+    let path = sock_path("wake-eventfd");
     let listener = Listener::bind(&path).unwrap();
-    let peer = spawn_peer("wake-client", path.to_str().unwrap(), WAKEUPS);
+    let peer = spawn_peer(Role::WakeClient, path.to_str().unwrap(), WAKEUPS);
     let conn = listener
         .accept(|req| {
             assert_eq!(req.peer().pid, peer.id(), "SO_PEERCRED names the client");
@@ -107,22 +85,12 @@ fn eventfd_wakes_a_blocked_consumer_in_another_process() {
         "one eventfd per channel"
     );
     let latencies = answer_pings(conn.segment());
-    wait_exit(peer);
+    wait_peer(peer, PEER_LIMIT);
     report("eventfd (anonymous segment via handshake)", latencies);
     // The client is gone: the connection says so, and its socket polls as hung up.
     assert!(!conn.peer_alive());
-    let mut pfd = libc::pollfd {
-        fd: conn.as_fd().as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1);
-    assert_ne!(
-        pfd.revents & libc::POLLHUP,
-        0,
-        "POLLHUP once the peer is gone"
-    );
+    let revents = poll_in(conn.as_fd().as_raw_fd(), 1000).expect("the socket polls");
+    assert_ne!(revents & libc::POLLHUP, 0, "POLLHUP once the peer is gone");
 }
 
 /// A queue consumer that only ever blocks in `wait` receives every message of a producer in
@@ -131,7 +99,7 @@ fn eventfd_wakes_a_blocked_consumer_in_another_process() {
 #[test]
 fn queue_consumer_is_woken_for_every_message_from_another_process() {
     const MESSAGES: u64 = 20_000;
-    let name = format!("rtipc-test-{}-qwake", std::process::id());
+    let name = seg_name("qwake");
     let seg = Segment::builder()
         .channel(
             ChannelSpec::queue("numbers", Direction::PeerToCreator, 8)
@@ -141,7 +109,7 @@ fn queue_consumer_is_woken_for_every_message_from_another_process() {
         .create(&name)
         .unwrap();
     let mut rx = QueueConsumer::<Numbered>::new(&seg, "numbers").unwrap();
-    let peer = spawn_peer("queue-try", &name, MESSAGES);
+    let peer = spawn_peer(Role::QueueTry, &name, MESSAGES);
     let (mut last, mut waits) = (0, 0u64);
     while last < MESSAGES {
         assert!(
@@ -151,12 +119,12 @@ fn queue_consumer_is_woken_for_every_message_from_another_process() {
         waits += 1;
         while let Some(m) = rx.pop().unwrap() {
             assert_eq!(m.n, last + 1, "in order, none lost (try_push)");
-            assert_eq!(m.lost(), 0);
+            assert_eq!(MessageRef::missed(&m), 0);
             assert!(numbered_ok(&m));
             last = m.n;
         }
     }
-    wait_exit(peer);
+    wait_peer(peer, PEER_LIMIT);
     eprintln!("queue: {MESSAGES} messages in {waits} waits");
 }
 
@@ -179,24 +147,14 @@ fn queue_waits_and_polls_like_state() {
     let mut rx = Pollable::new(QueueConsumer::<Small>::new(&peer, "q").unwrap()).unwrap();
     assert!(!rx.wait(Some(Duration::from_millis(5))).unwrap());
     assert!(!rx.arm().unwrap());
-    tx.force_push(&small(1, TAG_DOWN)).unwrap();
-    let mut pfd = libc::pollfd {
-        fd: rx.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 5000) }, 1);
+    assert!(!tx.force_push(&small(1, TAG_DOWN)).unwrap());
+    assert!(poll_in(rx.as_raw_fd(), 5000).is_some(), "readable");
     assert!(rx.wait(None).unwrap());
     assert_eq!(rx.pop().unwrap().unwrap().seq, 1);
     assert!(
         !rx.wait(Some(Duration::ZERO)).unwrap(),
         "popped: nothing left"
     );
-}
-
-fn dup(fd: BorrowedFd<'_>) -> OwnedFd {
-    fd.try_clone_to_owned().unwrap()
 }
 
 fn anonymous_pair(notify: bool) -> (Segment, Segment) {
@@ -230,7 +188,7 @@ fn waiting_on_a_channel_without_notify_is_a_clear_error() {
 
 #[test]
 fn named_segments_wait_but_cannot_be_polled() {
-    let name = format!("rtipc-test-{}-nopoll", std::process::id());
+    let name = seg_name("nopoll");
     let seg = wake_channels(Segment::builder()).create(&name).unwrap();
     let mut rx = StateConsumer::<Stamp>::new(&seg, "ping").unwrap();
     assert!(rx.wait_fd().is_none());
@@ -269,15 +227,7 @@ fn pollable_eventfd_becomes_readable_after_arm_and_publish() {
     let (seg, peer) = anonymous_pair(true);
     let mut tx = StateProducer::<Small>::new(&seg, "s").unwrap();
     let mut rx = Pollable::new(StateConsumer::<Small>::new(&peer, "s").unwrap()).unwrap();
-    let readable = |fd: i32, ms: i32| {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
-    };
+    let readable = |fd: i32, ms: i32| poll_in(fd, ms).is_some();
     for k in 1..=100 {
         assert!(!rx.arm().unwrap(), "nothing to fetch");
         assert!(
@@ -309,14 +259,7 @@ fn from_fds_checks_the_eventfds() {
     let three = vec![dup(efds[0]), dup(efds[1]), dup(efds[0])];
     assert!(Segment::from_fds(dup(seg.as_fd()), three).is_err());
     // Not an eventfd: a pipe, and the memfd itself.
-    let mut p = [0; 2];
-    // SAFETY: pipe2 writes two new descriptors.
-    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both are new descriptors that nothing else owns.
-    let (r, w) = unsafe {
-        use std::os::fd::FromRawFd;
-        (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1]))
-    };
+    let (r, w) = pipe();
     let err = Segment::from_fds(dup(seg.as_fd()), vec![dup(efds[0]), r]).unwrap_err();
     assert!(err.to_string().contains("not an eventfd"), "{err}");
     let err = Segment::from_fds(dup(seg.as_fd()), vec![dup(seg.as_fd()), w]).unwrap_err();

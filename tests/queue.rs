@@ -2,37 +2,26 @@
 
 mod common;
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rtipc::{Direction, Error, QueueConsumer, QueueProducer, Segment, StateConsumer};
-
-fn seg_name(test: &str) -> String {
-    format!("rtipc-queue-{}-{test}", std::process::id())
-}
-
-fn spawn_peer(role: &str, name: &str, count: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rtipc-test-peer"))
-        .args([role, name, &count.to_string()])
-        .spawn()
-        .expect("spawn peer")
-}
+use rtipc::{
+    DataError, Direction, Error, MessageRef, QueueConsumer, QueueProducer, Segment, StateConsumer,
+};
 
 struct Tally {
     seen: u64,
-    lost: u64,
+    missed: u64,
     last: u64,
 }
 
-/// Pops until message `count` arrives, checking order, content and loss accounting. `slow`
-/// makes the consumer spin for a while after each message.
+/// Pops until message `count` arrives, checking order, content and the count of missed
+/// messages. `slow` makes the consumer spin for a while after each message.
 fn consume(rx: &mut QueueConsumer<Numbered>, peer: &mut Child, count: u64, slow: bool) -> Tally {
     let mut t = Tally {
         seen: 0,
-        lost: 0,
+        missed: 0,
         last: 0,
     };
     let start = Instant::now();
@@ -41,10 +30,18 @@ fn consume(rx: &mut QueueConsumer<Numbered>, peer: &mut Child, count: u64, slow:
         match rx.pop().unwrap() {
             Some(m) => {
                 assert!(numbered_ok(&m), "message content");
-                assert_eq!(m.n, m.seq(), "the message number is its sequence number");
+                assert_eq!(
+                    m.n,
+                    MessageRef::seq(&m),
+                    "the message number is its sequence number"
+                );
                 assert!(m.n > t.last, "increasing order: {} after {}", m.n, t.last);
-                assert_eq!(m.lost(), m.n - t.last - 1, "lost counts the gap exactly");
-                t.lost += m.lost();
+                assert_eq!(
+                    MessageRef::missed(&m),
+                    m.n - t.last - 1,
+                    "missed counts the gap exactly"
+                );
+                t.missed += MessageRef::missed(&m);
                 t.seen += 1;
                 t.last = m.n;
                 if slow {
@@ -82,17 +79,21 @@ fn million_messages_through_16_slots_fast_producer_slow_consumer() {
         .unwrap();
     let mut rx = QueueConsumer::<Numbered>::new(&seg, "numbers").unwrap();
     assert_eq!(rx.capacity(), 16);
-    let mut peer = spawn_peer("queue-force", &name, COUNT);
+    let mut peer = spawn_peer(Role::QueueForce, &name, COUNT);
     let t = consume(&mut rx, &mut peer, COUNT, true);
     assert!(peer.wait().unwrap().success());
     assert_eq!(t.last, COUNT);
-    assert_eq!(t.seen + t.lost, COUNT, "lost plus seen equals sent exactly");
+    assert_eq!(
+        t.seen + t.missed,
+        COUNT,
+        "missed plus seen equals sent exactly"
+    );
     assert!(t.seen >= 16, "the consumer saw messages");
     assert!(
         rx.pop().unwrap().is_none(),
         "nothing after the last message"
     );
-    eprintln!("seen {}, lost {}", t.seen, t.lost);
+    eprintln!("seen {}, missed {}", t.seen, t.missed);
 }
 
 #[test]
@@ -104,15 +105,15 @@ fn try_push_with_a_consumer_that_keeps_up_loses_nothing() {
         .create(&name)
         .unwrap();
     let mut rx = QueueConsumer::<Numbered>::new(&seg, "numbers").unwrap();
-    let mut peer = spawn_peer("queue-try", &name, COUNT);
+    let mut peer = spawn_peer(Role::QueueTry, &name, COUNT);
     let t = consume(&mut rx, &mut peer, COUNT, false);
     assert!(peer.wait().unwrap().success());
-    assert_eq!((t.seen, t.lost, t.last), (COUNT, 0, COUNT), "zero loss");
+    assert_eq!((t.seen, t.missed, t.last), (COUNT, 0, COUNT), "zero loss");
 }
 
 fn peer_side(seg: &Segment) -> Segment {
     use std::os::fd::AsFd;
-    Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap()).unwrap()
+    Segment::from_fd(dup(seg.as_fd())).unwrap()
 }
 
 #[test]
@@ -131,11 +132,11 @@ fn full_queue_try_push_refuses_and_force_push_overwrites_the_oldest() {
     assert!(!tx.try_push(&numbered(5)).unwrap(), "full: refused");
     // The refused message stays in the producer's slot.
     assert_eq!(tx.write().unwrap().n, 5);
-    tx.force_push(&numbered(5)).unwrap();
-    tx.force_push(&numbered(6)).unwrap();
+    assert!(tx.force_push(&numbered(5)).unwrap(), "full: overwrote 1");
+    assert!(tx.force_push(&numbered(6)).unwrap(), "full: overwrote 2");
     let mut got = Vec::new();
     while let Some(m) = rx.pop().unwrap() {
-        got.push((m.n, m.lost()));
+        got.push((m.n, MessageRef::missed(&m)));
     }
     assert_eq!(
         got,
@@ -146,14 +147,17 @@ fn full_queue_try_push_refuses_and_force_push_overwrites_the_oldest() {
     for n in 7..=1000 {
         assert!(tx.try_push(&numbered(n)).unwrap());
         let m = rx.pop().unwrap().unwrap();
-        assert_eq!((m.n, m.lost()), (n, 0));
+        assert_eq!((m.n, MessageRef::missed(&m)), (n, 0));
     }
-    // `latest` jumps to the newest and counts the rest as lost.
+    // `latest` jumps to the newest and counts the rest as missed.
     for n in 1001..=1003 {
-        tx.force_push(&numbered(n)).unwrap();
+        assert!(
+            !tx.force_push(&numbered(n)).unwrap(),
+            "room: nothing overwritten"
+        );
     }
     let m = rx.latest().unwrap().unwrap();
-    assert_eq!((m.n, m.lost()), (1003, 2));
+    assert_eq!((m.n, MessageRef::missed(&m)), (1003, 2));
     assert!(rx.latest().unwrap().is_none());
 }
 
@@ -201,32 +205,27 @@ fn corrupt_ring_cells_fail_the_next_pop_and_push() {
     assert_eq!(rx.pop().unwrap().unwrap().n, 1);
     tx.force_push(&numbered(2)).unwrap();
 
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/dev/shm/{name}"))
-        .unwrap();
-    let mut b = [0u8; 8];
-    f.read_exact_at(&mut b, 40).unwrap();
-    let table = u64::from_le_bytes(b);
-    f.read_exact_at(&mut b, table + 48).unwrap();
-    let ctrl = u64::from_le_bytes(b);
-    f.read_exact_at(&mut b, 20).unwrap();
-    let line = u64::from_le_bytes(b) & 0xffff_ffff;
-    let cells = ctrl + 4 * line;
+    let f = shm_file(&name);
+    let cells = ctrl_line(&f, 0, QUEUE_LINE_CELLS);
     // Cell 1 holds message 2: point it at a slot that does not exist.
     let bad = (1u64 << 24) | 0xff_ffff;
-    f.write_all_at(&bad.to_le_bytes(), cells + 8).unwrap();
+    write_n(&f, cells + 8, 8, bad);
     let err = rx.pop().map(|_| ()).unwrap_err();
+    assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("ring"), "{err}");
-    assert!(rx.pop().is_err(), "the handle stays refused");
+    assert!(
+        matches!(rx.pop().map(|_| ()), Err(DataError::Poisoned)),
+        "the handle stays refused"
+    );
     // Make cells 2 and 3 hold the same slot: after the producer takes it from cell 2, cell 3
     // offers the producer its own slot.
-    f.write_all_at(&(1u64 << 63).to_le_bytes(), cells + 16)
-        .unwrap();
+    write_n(&f, cells + 16, 8, 1 << 63);
     tx.force_push(&numbered(3)).unwrap();
-    f.write_all_at(&(1u64 << 63).to_le_bytes(), cells + 24)
-        .unwrap();
+    write_n(&f, cells + 24, 8, 1 << 63);
     let err = tx.force_push(&numbered(4)).unwrap_err();
-    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
+    assert!(
+        matches!(tx.force_push(&numbered(5)), Err(DataError::Poisoned)),
+        "the producer stays refused"
+    );
 }

@@ -2,57 +2,12 @@
 
 mod common;
 
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use rtipc::{ChannelSpec, Direction, Segment, StateConsumer, StateProducer, StateWriter};
-
-fn seg_name(test: &str) -> String {
-    format!("rtipc-test-{}-{test}", std::process::id())
-}
-
-fn spawn_peer(role: &str, name: &str, count: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rtipc-test-peer"))
-        .args([role, name, &count.to_string()])
-        .spawn()
-        .expect("spawn peer")
-}
-
-/// Waits for the peer, failing the test if it takes longer than `limit` or exits non-zero.
-fn wait_peer(mut child: Child, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "peer failed: {status}");
-            return;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("peer did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Calls `f` until it returns true; fails if `child` exits first or the time runs out.
-fn until(child: &mut Child, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    let mut n = 0u64;
-    while !f() {
-        n += 1;
-        if n.is_multiple_of(4096) {
-            if let Some(status) = child.try_wait().expect("wait") {
-                // The peer is done; give the data one last chance to arrive.
-                if f() {
-                    return;
-                }
-                panic!("peer exited ({status}) before the expected data arrived");
-            }
-            assert!(start.elapsed() < limit, "timed out");
-        }
-    }
-}
+use rtipc::{
+    ChannelSpec, Direction, MultiStateProducer, Segment, StateConsumer, StateProducer, StateRef,
+};
 
 #[test]
 fn million_updates_of_4k_are_never_torn() {
@@ -63,35 +18,39 @@ fn million_updates_of_4k_are_never_torn() {
         .create(&name)
         .unwrap();
     let mut rx = StateConsumer::<Big>::new(&seg, "big").unwrap();
-    let mut peer = spawn_peer("stress-producer", &name, UPDATES);
-    let (mut last, mut seen, mut skipped, mut torn, mut empty) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut peer = spawn_peer(Role::StressProducer, &name, UPDATES);
+    let (mut last, mut seen, mut missed, mut torn, mut empty) = (0u64, 0u64, 0u64, 0u64, 0u64);
     until(&mut peer, Duration::from_secs(300), || {
         match rx.fetch().unwrap() {
             None => empty += 1,
-            Some(s) if s.is_new() => {
-                let seq = s.seq();
+            Some(s) if StateRef::is_new(&s) => {
+                let seq = StateRef::seq(&s);
                 assert!(
                     seq > last,
                     "update numbers must strictly increase: {seq} after {last}"
                 );
-                assert_eq!(s.skipped(), seq - last - 1, "skipped count");
+                assert_eq!(StateRef::missed(&s), seq - last - 1, "missed count");
                 if !big_ok(&s, seq) {
                     torn += 1;
                 }
                 seen += 1;
-                skipped += s.skipped();
+                missed += StateRef::missed(&s);
                 last = seq;
             }
-            Some(s) => assert_eq!(s.seq(), last, "an unchanged update keeps its number"),
+            Some(s) => assert_eq!(
+                StateRef::seq(&s),
+                last,
+                "an unchanged update keeps its number"
+            ),
         }
         last == UPDATES
     });
     wait_peer(peer, Duration::from_secs(60));
     assert_eq!(torn, 0, "torn reads");
     assert_eq!(last, UPDATES);
-    assert_eq!(seen + skipped, UPDATES, "seen plus skipped is every update");
+    assert_eq!(seen + missed, UPDATES, "seen plus missed is every update");
     assert!(seen > 1, "the consumer saw more than the last update");
-    eprintln!("seen {seen}, skipped {skipped}, empty polls {empty}");
+    eprintln!("seen {seen}, missed {missed}, empty polls {empty}");
 }
 
 #[test]
@@ -109,7 +68,7 @@ fn several_channels_in_both_directions_carry_their_own_data() {
     let mut down_big = StateProducer::<Big>::new(&seg, "down_big").unwrap();
     let mut up_small = StateConsumer::<Small>::new(&seg, "up_small").unwrap();
     let mut up_mid = StateConsumer::<Mid>::new(&seg, "up_mid").unwrap();
-    let mut peer = spawn_peer("multi", &name, UPDATES);
+    let mut peer = spawn_peer(Role::Multi, &name, UPDATES);
     let (mut sent, mut last_small, mut last_mid) = (0u64, 0u64, 0u64);
     until(&mut peer, Duration::from_secs(120), || {
         if sent < UPDATES {
@@ -120,15 +79,15 @@ fn several_channels_in_both_directions_carry_their_own_data() {
             g.publish().unwrap();
         }
         if let Some(s) = up_small.fetch().unwrap() {
-            if s.is_new() {
-                assert!(s.seq > last_small && s.seq == s.seq());
+            if StateRef::is_new(&s) {
+                assert!(s.seq > last_small && s.seq == StateRef::seq(&s));
                 assert!(small_ok(&s, TAG_UP), "up_small carries the peer's tag");
                 last_small = s.seq;
             }
         }
         if let Some(m) = up_mid.fetch().unwrap() {
-            if m.is_new() {
-                assert!(m.seq > last_mid && m.seq == m.seq());
+            if StateRef::is_new(&m) {
+                assert!(m.seq > last_mid && m.seq == StateRef::seq(&m));
                 assert!(mid_ok(&m), "up_mid pattern");
                 last_mid = m.seq;
             }
@@ -151,10 +110,10 @@ fn peer_maps_only_the_second_object_of_a_channel() {
         )
         .create(&name)
         .unwrap();
-    let mut w = StateWriter::new(&seg, "robot").unwrap();
+    let mut w = MultiStateProducer::new(&seg, "robot").unwrap();
     let pose = w.object::<Pose>().unwrap();
     let battery = w.object::<Battery>().unwrap();
-    let mut peer = spawn_peer("second-only", &name, UPDATES);
+    let mut peer = spawn_peer(Role::SecondOnly, &name, UPDATES);
     for seq in 1..=UPDATES {
         let mut d = w.write().unwrap();
         *d.get_mut(pose) = Pose {
@@ -199,14 +158,14 @@ fn data_path_makes_no_system_call() {
     let mut up = StateConsumer::<Small>::new(&seg, "up").unwrap();
     // Publish before the peer starts so that it always has something to fetch.
     down.publish_copy(&small(1, TAG_DOWN)).unwrap();
-    let mut peer = spawn_peer("seccomp", &name, ROUNDS);
+    let mut peer = spawn_peer(Role::Seccomp, &name, ROUNDS);
     let mut seq = 1;
     let mut last_up = 0;
     loop {
         seq += 1;
         down.publish_copy(&small(seq, TAG_DOWN)).unwrap();
         if let Some(s) = up.fetch().unwrap() {
-            if s.is_new() {
+            if StateRef::is_new(&s) {
                 assert!(s.seq > last_up && small_ok(&s, TAG_UP));
                 last_up = s.seq;
             }
@@ -223,6 +182,10 @@ fn data_path_makes_no_system_call() {
         "peer under seccomp strict mode: {status}"
     );
     let s = up.fetch().unwrap().expect("the peer published");
-    assert_eq!(s.seq(), ROUNDS, "every publish of the peer went through");
+    assert_eq!(
+        StateRef::seq(&s),
+        ROUNDS,
+        "every publish of the peer went through"
+    );
     assert!(small_ok(&s, TAG_UP));
 }

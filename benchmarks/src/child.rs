@@ -4,7 +4,7 @@
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 
-use rtipc::{Segment, StateConsumer};
+use rtipc::{Segment, StateConsumer, StateRef};
 
 use crate::payload::{check, Line64};
 use crate::rt::{Ends, Method};
@@ -123,7 +123,7 @@ fn fetch_loop(ctrl: &Ctrl, det: &mut StateConsumer<Line64>, seq: u64) -> Res<(u6
     let mut spin = Spin::new("the end of the determinism block");
     while ctrl.stop.w[0].load(Ordering::Relaxed) != seq {
         if let Some(r) = det.fetch().ctx("determinism fetch")? {
-            if r.is_new() {
+            if StateRef::is_new(&r) {
                 seen += 1;
                 let s = r.w[0];
                 errors += u64::from(!check(&r.w, s) || last.is_some_and(|l| s <= l));

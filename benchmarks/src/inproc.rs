@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
-use rtipc::{Direction, Segment, StateConsumer, StateProducer};
+use rtipc::{Direction, Segment, StateConsumer, StateProducer, StateRef};
 use triple_buffer::{Input, Output};
 
 use crate::payload::Word;
@@ -62,7 +62,7 @@ impl Pair {
             g.w[0] = black_box(s);
             g.publish().ctx("in-process publish")?;
             match self.rx.fetch().ctx("in-process fetch")? {
-                Some(r) if r.is_new() => errors += u64::from(black_box(r.w[0]) != s),
+                Some(r) if StateRef::is_new(&r) => errors += u64::from(black_box(r.w[0]) != s),
                 _ => errors += 1,
             }
         }

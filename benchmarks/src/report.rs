@@ -2,6 +2,9 @@
 
 use std::fmt::Write;
 
+use crate::rt::Method;
+use crate::{det, inproc, rounds, sweep, tput, Cfg};
+
 /// One JSON object, written by hand: keys are fixed identifiers and values numbers, booleans
 /// or plain strings.
 pub struct Json(String);
@@ -73,6 +76,349 @@ pub fn ratio(v: f64) -> String {
     } else {
         "-".into()
     }
+}
+
+/// Everything measured in one run.
+pub struct Results {
+    pub rt: Vec<rounds::MethodResult>,
+    pub sweep: Vec<sweep::SweepResult>,
+    pub sweep_errors: u64,
+    pub det: det::DetResult,
+    pub tput: Vec<tput::TputResult>,
+    pub inproc: inproc::InprocResult,
+    pub seconds: f64,
+}
+
+/// Data errors over all measurements.
+pub fn total_errors(r: &Results) -> u64 {
+    r.rt.iter().map(|m| m.errors).sum::<u64>()
+        + r.sweep_errors
+        + r.det.errors
+        + r.tput.iter().map(|t| t.errors).sum::<u64>()
+        + r.inproc.errors
+}
+
+/// The targets of the issue: (name, value, limit).
+fn targets(r: &Results) -> Vec<(&'static str, f64, f64)> {
+    let get = |m: Method| r.rt.iter().find(|x| x.method == m);
+    let mut t = Vec::new();
+    if let Some(s8) = get(Method::State8) {
+        t.push(("state_8 / raw (paired median ratio)", s8.paired.ratio, 2.0));
+        if let Some(iox) = get(Method::Iceoryx2) {
+            t.push((
+                "state_8 / iceoryx2 (ratio of their paired ratios)",
+                s8.paired.ratio / iox.paired.ratio,
+                1.0,
+            ));
+        }
+    }
+    t.push((
+        "publish p99.9: busy / idle consumer (paired rounds)",
+        r.det.paired.ratio,
+        2.0,
+    ));
+    t.push((
+        "in-process publish+fetch: rtipc / triple_buffer",
+        r.inproc.ratio,
+        1.2,
+    ));
+    t
+}
+
+/// The human-readable report.
+pub fn table(r: &Results, cfg: &Cfg) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nrtipc benchmarks ({}), {:.1} s; machine: {}",
+        if cfg.quick { "--quick" } else { "full run" },
+        r.seconds,
+        machine()
+    );
+    let _ = writeln!(
+        s,
+        "\nRound trips, two processes pinned to CPU 0 and 1, busy-polling (ns; ratio = median of \
+         per-round paired ratios to raw, stable rounds only)"
+    );
+    let _ = writeln!(
+        s,
+        "{:<10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>7} {:>14} {:>14} {:>14} {:>6}",
+        "method",
+        "samples",
+        "median",
+        "p99",
+        "p99.9",
+        "max",
+        "ratio",
+        "stable",
+        "raw<100",
+        "raw100-250",
+        "raw>250",
+        "errors"
+    );
+    for m in &r.rt {
+        let band = |i: usize| {
+            let (_, n, ratio_v, _) = m.paired.bands[i];
+            if n == 0 {
+                "-".to_string()
+            } else {
+                format!("{} ({n})", ratio(ratio_v))
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{:<10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>7} {:>14} {:>14} {:>14} {:>6}",
+            m.method.name(),
+            m.dist.samples,
+            m.dist.median,
+            m.dist.p99,
+            m.dist.p999,
+            m.dist.max,
+            ratio(m.paired.ratio),
+            format!("{}/{}", m.paired.stable, m.paired.rounds),
+            band(0),
+            band(1),
+            band(2),
+            m.errors
+        );
+    }
+    let _ = writeln!(
+        s,
+        "({} recorded round trips per method and round after {} unrecorded, uds {} and uds_block \
+         {} as they are far slower; bands: paired ratio (stable rounds) by the round's mean raw \
+         median, with the number of rounds)",
+        cfg.per_round,
+        cfg.warm_block,
+        cfg.uds_per_round,
+        cfg.uds_per_round / 5
+    );
+
+    let _ = writeln!(
+        s,
+        "\nPayload sweep: publish to seen by the other process, payload written before the \
+         clock starts (ns)"
+    );
+    let _ = writeln!(
+        s,
+        "{:<10} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "payload", "samples", "median", "p99", "p99.9", "max"
+    );
+    for w in &r.sweep {
+        let _ = writeln!(
+            s,
+            "{:<10} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            w.label, w.dist.samples, w.dist.median, w.dist.p99, w.dist.p999, w.dist.max
+        );
+    }
+    let _ = writeln!(s, "(data errors: {})", r.sweep_errors);
+
+    let d = &r.det;
+    let _ = writeln!(
+        s,
+        "\nDeterminism: cost of one publish (64-byte object, one every {} ns) (ns)",
+        det::GAP_NS
+    );
+    let _ = writeln!(
+        s,
+        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "consumer", "samples", "median", "p99", "p99.9", "max"
+    );
+    for (name, x) in [("idle", &d.idle), ("fetching in a loop", &d.busy)] {
+        let _ = writeln!(
+            s,
+            "{:<22} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            name, x.samples, x.median, x.p99, x.p999, x.max
+        );
+    }
+    let bands: Vec<String> = d
+        .paired
+        .bands
+        .iter()
+        .map(|&(name, n, v, _)| format!("raw {name}: {} ({n})", ratio(v)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "(p99.9 busy / idle: pooled {}; paired per round {} over {}/{} stable rounds, by raw band \
+         {}; the busy consumer saw {} of {} updates; data errors: {})",
+        ratio(d.busy.p999 as f64 / d.idle.p999 as f64),
+        ratio(d.paired.ratio),
+        d.paired.stable,
+        d.paired.rounds,
+        bands.join(", "),
+        d.seen,
+        d.published_busy,
+        d.errors
+    );
+
+    let _ = writeln!(
+        s,
+        "\nQueue throughput, producer pushing as fast as possible, consumer (other process) \
+         popping as fast as it can (medians of {} runs; try_push is retried while full)",
+        cfg.tput_runs
+    );
+    let _ = writeln!(
+        s,
+        "{:<10} {:<11} {:>10} {:>14} {:>16} {:>10} {:>6}",
+        "message", "push", "pushed", "pushes/s", "delivered msg/s", "lost", "errors"
+    );
+    for t in &r.tput {
+        let _ = writeln!(
+            s,
+            "{:<10} {:<11} {:>10} {:>14.0} {:>16.0} {:>9.3}% {:>6}",
+            t.name,
+            t.mode,
+            t.pushed,
+            t.push_rate,
+            t.delivered_rate,
+            100.0 * t.lost as f64 / t.pushed as f64,
+            t.errors
+        );
+    }
+
+    let i = &r.inproc;
+    let _ = writeln!(
+        s,
+        "\nIn-process publish + fetch, same thread, 8 bytes ({} batches of {}; medians of batch \
+         ns/op)\n  rtipc {:.2} ns, triple_buffer {:.2} ns, paired ratio {} (errors: {})",
+        i.batches,
+        i.iters,
+        i.rtipc_ns,
+        i.tb_ns,
+        ratio(i.ratio),
+        i.errors
+    );
+
+    let _ = writeln!(s, "\nTargets");
+    for (name, v, limit) in targets(r) {
+        let verdict = if !v.is_finite() {
+            "n/a"
+        } else if v <= limit {
+            "met"
+        } else {
+            "MISSED"
+        };
+        let _ = writeln!(s, "  {name:<50} {:>6} <= {limit:<4} {verdict}", ratio(v));
+    }
+    let _ = writeln!(s, "\nData errors in total: {}", total_errors(r));
+    s
+}
+
+/// The report as JSON lines: one object per measurement, target and the run's summary.
+pub fn json(r: &Results) -> Vec<String> {
+    let mut out = Vec::new();
+    let raw_median = r.rt.first().map_or(f64::NAN, |m| m.dist.median as f64);
+    for m in &r.rt {
+        let mut j = Json::new("round_trip", m.method.name());
+        j.int("samples", m.dist.samples as u64)
+            .int("median_ns", m.dist.median)
+            .int("p99_ns", m.dist.p99)
+            .int("p999_ns", m.dist.p999)
+            .int("max_ns", m.dist.max)
+            .num("ratio_to_raw", m.paired.ratio)
+            .num(
+                "pooled_median_ratio_to_raw",
+                m.dist.median as f64 / raw_median,
+            )
+            .int("rounds", m.paired.rounds as u64)
+            .int("stable_rounds", m.paired.stable as u64)
+            .int("per_round", m.per_round);
+        for &(band, n, v, raw) in &m.paired.bands {
+            j.num(&format!("ratio_raw_{band}"), v)
+                .int(&format!("rounds_raw_{band}"), n as u64)
+                .num(&format!("raw_median_{band}_ns"), raw);
+        }
+        out.push(j.int("errors", m.errors).finish());
+    }
+    for w in &r.sweep {
+        out.push(
+            Json::new("payload_sweep", &format!("state_{}", w.bytes))
+                .int("bytes", w.bytes as u64)
+                .int("samples", w.dist.samples as u64)
+                .int("median_ns", w.dist.median)
+                .int("p99_ns", w.dist.p99)
+                .int("p999_ns", w.dist.p999)
+                .int("max_ns", w.dist.max)
+                .finish(),
+        );
+    }
+    let d = &r.det;
+    for (name, x) in [
+        ("publish_idle_consumer", &d.idle),
+        ("publish_busy_consumer", &d.busy),
+    ] {
+        out.push(
+            Json::new("determinism", name)
+                .int("samples", x.samples as u64)
+                .int("median_ns", x.median)
+                .int("p99_ns", x.p99)
+                .int("p999_ns", x.p999)
+                .int("max_ns", x.max)
+                .finish(),
+        );
+    }
+    for t in &r.tput {
+        out.push(
+            Json::new("throughput", &format!("{}_{}", t.name, t.mode))
+                .str("push", t.mode)
+                .int("bytes", t.bytes as u64)
+                .num("push_per_s", t.push_rate)
+                .num("delivered_per_s", t.delivered_rate)
+                .int("pushed", t.pushed)
+                .int("received", t.received)
+                .int("lost", t.lost)
+                .num("loss_rate", t.lost as f64 / t.pushed as f64)
+                .int("runs", t.runs as u64)
+                .int("errors", t.errors)
+                .finish(),
+        );
+    }
+    let i = &r.inproc;
+    out.push(
+        Json::new("in_process", "publish_fetch_8")
+            .num("rtipc_ns", i.rtipc_ns)
+            .num("triple_buffer_ns", i.tb_ns)
+            .num("ratio_to_triple_buffer", i.ratio)
+            .int("batches", i.batches as u64)
+            .int("iterations", i.iters)
+            .finish(),
+    );
+    for (name, v, limit) in targets(r) {
+        out.push(
+            Json::new("target", name)
+                .num("value", v)
+                .num("limit", limit)
+                .bool("met", v.is_finite() && v <= limit)
+                .finish(),
+        );
+    }
+    out.push(
+        Json::new("summary", "run")
+            .str("machine", &machine())
+            .num("seconds", r.seconds)
+            .int("errors", total_errors(r))
+            .finish(),
+    );
+    out
+}
+
+/// The CPU model, the number of CPUs and the kernel release.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    // Not available_parallelism: that counts the CPUs this (pinned) process may use.
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    format!("{cpu}, {n} CPUs, Linux {kernel}")
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Round trips in rounds bracketed by the floor (MEASURING.md): in each round, `raw` just
-//! before and just after the methods under test, whose order alternates between rounds.
+//! Round trips in rounds bracketed by the floor ("How the figures are measured" in
+//! BENCHMARKS.md): in each round, `raw` just before and just after the methods under test,
+//! whose order alternates between rounds.
 
 use crate::peer::Peer;
 use crate::rt::{Ends, Method};

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
-use rtipc::{QueueConsumer, QueueProducer, Segment, StateConsumer, StateProducer};
+use rtipc::{
+    MessageRef, QueueConsumer, QueueProducer, Segment, StateConsumer, StateProducer, StateRef,
+};
 
 use crate::payload::{check, fill, Page, Word};
 use crate::sys::{now_ns, Ctrl, Ctx, Res, Spin};
@@ -31,7 +33,7 @@ pub enum Method {
     /// `MSG_DONTWAIT`.
     Uds,
     /// The same socketpair with blocking reads: how sockets are usually used, and what the
-    /// reference figures of MEASURING.md measured (each read sleeps and is woken up).
+    /// reference figures quoted in BENCHMARKS.md measured (each read sleeps and is woken up).
     UdsBlocking,
 }
 
@@ -269,9 +271,9 @@ impl Ends {
                     let mut spin = Spin::new("the state_8 echo");
                     loop {
                         if let Some(r) = rx.fetch().ctx("state_8 fetch")? {
-                            if r.is_new() {
-                                let ok = r.w[0] == s && r.seq() == *seq + 1;
-                                *seq = r.seq();
+                            if StateRef::is_new(&r) {
+                                let ok = r.w[0] == s && StateRef::seq(&r) == *seq + 1;
+                                *seq = StateRef::seq(&r);
                                 return Ok(ok);
                             }
                         }
@@ -288,9 +290,9 @@ impl Ends {
                     let mut spin = Spin::new("the state_4k echo");
                     loop {
                         if let Some(r) = rx.fetch().ctx("state_4k fetch")? {
-                            if r.is_new() {
-                                let ok = check(&r.w, s) && r.seq() == *seq + 1;
-                                *seq = r.seq();
+                            if StateRef::is_new(&r) {
+                                let ok = check(&r.w, s) && StateRef::seq(&r) == *seq + 1;
+                                *seq = StateRef::seq(&r);
                                 return Ok(ok);
                             }
                         }
@@ -307,8 +309,10 @@ impl Ends {
                     let mut spin = Spin::new("the queue_8 echo");
                     loop {
                         if let Some(m) = rx.pop().ctx("queue_8 pop")? {
-                            let ok = m.w[0] == s && m.lost() == 0 && m.seq() == *seq + 1;
-                            *seq = m.seq();
+                            let ok = m.w[0] == s
+                                && MessageRef::missed(&m) == 0
+                                && MessageRef::seq(&m) == *seq + 1;
+                            *seq = MessageRef::seq(&m);
                             return Ok(ok);
                         }
                         spin.tick()?;
@@ -359,9 +363,10 @@ impl Ends {
                     let mut spin = Spin::new("a state_8 ping");
                     let v = loop {
                         if let Some(r) = self.s8_rx.fetch().ctx("state_8 fetch")? {
-                            if r.is_new() {
-                                errors += u64::from(r.w[0] != s || r.seq() != self.s8_seq + 1);
-                                self.s8_seq = r.seq();
+                            if StateRef::is_new(&r) {
+                                errors +=
+                                    u64::from(r.w[0] != s || StateRef::seq(&r) != self.s8_seq + 1);
+                                self.s8_seq = StateRef::seq(&r);
                                 break r.w[0];
                             }
                         }
@@ -377,9 +382,11 @@ impl Ends {
                     let mut spin = Spin::new("a state_4k ping");
                     loop {
                         if let Some(r) = self.s4k_rx.fetch().ctx("state_4k fetch")? {
-                            if r.is_new() {
-                                errors += u64::from(!check(&r.w, s) || r.seq() != self.s4k_seq + 1);
-                                self.s4k_seq = r.seq();
+                            if StateRef::is_new(&r) {
+                                errors += u64::from(
+                                    !check(&r.w, s) || StateRef::seq(&r) != self.s4k_seq + 1,
+                                );
+                                self.s4k_seq = StateRef::seq(&r);
                                 // Echo the whole payload: a 4 KiB copy out of the fetched
                                 // slot into the slot being written.
                                 let mut g = self.s4k_tx.write().ctx("state_4k write")?;
@@ -398,9 +405,11 @@ impl Ends {
                     let v = loop {
                         if let Some(m) = self.q8_rx.pop().ctx("queue_8 pop")? {
                             errors += u64::from(
-                                m.w[0] != s || m.lost() != 0 || m.seq() != self.q8_seq + 1,
+                                m.w[0] != s
+                                    || MessageRef::missed(&m) != 0
+                                    || MessageRef::seq(&m) != self.q8_seq + 1,
                             );
-                            self.q8_seq = m.seq();
+                            self.q8_seq = MessageRef::seq(&m);
                             break m.w[0];
                         }
                         spin.tick()?;

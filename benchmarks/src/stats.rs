@@ -1,5 +1,6 @@
-//! Percentiles, and the paired ratios of MEASURING.md: each method's block median divided by
-//! the mean of the two raw medians that bracket it in the same round.
+//! Percentiles, and the paired ratios described in "How the figures are measured" in
+//! BENCHMARKS.md: each method's block median divided by the mean of the two raw medians that
+//! bracket it in the same round.
 
 /// The `q`-quantile (0 to 1) of sorted samples, by nearest rank.
 pub fn quantile(sorted: &[u64], q: f64) -> u64 {
@@ -57,7 +58,8 @@ impl Dist {
 /// Two raw medians are a stable bracket if they are within 20% of each other.
 pub const STABLE: f64 = 1.2;
 
-/// The raw bands of MEASURING.md, by the mean of a round's two raw medians.
+/// The raw bands ("How the figures are measured" in BENCHMARKS.md), by the mean of a round's
+/// two raw medians.
 pub const BANDS: [(&str, u64, u64); 3] = [
     ("lt100", 0, 100),
     ("100_250", 100, 250),

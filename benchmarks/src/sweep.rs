@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use rtipc::{Object, Segment, StateConsumer, StateProducer};
+use rtipc::{Object, Segment, StateConsumer, StateProducer, StateRef};
 
 use crate::payload::*;
 use crate::sys::{now_ns, Ctrl, Ctx, Res, Spin};
@@ -63,10 +63,10 @@ impl<T: Object + Words> SweepRx for Rx<T> {
         let mut spin = Spin::new("a sweep update");
         loop {
             if let Some(r) = self.c.fetch().ctx("sweep fetch")? {
-                if r.is_new() {
+                if StateRef::is_new(&r) {
                     let t = now_ns();
-                    let ok = check(r.words(), s) && r.seq() == self.seq + 1;
-                    self.seq = r.seq();
+                    let ok = check(r.words(), s) && StateRef::seq(&r) == self.seq + 1;
+                    self.seq = StateRef::seq(&r);
                     return Ok((t, ok));
                 }
             }

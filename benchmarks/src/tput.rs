@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
-use rtipc::{Object, QueueConsumer, QueueProducer, Segment};
+use rtipc::{MessageRef, Object, QueueConsumer, QueueProducer, Segment};
 
 use crate::child::op;
 use crate::payload::{check, fill, Kib, Word, Words};
@@ -93,8 +93,10 @@ fn drain<T: Object + Words>(
         if let Some(m) = q.pop().ctx("throughput pop")? {
             let v = m.words()[0];
             received += 1;
-            lost += m.lost();
-            errors += u64::from(!check(m.words(), v) || v.wrapping_sub(last) != m.lost() + 1);
+            lost += MessageRef::missed(&m);
+            errors += u64::from(
+                !check(m.words(), v) || v.wrapping_sub(last) != MessageRef::missed(&m) + 1,
+            );
             last = v;
         } else {
             spin.tick()?;

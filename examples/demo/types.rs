@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use rtipc::handshake::{CLIENT_TO_SERVER, SERVER_TO_CLIENT};
-use rtipc::{ChannelSpec, Object, SegmentBuilder};
+use rtipc::{ChannelSpec, Direction, Object, SegmentBuilder};
 
 /// What the client wants the motor to do.
 #[derive(Object, Debug)]
@@ -61,22 +60,23 @@ impl LogLine {
 }
 
 /// The client's request: commands up (latest value), motor state down (latest value), log
-/// lines down (a queue of 16: every line, in order). All three can be waited on.
+/// lines down (a queue of 16: every line, in order). All three can be waited on. The server
+/// creates the segment and the client is its peer, so "up" is `PeerToCreator`.
 pub fn channels(builder: SegmentBuilder) -> SegmentBuilder {
     builder
         .channel(
-            ChannelSpec::state("command", CLIENT_TO_SERVER)
+            ChannelSpec::state("command", Direction::PeerToCreator)
                 .object::<Command>()
                 .notify(true)
                 .user_meta(*b"demo-client v1"),
         )
         .channel(
-            ChannelSpec::state("state", SERVER_TO_CLIENT)
+            ChannelSpec::state("state", Direction::CreatorToPeer)
                 .object::<MotorState>()
                 .notify(true),
         )
         .channel(
-            ChannelSpec::queue("log", SERVER_TO_CLIENT, 16)
+            ChannelSpec::queue("log", Direction::CreatorToPeer, 16)
                 .object::<LogLine>()
                 .notify(true),
         )

@@ -1,19 +1,124 @@
-//! The one error type of rtipc.
+//! rtipc's two error types: [`Error`] for setup and attach, [`DataError`] for the data path.
 
 use std::fmt;
 use std::io;
 
+use crate::layout::{End, FormatError};
 use crate::schema::{DecodeError, SchemaDiff};
+use crate::sync::{BadWord, CorruptWord};
 
 /// A specialised `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in rtipc.
+/// The error of the data path: `publish`, `fetch`, `push`, `pop` and their views.
 ///
-/// Each variant's `Display` says what happened and, where it can, what to do about it. Nothing
-/// a peer writes into a segment or sends over a socket makes rtipc panic: it becomes one of
-/// these errors.
-#[derive(Debug)]
+/// Small and `Copy` (16 bytes), so that returning it costs the data path nothing. Converts into
+/// [`Error`] with `?`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A word in the channel's control block breaks the protocol: the peer is buggy or
+    /// something else wrote into the segment. The handle refuses further use.
+    Corrupt {
+        /// The word as read.
+        word: u64,
+        /// What is wrong with it.
+        what: CorruptWord,
+    },
+    /// An earlier operation of this handle found a corrupt word; the handle refuses further
+    /// use.
+    Poisoned,
+}
+
+impl From<BadWord> for DataError {
+    fn from(b: BadWord) -> DataError {
+        DataError::Corrupt {
+            word: b.word,
+            what: b.reason,
+        }
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataError::Corrupt { word, what } => write!(
+                f,
+                "corrupt control word {word:#x}: {}; the handle refuses further use: drop it \
+                 and claim the end again",
+                what.text()
+            ),
+            DataError::Poisoned => f.write_str(
+                "this handle found a corrupt word in shared memory earlier and refuses further \
+                 use; drop it and claim the end again",
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for DataError {
+    /// The variant's name and the `Display` text, as for [`Error`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let variant = match self {
+            DataError::Corrupt { .. } => "Corrupt",
+            DataError::Poisoned => "Poisoned",
+        };
+        write!(f, "{variant}: {self}")
+    }
+}
+
+impl std::error::Error for DataError {}
+
+/// A blocking step that can time out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stage {
+    /// A listener waiting for a client to connect (`Listener::accept_timeout`).
+    WaitingForClient,
+    /// A listener waiting for a connected client's request.
+    ReadingRequest,
+    /// A listener sending the segment to its client.
+    SendingSegment,
+    /// A listener waiting for its client to report that it attached.
+    WaitingForAttach,
+    /// A client connecting to a listener whose backlog is full.
+    Connecting,
+    /// A client sending its request.
+    SendingRequest,
+    /// A client waiting for the listener's reply.
+    WaitingForReply,
+    /// A client reporting back to the listener.
+    Reporting,
+}
+
+impl Stage {
+    fn text(self) -> &'static str {
+        match self {
+            Stage::WaitingForClient => "waiting for a client to connect",
+            Stage::ReadingRequest => "waiting for the client's request",
+            Stage::SendingSegment => "sending the segment to the client",
+            Stage::WaitingForAttach => "waiting for the client to attach",
+            Stage::Connecting => "connecting to the listener",
+            Stage::SendingRequest => "sending the request",
+            Stage::WaitingForReply => "waiting for the listener's reply",
+            Stage::Reporting => "reporting to the listener",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+/// Everything that can go wrong in setting up and attaching.
+///
+/// Each variant's `Display` says what happened and, where it can, what to do about it; it
+/// includes the underlying cause, so [`source`](std::error::Error::source) returns `None`.
+/// `Debug` shows the variant and the same text, so `fn main() -> Result<(), Box<dyn Error>>`
+/// prints the helpful message. Nothing a peer writes into a segment or sends over a socket
+/// makes rtipc panic: it becomes one of these errors.
 #[non_exhaustive]
 pub enum Error {
     /// A system call failed.
@@ -21,14 +126,14 @@ pub enum Error {
         /// What rtipc was doing, such as `"creating memfd"`.
         op: &'static str,
         /// The operating system's error.
-        source: io::Error,
+        error: io::Error,
     },
-    /// An encoded schema could not be decoded.
+    /// An encoded schema in a segment or a request could not be decoded.
     MalformedSchema {
         /// Where the schema came from, such as the channel and object it describes.
         context: String,
         /// What is wrong with it.
-        source: DecodeError,
+        error: DecodeError,
     },
     /// The segment's bytes break the layout's rules: a field has a value that is not allowed.
     Corrupt {
@@ -39,6 +144,8 @@ pub enum Error {
         /// Why it is not allowed.
         reason: String,
     },
+    /// A word on the data path broke the protocol (see [`DataError`]).
+    Data(DataError),
     /// The segment uses a layout version this build does not understand.
     UnsupportedVersion {
         /// The version found in the segment.
@@ -86,7 +193,7 @@ pub enum Error {
     WrongChannel {
         /// The channel.
         channel: String,
-        /// What was asked for, such as `"a state consumer"`.
+        /// What was asked for, such as `"a state consumer for the peer"`.
         wanted: String,
         /// What the channel is, such as `"a queue channel from creator to peer"`.
         found: String,
@@ -95,8 +202,8 @@ pub enum Error {
     AlreadyClaimed {
         /// The channel.
         channel: String,
-        /// `"producer"` or `"consumer"`.
-        end: &'static str,
+        /// Which end.
+        end: End,
     },
     /// A named segment exists and its creator is alive.
     AlreadyExists {
@@ -119,7 +226,6 @@ pub enum Error {
     },
     /// An argument given to rtipc is not valid.
     InvalidArgument(String),
-    // Wake-ups and the handshake.
     /// The channel was created without notification, so its consumer cannot wait.
     NotifyDisabled {
         /// The channel.
@@ -136,10 +242,10 @@ pub enum Error {
         /// Why, as the listener's filter put it.
         reason: String,
     },
-    /// A blocking step of a handshake took longer than its timeout.
+    /// A blocking step took longer than its timeout.
     Timeout {
-        /// The step, such as `"waiting for the client's request"`.
-        op: &'static str,
+        /// The step.
+        stage: Stage,
     },
     /// The other side of a handshake broke the protocol: a malformed or oversized message,
     /// wrong file descriptors, or a closed connection.
@@ -155,12 +261,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(op: &'static str, source: io::Error) -> Error {
-        Error::Io { op, source }
-    }
-
-    pub(crate) fn last_os(op: &'static str) -> Error {
-        Error::io(op, io::Error::last_os_error())
+    pub(crate) fn io(op: &'static str, error: io::Error) -> Error {
+        Error::Io { op, error }
     }
 
     pub(crate) fn corrupt(
@@ -176,18 +278,56 @@ impl Error {
     }
 }
 
+impl From<DataError> for Error {
+    fn from(e: DataError) -> Error {
+        Error::Data(e)
+    }
+}
+
+impl From<FormatError> for Error {
+    fn from(e: FormatError) -> Error {
+        match e {
+            FormatError::Corrupt {
+                field,
+                value,
+                reason,
+            } => Error::Corrupt {
+                field,
+                value,
+                reason,
+            },
+            FormatError::Version { found, supported } => {
+                Error::UnsupportedVersion { found, supported }
+            }
+            FormatError::Schema { context, error } => Error::MalformedSchema { context, error },
+            FormatError::Invalid(msg) => Error::InvalidArgument(msg),
+        }
+    }
+}
+
+fn names(f: &mut fmt::Formatter<'_>, names: &[String]) -> fmt::Result {
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "`{n}`")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { op, source } => write!(f, "{op}: {source}"),
-            Error::MalformedSchema { context, source } => {
-                write!(f, "malformed schema for {context}: {source}")
+            Error::Io { op, error } => write!(f, "{op}: {error}"),
+            Error::MalformedSchema { context, error } => {
+                write!(f, "malformed schema for {context}: {error}")
             }
             Error::Corrupt {
                 field,
                 value,
                 reason,
             } => write!(f, "corrupt segment: `{field}` is {value}: {reason}"),
+            Error::Data(e) => e.fmt(f),
             Error::UnsupportedVersion { found, supported } => write!(
                 f,
                 "segment layout version {found} is not supported (this build reads version \
@@ -196,16 +336,10 @@ impl fmt::Display for Error {
             Error::ChannelNotFound { name, available } => {
                 write!(f, "no channel named `{name}` in the segment; ")?;
                 if available.is_empty() {
-                    write!(f, "it has no channels")
+                    f.write_str("it has no channels")
                 } else {
-                    write!(f, "channels: ")?;
-                    for (i, n) in available.iter().enumerate() {
-                        if i > 0 {
-                            f.write_str(", ")?;
-                        }
-                        write!(f, "`{n}`")?;
-                    }
-                    Ok(())
+                    f.write_str("channels: ")?;
+                    names(f, available)
                 }
             }
             Error::ObjectNotFound {
@@ -254,10 +388,9 @@ impl fmt::Display for Error {
                 "segment `{name}` was left by process {pid}, which is no longer running; \
                  remove it with `Segment::remove_stale` or create with `replace_stale(true)`"
             ),
-            Error::NotReady => write!(
-                f,
-                "the segment is still being initialised by its creator; retry shortly"
-            ),
+            Error::NotReady => {
+                f.write_str("the segment is still being initialised by its creator; retry shortly")
+            }
             Error::NotFound { name } => write!(f, "no segment named `{name}`"),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::NotifyDisabled { channel } => write!(
@@ -273,7 +406,7 @@ impl fmt::Display for Error {
             Error::Rejected { reason } => {
                 write!(f, "the listener rejected the handshake: {reason}")
             }
-            Error::Timeout { op } => write!(f, "timed out {op}"),
+            Error::Timeout { stage } => write!(f, "timed out {stage}"),
             Error::Handshake { reason } => write!(f, "handshake failed: {reason}"),
             Error::InUse { path } => write!(
                 f,
@@ -284,12 +417,78 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::MalformedSchema { source, .. } => Some(source),
-            _ => None,
-        }
+impl fmt::Debug for Error {
+    /// The variant's name and the `Display` text, so that a `main` returning
+    /// `Result<(), Box<dyn Error>>` prints something a person can act on.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let variant = match self {
+            Error::Io { .. } => "Io",
+            Error::MalformedSchema { .. } => "MalformedSchema",
+            Error::Corrupt { .. } => "Corrupt",
+            Error::Data(_) => "Data",
+            Error::UnsupportedVersion { .. } => "UnsupportedVersion",
+            Error::ChannelNotFound { .. } => "ChannelNotFound",
+            Error::ObjectNotFound { .. } => "ObjectNotFound",
+            Error::IdMismatch { .. } => "IdMismatch",
+            Error::SchemaMismatch { .. } => "SchemaMismatch",
+            Error::WrongChannel { .. } => "WrongChannel",
+            Error::AlreadyClaimed { .. } => "AlreadyClaimed",
+            Error::AlreadyExists { .. } => "AlreadyExists",
+            Error::Stale { .. } => "Stale",
+            Error::NotReady => "NotReady",
+            Error::NotFound { .. } => "NotFound",
+            Error::InvalidArgument(_) => "InvalidArgument",
+            Error::NotifyDisabled { .. } => "NotifyDisabled",
+            Error::NoEventFd { .. } => "NoEventFd",
+            Error::Rejected { .. } => "Rejected",
+            Error::Timeout { .. } => "Timeout",
+            Error::Handshake { .. } => "Handshake",
+            Error::InUse { .. } => "InUse",
+        };
+        write!(f, "{variant}: {self}")
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_path_error_is_small_and_copy() {
+        fn copy<T: Copy>() {}
+        copy::<DataError>();
+        assert!(size_of::<DataError>() <= 16, "{}", size_of::<DataError>());
+        assert!(size_of::<std::result::Result<u64, DataError>>() <= 24);
+    }
+
+    #[test]
+    fn debug_shows_the_display_text() {
+        let e = Error::Stale {
+            name: "robot".into(),
+            pid: 7,
+        };
+        let debug = format!("{e:?}");
+        assert!(debug.starts_with("Stale: "), "{debug}");
+        assert!(
+            debug.contains("remove it with `Segment::remove_stale`"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn display_does_not_repeat_a_source() {
+        let e = Error::io("creating memfd", io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(std::error::Error::source(&e).is_none());
+        assert!(e.to_string().starts_with("creating memfd: "), "{e}");
+    }
+
+    #[test]
+    fn the_poisoned_message_says_what_to_do() {
+        let text = DataError::Poisoned.to_string();
+        assert!(text.contains("drop it and claim the end again"), "{text}");
+        let e: Error = DataError::Poisoned.into();
+        assert_eq!(e.to_string(), text);
     }
 }

@@ -1,61 +1,35 @@
-//! rtipc: zero-copy, wait-free inter-process communication over shared memory, with schemas
-//! checked field by field when a peer attaches.
+#![doc = include_str!("../README.md")]
 //!
-//! ```
-//! use std::os::fd::AsFd;
-//! use rtipc::{Direction, Object, Segment, StateConsumer, StateProducer};
-//!
-//! #[derive(Object)]
-//! #[repr(C)]
-//! struct JointState {
-//!     position: [f64; 6],
-//!     torque: [f32; 6],
-//!     time_ms: u64,
-//! }
-//!
-//! // The creator declares its channels and creates the segment (here an anonymous memfd; use
-//! // `.create("name")` for named POSIX shared memory).
-//! let creator = Segment::builder()
-//!     .state::<JointState>("arm/joints", Direction::CreatorToPeer)
-//!     .create_anonymous()?;
-//! let mut tx = StateProducer::<JointState>::new(&creator, "arm/joints")?;
-//!
-//! // The peer attaches from the fd (normally in another process, which received it over a
-//! // unix socket or inherited it), checking the whole segment and `JointState`'s schema.
-//! let peer = Segment::from_fd(creator.as_fd().try_clone_to_owned().unwrap())?;
-//! let mut rx = StateConsumer::<JointState>::new(&peer, "arm/joints")?;
-//! assert!(rx.fetch()?.is_none(), "nothing published yet");
-//!
-//! // Write in place, publish with one atomic swap.
-//! let mut state = tx.write()?;
-//! state.position = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
-//! state.time_ms = 1;
-//! state.publish()?;
-//! tx.publish_copy(&JointState { position: [1.0; 6], torque: [2.0; 6], time_ms: 2 })?;
-//!
-//! // Fetch with one atomic swap and read in place: the newest update, and what was skipped.
-//! let s = rx.fetch()?.expect("published");
-//! assert!(s.is_new());
-//! assert_eq!((s.seq(), s.skipped(), s.time_ms), (2, 1, 2));
-//! assert_eq!(s.torque[5], 2.0);
-//! drop(s);
-//! assert!(!rx.fetch()?.expect("still there").is_new(), "nothing new since");
-//! # Ok::<(), rtipc::Error>(())
-//! ```
+//! # The crate
 //!
 //! * [`derive@Object`] turns a `#[repr(C)]` struct into a channel object with a compile-time
 //!   [`schema`], id and fingerprint.
 //! * [`Segment`] creates (with [`Segment::builder`]) or attaches to ([`Segment::open`],
 //!   [`Segment::from_fd`]) a shared-memory segment; [`layout`] documents its bytes.
-//! * [`StateProducer`] / [`StateConsumer`] (and [`StateWriter`] / [`StateReader`] for channels
-//!   carrying several objects) are the two ends of a [`state`] channel.
+//! * [`StateProducer`] / [`StateConsumer`] are the two ends of a state channel (the newest
+//!   value, triple buffered); [`MultiStateProducer`] / [`MultiStateConsumer`] are the same ends
+//!   for a channel carrying several objects, read and written through [`ObjectKey`]s.
+//! * [`QueueProducer`] / [`QueueConsumer`] are the two ends of a queue channel (messages in
+//!   order, overwriting the oldest when full if asked to).
+//! * Views follow one scheme: `...Mut` is a slot being written in place ([`StateMut`],
+//!   [`MultiStateMut`], [`MessageMut`]), `...Ref` one being read in place ([`StateRef`],
+//!   [`MultiStateRef`], [`MessageRef`]); updates or messages a consumer did not see are
+//!   *missed*, and each view tells how many.
 //! * [`notify`]: a consumer can block until data arrives ([`StateConsumer::wait`]) or poll an
 //!   eventfd ([`notify::Pollable`]), with no system call on the producer's fast path.
 //! * [`handshake`]: a [`Listener`](handshake::Listener) on a unix socket creates a segment for
-//!   each client that [`connect`](handshake::connect)s with the channels it wants, and hands
-//!   it over with its eventfds; the listener's filter accepts or rejects each request.
-//! * Every fallible call returns [`Result`]`<_, `[`Error`]`>`; nothing a peer writes into the
-//!   segment makes rtipc panic or read out of bounds.
+//!   each client that [`connect`](handshake::connect)s with the channels it wants, and hands it
+//!   over with its eventfds; the listener's filter accepts or rejects each request.
+//! * Setup returns [`Result`]`<_, `[`Error`]`>`; the data path (`publish`, `fetch`, `push`,
+//!   `pop`) returns the small, `Copy` [`DataError`]. Nothing a peer writes into the segment
+//!   makes rtipc panic or read out of bounds.
+//!
+//! # Platform
+//!
+//! Linux only (x86-64 and aarch64 are the tested targets): rtipc uses POSIX shared memory in
+//! `/dev/shm`, `memfd_create` with file seals (Linux 3.17), `eventfd`, `futex`, `SOCK_SEQPACKET`
+//! unix sockets with `SCM_RIGHTS` and `SO_PEERCRED`, and `/proc`. Other targets fail to compile
+//! with a message saying so.
 //!
 //! # Trust model
 //!
@@ -67,33 +41,57 @@
 //! only make the data it shares wrong.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-#![cfg_attr(loom, allow(dead_code))]
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "rtipc supports Linux only: it is built on POSIX shared memory, memfd seals, eventfd, futex \
+     and unix sockets with SCM_RIGHTS"
+);
 
 // Lets unit tests use `#[derive(Object)]`, whose output names `::rtipc`.
 #[cfg(all(test, not(loom)))]
 extern crate self as rtipc;
 
-pub mod error;
+// The layers, lowest first; each imports only from the ones above it in this list
+// (ARCHITECTURE.md; `tests/layers.rs` checks it).
 #[cfg(not(loom))]
-pub mod handshake;
+mod error;
 #[cfg(not(loom))]
 pub mod layout;
-pub mod notify;
-mod object;
-pub mod queue;
 pub mod schema;
 #[cfg(not(loom))]
-pub mod segment;
-pub mod state;
+mod segment;
 mod sync;
+#[cfg(not(loom))]
+mod sys;
+#[cfg(loom)]
+mod segment {
+    //! Under loom only the wake-up protocol of this layer is compiled and model-checked.
+    pub(crate) mod wake {
+        pub(crate) mod protocol;
+    }
+}
+#[cfg(not(loom))]
+pub mod handshake;
+pub mod notify;
+mod queue;
+mod state;
 
-pub use error::{Error, Result};
+pub use crate::schema::object::Object;
+pub use crate::sync::CorruptWord;
 #[cfg(not(loom))]
-pub use layout::{Direction, Kind};
-pub use object::Object;
-#[cfg(not(loom))]
-pub use queue::{Message, QueueConsumer, QueueProducer, QueueSlot};
+pub use crate::{
+    error::{DataError, Error, Result, Stage},
+    layout::names::{ChannelKind, Direction, End, Side},
+    layout::spec::ChannelSpec,
+    queue::{MessageMut, MessageRef, QueueConsumer, QueueProducer},
+    segment::{Segment, SegmentBuilder},
+    state::{
+        MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey,
+        StateConsumer, StateMut, StateProducer, StateRef,
+    },
+};
 /// Derives [`Object`](trait@Object) for a plain struct, with its schema, id and fingerprint.
 ///
 /// ```
@@ -274,24 +272,14 @@ pub use queue::{Message, QueueConsumer, QueueProducer, QueueSlot};
 /// }
 /// ```
 pub use rtipc_derive::Object;
-#[cfg(not(loom))]
-pub use segment::{ChannelSpec, Segment, SegmentBuilder, Side};
-#[cfg(not(loom))]
-pub use state::{
-    Draft, ObjectKey, Sample, Snapshot, StateConsumer, StateProducer, StateReader, StateWriter,
-    WriteGuard,
-};
 
 #[doc(hidden)]
 pub mod __private {
     //! Items used by code that `#[derive(Object)]` generates. Not part of the public API.
-    pub use crate::object::FieldKind;
+    pub use crate::schema::object::{FieldKind, Sealed};
     pub use crate::schema::{fingerprint, id_from_name, Field, FieldType, Link, Schema};
     pub use ::core;
     pub use ::std::borrow::Cow;
-
-    /// The token that seals [`Object`](crate::Object): only generated code names it.
-    pub struct Sealed;
 
     /// `ty` by value, for the `ty` of a [`Field`] in a generated schema.
     ///

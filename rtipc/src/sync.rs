@@ -1,5 +1,7 @@
-//! Atomics used by the lock-free protocols: `core`'s normally, loom's under `--cfg loom` so that
-//! the protocols can be model-checked.
+//! The atomics that the lock-free protocols use: `core`'s normally, loom's under `--cfg loom`,
+//! so that every `protocol.rs` is model-checked as written (the shim of crossbeam-utils'
+//! `primitive` module). Handles, which map real shared memory, use `core`'s atomics and are
+//! left out of loom builds at their module declaration.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -8,11 +10,60 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 pub(crate) use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// A word read from shared memory that breaks a protocol: the protocols return it instead of
-/// acting on it, and the handles turn it into an [`Error::Corrupt`](crate::Error::Corrupt).
+/// acting on it, and the handles turn it into a [`DataError`](crate::DataError).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BadWord {
     /// The word as read.
     pub word: u64,
     /// What is wrong with it.
-    pub reason: &'static str,
+    pub reason: CorruptWord,
+}
+
+/// What a word that breaks a protocol does wrong; each has a fixed explanation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CorruptWord {
+    /// A state channel's middle slot index is out of range or equals the producer's own slot.
+    StateMiddleOnPublish,
+    /// A state channel's middle word is out of range, clean, or equals the consumer's slot.
+    StateMiddleOnFetch,
+    /// A state channel's sequence number went backwards.
+    StateSeqBackwards,
+    /// A state channel's saved slot indices are not three distinct slots.
+    StateIndices,
+    /// A queue's ring cell holds an invalid slot index or the producer's own slot.
+    QueueCellOnPush,
+    /// A queue's ring cell changed to an invalid value during a pop.
+    QueueCellOnPop,
+    /// A queue consumer's published position is ahead of the producer or too far behind.
+    QueueTail,
+    /// A queue's saved position or slot index is out of range.
+    QueueSaved,
+}
+
+impl CorruptWord {
+    /// The explanation, for a person.
+    pub const fn text(self) -> &'static str {
+        match self {
+            CorruptWord::StateMiddleOnPublish => {
+                "a state channel's middle slot index is invalid or equals the producer's own slot"
+            }
+            CorruptWord::StateMiddleOnFetch => {
+                "a state channel's middle slot index is invalid, clean, or equals the consumer's \
+                 own slot"
+            }
+            CorruptWord::StateSeqBackwards => "a state channel's sequence number went backwards",
+            CorruptWord::StateIndices => "a state channel's saved slot indices are not distinct",
+            CorruptWord::QueueCellOnPush => {
+                "a queue's ring cell holds an invalid slot index or the producer's own slot"
+            }
+            CorruptWord::QueueCellOnPop => {
+                "a queue's ring cell changed to an invalid value during a pop"
+            }
+            CorruptWord::QueueTail => {
+                "a queue consumer's published position is ahead of the producer or too far behind"
+            }
+            CorruptWord::QueueSaved => "a queue's saved position or slot index is out of range",
+        }
+    }
 }

@@ -1,7 +1,22 @@
-//! Object types and helpers shared by the cross-process tests and their peer binary.
+//! Object types and helpers shared by the cross-process tests and their peer binary
+//! (`tests/support/peer.rs` includes this file with `#[path]`): the objects and their checks,
+//! the channels of the wake-up and handshake tests, the peer's roles, unique segment and socket
+//! names, spawning and watching the peer, and reading and writing a segment's bytes.
 #![allow(dead_code)]
 
-use rtipc::Object;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rtipc::{ChannelSpec, Direction, Object, SegmentBuilder, StateConsumer};
+
+// --- Objects. ---------------------------------------------------------------------------------
 
 /// 4 KiB: every word carries the update number.
 #[derive(Object)]
@@ -103,61 +118,6 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The channels of the wake-up tests: `ping` from the peer (or client), `pong` back, both
-/// notify-enabled.
-pub fn wake_channels(builder: rtipc::SegmentBuilder) -> rtipc::SegmentBuilder {
-    use rtipc::{ChannelSpec, Direction};
-    builder
-        .channel(
-            ChannelSpec::state("ping", Direction::PeerToCreator)
-                .object::<Stamp>()
-                .notify(true),
-        )
-        .channel(
-            ChannelSpec::state("pong", Direction::CreatorToPeer)
-                .object::<Stamp>()
-                .notify(true),
-        )
-}
-
-/// The channels of the handshake tests: `cmd` from the client, `echo` back.
-pub fn echo_channels(builder: rtipc::SegmentBuilder) -> rtipc::SegmentBuilder {
-    use rtipc::handshake::{CLIENT_TO_SERVER, SERVER_TO_CLIENT};
-    use rtipc::ChannelSpec;
-    builder
-        .channel(
-            ChannelSpec::state("cmd", CLIENT_TO_SERVER)
-                .object::<Small>()
-                .notify(true)
-                .user_meta(*b"commands"),
-        )
-        .channel(
-            ChannelSpec::state("echo", SERVER_TO_CLIENT)
-                .object::<Small>()
-                .notify(true),
-        )
-}
-
-/// Waits (blocking, notified) until `rx` has an update with sequence number `seq` or more;
-/// false on a 10 s timeout.
-pub fn wait_for_seq<T: rtipc::Object>(
-    rx: &mut rtipc::StateConsumer<T>,
-    seq: u64,
-    got: impl Fn(&T) -> u64,
-) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if let Ok(Some(s)) = rx.fetch() {
-            if got(&s) >= seq {
-                return true;
-            }
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() || !rx.wait(Some(left)).unwrap_or(false) {
-            return false;
-        }
-    }
-}
 /// A numbered queue message with a check word.
 #[derive(Object)]
 #[repr(C)]
@@ -175,4 +135,338 @@ pub fn numbered(n: u64) -> Numbered {
 
 pub fn numbered_ok(m: &Numbered) -> bool {
     m.check == m.n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+// --- Channels. --------------------------------------------------------------------------------
+
+/// The channels of the wake-up tests: `ping` from the peer (or client), `pong` back, both
+/// notify-enabled.
+pub fn wake_channels(builder: SegmentBuilder) -> SegmentBuilder {
+    builder
+        .channel(
+            ChannelSpec::state("ping", Direction::PeerToCreator)
+                .object::<Stamp>()
+                .notify(true),
+        )
+        .channel(
+            ChannelSpec::state("pong", Direction::CreatorToPeer)
+                .object::<Stamp>()
+                .notify(true),
+        )
+}
+
+/// The channels of the handshake tests: `cmd` from the client, `echo` back. The server creates
+/// the segment, so the client is its peer: client to server is `PeerToCreator`.
+pub fn echo_channels(builder: SegmentBuilder) -> SegmentBuilder {
+    builder
+        .channel(
+            ChannelSpec::state("cmd", Direction::PeerToCreator)
+                .object::<Small>()
+                .notify(true)
+                .user_meta(*b"commands"),
+        )
+        .channel(
+            ChannelSpec::state("echo", Direction::CreatorToPeer)
+                .object::<Small>()
+                .notify(true),
+        )
+}
+
+/// Waits (blocking, notified) until `rx` has an update with sequence number `seq` or more;
+/// false on a 10 s timeout.
+pub fn wait_for_seq<T: Object>(
+    rx: &mut StateConsumer<T>,
+    seq: u64,
+    got: impl Fn(&T) -> u64,
+) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(s)) = rx.fetch() {
+            if got(&s) >= seq {
+                return true;
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !rx.wait(Some(left)).unwrap_or(false) {
+            return false;
+        }
+    }
+}
+
+// --- The peer process. ------------------------------------------------------------------------
+
+/// What the peer binary does; its first argument, followed by a segment name or socket path
+/// and a count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Publishes `count` updates of `Big` on `big`.
+    StressProducer,
+    /// Consumes `down_small` and `down_big`, produces `up_small` and `up_mid`.
+    Multi,
+    /// Maps only the second object (`Battery`) of the multi-object channel `robot`.
+    SecondOnly,
+    /// Publishes and fetches in seccomp strict mode.
+    Seccomp,
+    /// Pings a parent that waits, in a named segment (futex).
+    WakeNamed,
+    /// Pings a parent that waits, through the handshake (eventfd).
+    WakeClient,
+    /// A listener that counts failed handshakes, then echoes a client's commands.
+    Server,
+    /// Pushes numbered messages on queue `numbers` with `force_push`.
+    QueueForce,
+    /// Pushes numbered messages on queue `numbers` with `try_push`, retrying when full.
+    QueueTry,
+}
+
+impl Role {
+    pub const ALL: [Role; 9] = [
+        Role::StressProducer,
+        Role::Multi,
+        Role::SecondOnly,
+        Role::Seccomp,
+        Role::WakeNamed,
+        Role::WakeClient,
+        Role::Server,
+        Role::QueueForce,
+        Role::QueueTry,
+    ];
+
+    /// The role's name on the peer's command line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::StressProducer => "stress-producer",
+            Role::Multi => "multi",
+            Role::SecondOnly => "second-only",
+            Role::Seccomp => "seccomp",
+            Role::WakeNamed => "wake-named",
+            Role::WakeClient => "wake-client",
+            Role::Server => "server",
+            Role::QueueForce => "queue-force",
+            Role::QueueTry => "queue-try",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown role `{s}`; the roles are {}", known.join(", "))
+            })
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The peer binary: Cargo tells integration tests where it is (and nothing else, so the peer,
+/// which includes this file too, sees `None`).
+const PEER_EXE: Option<&str> = option_env!("CARGO_BIN_EXE_rtipc-test-peer");
+
+/// The command that runs the peer binary as `role` on `target` (a segment name or a socket
+/// path) with `count`.
+pub fn peer_command(role: Role, target: &str, count: u64) -> Command {
+    let Some(exe) = PEER_EXE else {
+        panic!("only integration tests know where the peer binary is");
+    };
+    let mut cmd = Command::new(exe);
+    cmd.args([role.as_str(), target, &count.to_string()]);
+    cmd
+}
+
+/// Spawns the peer binary as `role` on `target` with `count`.
+pub fn spawn_peer(role: Role, target: &str, count: u64) -> Child {
+    peer_command(role, target, count)
+        .spawn()
+        .expect("spawn peer")
+}
+
+/// Waits for the peer, failing the test if it takes longer than `limit` or exits non-zero.
+pub fn wait_peer(mut child: Child, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "peer failed: {status}");
+            return;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("peer did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Calls `f` until it returns true; fails if `child` exits first or the time runs out.
+pub fn until(child: &mut Child, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while !f() {
+        n += 1;
+        if n.is_multiple_of(4096) {
+            if let Some(status) = child.try_wait().expect("wait") {
+                // The peer is done; give the data one last chance to arrive.
+                if f() {
+                    return;
+                }
+                panic!("peer exited ({status}) before the expected data arrived");
+            }
+            assert!(start.elapsed() < limit, "timed out");
+        }
+    }
+}
+
+// --- Names. -----------------------------------------------------------------------------------
+
+/// `rtipc-test-<pid>-<test>`, refusing a `test` that this process has used before: the pid
+/// keeps test binaries apart, the registry keeps the tests of one binary (which run in
+/// parallel) from sharing a segment or a socket.
+pub fn unique_name(test: &str) -> String {
+    static USED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        used.insert(test.to_owned()),
+        "the name `{test}` is already used by another test of this binary"
+    );
+    format!("rtipc-test-{}-{test}", std::process::id())
+}
+
+/// A segment name of its own for `test`.
+pub fn seg_name(test: &str) -> String {
+    unique_name(test)
+}
+
+/// A unix socket path of its own for `test`, in the temporary directory.
+pub fn sock_path(test: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{}.sock", unique_name(test)))
+}
+
+// --- A segment's bytes (rtipc::layout documents the format). ----------------------------------
+
+/// Header: the cache-line size (u32).
+pub const HEADER_CACHE_LINE: u64 = 20;
+/// Header: the segment's size (u64).
+pub const HEADER_SEGMENT_SIZE: u64 = 24;
+/// Header: the stride of channel table entries (u32).
+pub const HEADER_ENTRY_SIZE: u64 = 36;
+/// Header: where the channel table starts (u64).
+pub const HEADER_TABLE_OFFSET: u64 = 40;
+/// Header: the creator's pid (u32).
+pub const HEADER_CREATOR_PID: u64 = 80;
+/// Channel table entry: where the slots start (u64).
+pub const ENTRY_BUFFER_OFFSET: u64 = 32;
+/// Channel table entry: where the control block starts (u64).
+pub const ENTRY_CTRL_OFFSET: u64 = 48;
+
+/// Control block line of a state channel's middle word.
+pub const STATE_LINE_MIDDLE: u64 = 2;
+/// Control block line where a queue's ring cells start.
+pub const QUEUE_LINE_CELLS: u64 = 4;
+
+/// The shared-memory file of the named segment `name`, for reading and writing.
+pub fn shm_file(name: &str) -> File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap()
+}
+
+pub fn read_u64(f: &File, at: u64) -> u64 {
+    let mut b = [0u8; 8];
+    f.read_exact_at(&mut b, at).unwrap();
+    u64::from_le_bytes(b)
+}
+
+pub fn read_u32(f: &File, at: u64) -> u32 {
+    let mut b = [0u8; 4];
+    f.read_exact_at(&mut b, at).unwrap();
+    u32::from_le_bytes(b)
+}
+
+/// Writes the low `width` bytes of `value` at `at`.
+pub fn write_n(f: &File, at: u64, width: usize, value: u64) {
+    f.write_all_at(&value.to_le_bytes()[..width], at).unwrap();
+}
+
+/// The offset of channel `ch`'s table entry.
+pub fn entry_offset(f: &File, ch: u64) -> u64 {
+    read_u64(f, HEADER_TABLE_OFFSET) + ch * u64::from(read_u32(f, HEADER_ENTRY_SIZE))
+}
+
+/// The offset of line `line` of channel `ch`'s control block.
+pub fn ctrl_line(f: &File, ch: u64, line: u64) -> u64 {
+    let ctrl = read_u64(f, entry_offset(f, ch) + ENTRY_CTRL_OFFSET);
+    ctrl + line * u64::from(read_u32(f, HEADER_CACHE_LINE))
+}
+
+// --- Descriptors. -----------------------------------------------------------------------------
+
+pub fn dup(fd: BorrowedFd<'_>) -> OwnedFd {
+    fd.try_clone_to_owned().unwrap()
+}
+
+/// A pipe: `(read end, write end)`.
+pub fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut p = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors.
+    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: a new descriptor that nothing else owns.
+    let r = unsafe { OwnedFd::from_raw_fd(p[0]) };
+    // SAFETY: the same.
+    let w = unsafe { OwnedFd::from_raw_fd(p[1]) };
+    (r, w)
+}
+
+/// A memfd holding `bytes`, optionally sealed against growing and shrinking.
+pub fn memfd(bytes: &[u8], seal: bool) -> OwnedFd {
+    // SAFETY: valid name and flags.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"test".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    assert!(fd >= 0);
+    // SAFETY: a new descriptor that nothing else owns.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.set_len(bytes.len() as u64).unwrap();
+    file.write_all_at(bytes, 0).unwrap();
+    if seal {
+        // SAFETY: fcntl with integer arguments on a valid fd.
+        let r = unsafe {
+            libc::fcntl(
+                file.as_raw_fd(),
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_GROW | libc::F_SEAL_SHRINK,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+    file.into()
+}
+
+/// Polls `fd` for input for up to `ms` milliseconds: its `revents`, or `None` on a timeout.
+pub fn poll_in(fd: RawFd, ms: i32) -> Option<i16> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    match unsafe { libc::poll(&mut pfd, 1, ms) } {
+        1 => Some(pfd.revents),
+        0 => None,
+        r => panic!("poll returned {r}: {}", std::io::Error::last_os_error()),
+    }
 }

@@ -1,5 +1,6 @@
 //! The peer process of the cross-process tests: attaches to a segment made by the test and
-//! plays one role. Exit code 0 means the role completed and every check passed.
+//! plays one [`Role`], given as `ROLE TARGET COUNT`. Exit code 0 means the role completed and
+//! every check passed; 2 means an unknown role.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -8,27 +9,30 @@ use std::time::Duration;
 
 use common::*;
 use rtipc::handshake::{self, Listener};
-use rtipc::{QueueProducer, Segment, StateConsumer, StateProducer};
+use rtipc::{Error, QueueProducer, Segment, Stage, StateConsumer, StateProducer, StateRef};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let role = args.get(1).map(String::as_str).unwrap_or("");
-    let name = args.get(2).cloned().unwrap_or_default();
-    let count: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let code = match role {
-        "stress-producer" => stress_producer(&name, count),
-        "multi" => multi(&name, count),
-        "second-only" => second_only(&name, count),
-        "seccomp" => seccomp(&name, count),
-        "wake-named" => wake(&open(&name), count),
-        "wake-client" => wake_client(&name, count),
-        "server" => server(&name, count),
-        "queue-force" => queue_producer(&name, count, true),
-        "queue-try" => queue_producer(&name, count, false),
-        _ => {
-            eprintln!("unknown role `{role}`");
-            2
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let role: Role = match arg(1).parse() {
+        Ok(role) => role,
+        Err(e) => {
+            eprintln!("peer: {e}");
+            std::process::exit(2);
         }
+    };
+    let name = arg(2);
+    let count: u64 = arg(3).parse().unwrap_or(0);
+    let code = match role {
+        Role::StressProducer => stress_producer(name, count),
+        Role::Multi => multi(name, count),
+        Role::SecondOnly => second_only(name, count),
+        Role::Seccomp => seccomp(name, count),
+        Role::WakeNamed => wake(&open(name), count),
+        Role::WakeClient => wake_client(name, count),
+        Role::Server => server(name, count),
+        Role::QueueForce => queue_producer(name, count, true),
+        Role::QueueTry => queue_producer(name, count, false),
     };
     std::process::exit(code);
 }
@@ -75,8 +79,8 @@ fn multi(name: &str, count: u64) -> i32 {
             g.publish().expect("publish");
         }
         if let Some(s) = down_small.fetch().expect("fetch") {
-            if s.is_new() {
-                if s.seq <= last_small || s.seq != s.seq() || !small_ok(&s, TAG_DOWN) {
+            if StateRef::is_new(&s) {
+                if s.seq <= last_small || s.seq != StateRef::seq(&s) || !small_ok(&s, TAG_DOWN) {
                     eprintln!("peer: bad down_small update {:?}", s.seq);
                     return 3;
                 }
@@ -84,8 +88,8 @@ fn multi(name: &str, count: u64) -> i32 {
             }
         }
         if let Some(b) = down_big.fetch().expect("fetch") {
-            if b.is_new() {
-                let seq = b.seq();
+            if StateRef::is_new(&b) {
+                let seq = StateRef::seq(&b);
                 if seq <= last_big || !big_ok(&b, seq ^ 0xB16) {
                     eprintln!("peer: bad down_big update {seq}");
                     return 4;
@@ -104,9 +108,13 @@ fn second_only(name: &str, count: u64) -> i32 {
     let mut last = 0;
     while last < count {
         if let Some(b) = rx.fetch().expect("fetch") {
-            if b.is_new() {
+            if StateRef::is_new(&b) {
                 let want_volts = 12.0 + (b.seq % 100) as f32 / 100.0;
-                if b.seq != b.seq() || b.seq <= last || b.volts != want_volts || b.amps != -1.5 {
+                if b.seq != StateRef::seq(&b)
+                    || b.seq <= last
+                    || b.volts != want_volts
+                    || b.amps != -1.5
+                {
                     eprintln!("peer: bad battery {:?} {} {}", b.seq, b.volts, b.amps);
                     return 3;
                 }
@@ -166,11 +174,13 @@ fn seccomp(name: &str, count: u64) -> i32 {
         }
         match down.fetch() {
             Ok(Some(s)) => {
-                if s.is_new() && (s.seq() <= last || s.seq != s.seq() || !small_ok(&s, TAG_DOWN)) {
+                let seq = StateRef::seq(&s);
+                if StateRef::is_new(&s) && (seq <= last || s.seq != seq || !small_ok(&s, TAG_DOWN))
+                {
                     code = 6;
                     break;
                 }
-                last = s.seq();
+                last = seq;
             }
             Ok(None) => {}
             Err(_) => {
@@ -245,13 +255,13 @@ fn server(path: &str, rounds: u64) -> i32 {
             }
         }) {
             Ok(c) => break c,
-            Err(rtipc::Error::Timeout {
-                op: "waiting for a client to connect",
+            Err(Error::Timeout {
+                stage: Stage::WaitingForClient,
             }) => {
                 eprintln!("server: nobody came");
                 return 11;
             }
-            Err(rtipc::Error::Timeout { .. }) => timeouts += 1,
+            Err(Error::Timeout { .. }) => timeouts += 1,
             Err(_) => errors += 1,
         }
     };

@@ -21,7 +21,7 @@
 //! Positions are compared with wrapping arithmetic, which is exact as long as the consumer is
 //! never lapped by 2^38 messages within one pop.
 
-use crate::sync::{AtomicU64, BadWord, Ordering};
+use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering};
 
 /// Set in a cell whose slot holds no unread message.
 pub(crate) const FREE: u64 = 1 << 63;
@@ -108,7 +108,7 @@ pub(crate) fn push(
         if used > shape.capacity {
             return Err(BadWord {
                 word: t,
-                reason: "the consumer's tail is ahead of the producer or too far behind",
+                reason: CorruptWord::QueueTail,
             });
         }
         if used == shape.capacity {
@@ -125,7 +125,7 @@ pub(crate) fn push(
     if slot >= shape.slots || slot == p.slot {
         return Err(BadWord {
             word: old,
-            reason: "a ring cell holds an invalid slot index or the producer's own slot",
+            reason: CorruptWord::QueueCellOnPush,
         });
     }
     p.slot = slot;
@@ -179,7 +179,7 @@ pub(crate) fn pop(cells: &[AtomicU64], shape: Shape, c: &mut Consumer) -> Result
         if old & FREE != 0 || slot >= shape.slots || slot == c.slot || ahead < d {
             return Err(BadWord {
                 word: old,
-                reason: "a ring cell changed to an invalid value during a pop",
+                reason: CorruptWord::QueueCellOnPop,
             });
         }
         let pos = t + ahead as u64;
@@ -188,6 +188,50 @@ pub(crate) fn pop(cells: &[AtomicU64], shape: Shape, c: &mut Consumer) -> Result
         c.tail = pos + 1;
         return Ok(Popped::Message { pos, lost });
     }
+}
+
+/// Skips to the newest message and takes it: `head` is the producer's published position of
+/// its next message (a hint: a stale one only makes the consumer skip fewer messages).
+/// Everything older that was still unread counts as lost.
+pub(crate) fn latest(
+    cells: &[AtomicU64],
+    shape: Shape,
+    c: &mut Consumer,
+    head: u64,
+) -> Result<Popped, BadWord> {
+    let behind = head.wrapping_sub(c.tail);
+    if head > c.tail && behind > 1 {
+        if behind > shape.capacity + (1 << (POS_BITS - 1)) {
+            return Err(BadWord {
+                word: head,
+                reason: CorruptWord::QueueSaved,
+            });
+        }
+        // Pretend we read up to `head - 1`; the skipped messages count as lost.
+        let saved = *c;
+        c.tail = head - 1;
+        match pop(cells, shape, c)? {
+            Popped::Message { pos, .. } => {
+                return Ok(Popped::Message {
+                    pos,
+                    lost: pos - saved.tail,
+                })
+            }
+            Popped::Empty => *c = saved,
+        }
+    }
+    pop(cells, shape, c)
+}
+
+/// The saved state of a new holder of an end: its position and its slot, checked.
+pub(crate) fn recover(pos: u64, slot: u64, shape: Shape) -> Result<(u64, u64), BadWord> {
+    if slot >= shape.slots {
+        return Err(BadWord {
+            word: slot,
+            reason: CorruptWord::QueueSaved,
+        });
+    }
+    Ok((pos, slot))
 }
 
 /// Whether a pop would find a message now: the first step of [`pop`], without the swap. The

@@ -319,6 +319,93 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Field `index` of the schema `name` (`size` bytes, aligned to `align`), whose fields
+    /// are at nesting depth `depth`: the field, and its span `(offset, end, position of its
+    /// encoding)` for the overlap check.
+    fn field(
+        &mut self,
+        depth: u32,
+        name: &str,
+        size: u64,
+        align: u64,
+        index: usize,
+        names: &mut HashSet<&'a str>,
+    ) -> Result<(Field, (u64, u64, usize)), DecodeError> {
+        let field_at = self.pos;
+        let field_name = self.name(format_args!("name of field {index} of `{name}`"))?;
+        if field_name.is_empty() {
+            return Err(self.error(
+                field_at,
+                DecodeErrorKind::InvalidLayout,
+                format!("field {index} of `{name}` has an empty name"),
+            ));
+        }
+        if !names.insert(field_name) {
+            return Err(self.error(
+                field_at,
+                DecodeErrorKind::InvalidLayout,
+                format!("`{name}` has two fields named `{field_name}`"),
+            ));
+        }
+        let offset_at = self.pos;
+        let offset = self.u64(format_args!("offset of field `{field_name}`"))?;
+        let fsize_at = self.pos;
+        let fsize = self.u64(format_args!("size of field `{field_name}`"))?;
+        let decoded = self.ty(depth, field_name)?;
+
+        if fsize != decoded.size {
+            return Err(self.error(
+                fsize_at,
+                DecodeErrorKind::InvalidLayout,
+                format!(
+                    "field `{field_name}` is recorded as {fsize} bytes but its type {} is \
+                     {} bytes",
+                    decoded.ty, decoded.size
+                ),
+            ));
+        }
+        let end = offset.checked_add(fsize).filter(|&end| end <= size);
+        let Some(end) = end else {
+            return Err(self.error(
+                offset_at,
+                DecodeErrorKind::InvalidLayout,
+                format!(
+                    "field `{field_name}` ({fsize} bytes at offset {offset}) does not fit \
+                     in `{name}`, which is {size} bytes"
+                ),
+            ));
+        };
+        if offset % decoded.align != 0 {
+            return Err(self.error(
+                offset_at,
+                DecodeErrorKind::InvalidLayout,
+                format!(
+                    "field `{field_name}` is at offset {offset}, not a multiple of its \
+                     type's alignment {}",
+                    decoded.align
+                ),
+            ));
+        }
+        if decoded.align > align {
+            return Err(self.error(
+                offset_at,
+                DecodeErrorKind::InvalidLayout,
+                format!(
+                    "field `{field_name}` needs alignment {} but `{name}` is only aligned \
+                     to {align}",
+                    decoded.align
+                ),
+            ));
+        }
+        let field = Field {
+            name: Cow::Owned(field_name.to_owned()),
+            offset,
+            size: fsize,
+            ty: decoded.ty,
+        };
+        Ok((field, (offset, end, field_at)))
+    }
+
     /// A schema whose fields are at nesting depth `depth`.
     fn schema(&mut self, depth: u32) -> Result<Schema, DecodeError> {
         let name = self.name(format_args!("type name"))?;
@@ -369,79 +456,9 @@ impl<'a> Reader<'a> {
         // (offset, end, position of the field's encoding, index) for the overlap check.
         let mut spans = Vec::with_capacity(count);
         for index in 0..count {
-            let field_at = self.pos;
-            let field_name = self.name(format_args!("name of field {index} of `{name}`"))?;
-            if field_name.is_empty() {
-                return Err(self.error(
-                    field_at,
-                    DecodeErrorKind::InvalidLayout,
-                    format!("field {index} of `{name}` has an empty name"),
-                ));
-            }
-            if !names.insert(field_name) {
-                return Err(self.error(
-                    field_at,
-                    DecodeErrorKind::InvalidLayout,
-                    format!("`{name}` has two fields named `{field_name}`"),
-                ));
-            }
-            let offset_at = self.pos;
-            let offset = self.u64(format_args!("offset of field `{field_name}`"))?;
-            let fsize_at = self.pos;
-            let fsize = self.u64(format_args!("size of field `{field_name}`"))?;
-            let decoded = self.ty(depth, field_name)?;
-
-            if fsize != decoded.size {
-                return Err(self.error(
-                    fsize_at,
-                    DecodeErrorKind::InvalidLayout,
-                    format!(
-                        "field `{field_name}` is recorded as {fsize} bytes but its type {} is \
-                         {} bytes",
-                        decoded.ty, decoded.size
-                    ),
-                ));
-            }
-            let end = offset.checked_add(fsize).filter(|&end| end <= size);
-            let Some(end) = end else {
-                return Err(self.error(
-                    offset_at,
-                    DecodeErrorKind::InvalidLayout,
-                    format!(
-                        "field `{field_name}` ({fsize} bytes at offset {offset}) does not fit \
-                         in `{name}`, which is {size} bytes"
-                    ),
-                ));
-            };
-            if offset % decoded.align != 0 {
-                return Err(self.error(
-                    offset_at,
-                    DecodeErrorKind::InvalidLayout,
-                    format!(
-                        "field `{field_name}` is at offset {offset}, not a multiple of its \
-                         type's alignment {}",
-                        decoded.align
-                    ),
-                ));
-            }
-            if decoded.align > align {
-                return Err(self.error(
-                    offset_at,
-                    DecodeErrorKind::InvalidLayout,
-                    format!(
-                        "field `{field_name}` needs alignment {} but `{name}` is only aligned \
-                         to {align}",
-                        decoded.align
-                    ),
-                ));
-            }
-            spans.push((offset, end, field_at, index));
-            fields.push(Field {
-                name: Cow::Owned(field_name.to_owned()),
-                offset,
-                size: fsize,
-                ty: decoded.ty,
-            });
+            let (field, span) = self.field(depth, name, size, align, index, &mut names)?;
+            spans.push((span.0, span.1, span.2, index));
+            fields.push(field);
         }
 
         // Zero-sized fields occupy no bytes and overlap nothing.

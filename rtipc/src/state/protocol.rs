@@ -10,7 +10,7 @@
 //! Middle word: bits 0-1 slot index, bit 2 DIRTY, bits 3-63 sequence number of the slot's data
 //! (the producer's 1-based publish count; meaningful only with DIRTY).
 
-use crate::sync::{AtomicU64, BadWord, Ordering};
+use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering};
 
 /// Bits of a word that hold a slot index.
 pub(crate) const IDX_MASK: u64 = 0b11;
@@ -56,6 +56,72 @@ pub(crate) const fn pack(index: u64, seq: u64) -> u64 {
     (seq << SEQ_SHIFT) | index
 }
 
+/// The initial words of a fresh channel: `(middle, producer, consumer)`. Slot 0 is the
+/// producer's, slot 1 the middle (clean), slot 2 the consumer's.
+pub(crate) const fn initial_words() -> (u64, u64, u64) {
+    (pack(1, 0), pack(0, 0), pack(2, 0))
+}
+
+/// The slot that is neither `a` nor `b`, if they are two distinct slots.
+fn third(a: u64, b: u64) -> Option<u64> {
+    (a < SLOTS && b < SLOTS && a != b).then(|| 3 - a - b)
+}
+
+/// The producer's state for a new holder of the producer end, from the middle word, the
+/// producer's saved word and the consumer's saved word.
+///
+/// A producer that died between its publish swap and saving its state left its saved slot in
+/// the middle: its real back slot is then the one that is neither in the middle nor the
+/// consumer's.
+pub(crate) fn recover_producer(
+    middle: u64,
+    producer: u64,
+    consumer: u64,
+) -> Result<Producer, BadWord> {
+    let bad = BadWord {
+        word: middle,
+        reason: CorruptWord::StateIndices,
+    };
+    let mid = middle & IDX_MASK;
+    let front = consumer & IDX_MASK;
+    let mut back = producer & IDX_MASK;
+    let mut seq = producer >> SEQ_SHIFT;
+    if middle & DIRTY != 0 {
+        seq = seq.max(middle >> SEQ_SHIFT);
+    }
+    if back == mid {
+        back = third(mid, front).ok_or(bad)?;
+    }
+    if third(back, mid).is_none() || back == front || front >= SLOTS {
+        return Err(bad);
+    }
+    Ok(Producer { back, seq })
+}
+
+/// The consumer's state for a new holder of the consumer end, from the same three words; the
+/// mirror of [`recover_producer`].
+pub(crate) fn recover_consumer(
+    middle: u64,
+    producer: u64,
+    consumer: u64,
+) -> Result<Consumer, BadWord> {
+    let bad = BadWord {
+        word: middle,
+        reason: CorruptWord::StateIndices,
+    };
+    let mid = middle & IDX_MASK;
+    let back = producer & IDX_MASK;
+    let mut front = consumer & IDX_MASK;
+    let seq = consumer >> SEQ_SHIFT;
+    if front == mid {
+        front = third(mid, back).ok_or(bad)?;
+    }
+    if third(front, mid).is_none() || front == back || back >= SLOTS {
+        return Err(bad);
+    }
+    Ok(Consumer { front, seq })
+}
+
 /// Publishes the producer's back slot. On success the producer owns a new back slot.
 #[inline]
 pub(crate) fn publish(middle: &AtomicU64, p: &mut Producer) -> Result<u64, BadWord> {
@@ -69,7 +135,7 @@ pub(crate) fn publish(middle: &AtomicU64, p: &mut Producer) -> Result<u64, BadWo
     if idx >= SLOTS || idx == p.back {
         return Err(BadWord {
             word: old,
-            reason: "the middle slot index is invalid or equals the producer's own slot",
+            reason: CorruptWord::StateMiddleOnPublish,
         });
     }
     p.back = idx;
@@ -98,13 +164,13 @@ pub(crate) fn fetch(middle: &AtomicU64, c: &mut Consumer) -> Result<Fetched, Bad
     if old & DIRTY == 0 || idx >= SLOTS || idx == c.front {
         return Err(BadWord {
             word: old,
-            reason: "the middle slot index is invalid, clean, or equals the consumer's own slot",
+            reason: CorruptWord::StateMiddleOnFetch,
         });
     }
     if seq <= c.seq {
         return Err(BadWord {
             word: old,
-            reason: "the sequence number went backwards",
+            reason: CorruptWord::StateSeqBackwards,
         });
     }
     let skipped = seq - c.seq - 1;

@@ -22,12 +22,14 @@ use std::fmt;
 
 mod codec;
 mod diff;
+pub(crate) mod object;
 
 pub use codec::{
     decode, encode, DecodeError, DecodeErrorKind, FORMAT_VERSION, MAGIC, MAX_DEPTH,
     MAX_ENCODED_LEN, MAX_FIELDS, MAX_NAME_LEN,
 };
 pub use diff::{diff, Difference, SchemaDiff};
+pub(crate) use object::Object;
 
 /// A fixed-width primitive: the only scalar types an [`Object`](crate::Object) may contain.
 ///

@@ -1,0 +1,224 @@
+//! The segment's on-memory format, version 1: planned, written and parsed in this module only.
+//!
+//! ```text
+//! | Header | Channel table | Buffers (control blocks + slots) | Metadata |
+//! ```
+//!
+//! Everything a peer needs to check compatibility is inside the segment, so a third program
+//! can read it too. All integers are little-endian fixed-width `u32`/`u64`, every struct is
+//! `#[repr(C)]` without padding; offsets below are in bytes.
+//!
+//! **Header** (128 bytes at offset 0):
+//!
+//! | offset | field | |
+//! |---|---|---|
+//! | 0 | `magic: u64` | `b"RTIPCSG1"` |
+//! | 8 | `version: u32` | 1 |
+//! | 12 | `header_size: u32` | 128 |
+//! | 16 | `ready: u32` | `0x52454459` once the creator has finished (stored last, release) |
+//! | 20 | `cache_line: u32` | the line size the layout aligns to; the peer follows it |
+//! | 24 | `segment_size: u64` | at most the mapped size |
+//! | 32 | `channel_count: u32` | at most [`MAX_CHANNELS`] |
+//! | 36 | `entry_size: u32` | stride of table entries: 128 rounded up to the cache line |
+//! | 40 | `table_offset: u64` | |
+//! | 48 | `buffers_offset: u64`, 56 `buffers_len: u64` | |
+//! | 64 | `metadata_offset: u64`, 72 `metadata_len: u64` | at most [`MAX_METADATA`] |
+//! | 80 | `creator_pid: u32`, 84 `flags: u32` (0) | |
+//! | 88 | `creation_token: u64` | the creator's start time, so a reused pid is not mistaken for it |
+//! | 96 | `reserved: [u64; 4]` | zero |
+//!
+//! **Channel table entry** (128 bytes, padded to `entry_size`):
+//!
+//! | offset | field |
+//! |---|---|
+//! | 0 | `kind: u32` (1 state, 2 queue), 4 `direction: u32` (1 creator to peer, 2 peer to creator) |
+//! | 8 | `slot_count: u32`, 12 `object_count: u32` |
+//! | 16 | `slot_size: u64` (where the last object ends), 24 `slot_stride: u64` (rounded up to the cache line) |
+//! | 32 | `buffer_offset: u64`, 40 `buffer_len: u64` (= stride × count) |
+//! | 48 | `ctrl_offset: u64`, 56 `ctrl_len: u64` (control block: whole cache lines, followed directly by the slots) |
+//! | 64 | `objects_offset: u64` (the channel's object descriptors) |
+//! | 72 | `name_offset: u64`, 80 `name_len: u32`, 84 `notify: u32` |
+//! | 88 | `user_meta_offset: u64`, 96 `user_meta_len: u64` |
+//! | 104 | `reserved: [u64; 3]` (zero) |
+//!
+//! **Object descriptor** (64 bytes): `id: u64`, `fingerprint: u64`, `offset: u64` (in the
+//! slot), `size: u64`, `align: u64`, `schema_offset: u64`, `schema_len: u64` (the schema in
+//! [`schema::encode`](crate::schema::encode)'s format), `reserved: u64`.
+//!
+//! **Control blocks** are whole cache lines, the same first two for every kind:
+//!
+//! * line 0: the claim words, the pid of the process holding the producer end at +0 and of the
+//!   one holding the consumer end at +8 (0: free);
+//! * line 1: notification, the 32-bit `waiting` word at +0 (see
+//!   [`notify`](crate::notify)).
+//!
+//! Then each kind's own lines, producer-written and consumer-written words on lines of their
+//! own:
+//!
+//! * state (5 lines, 3 slots): line 2 the shared middle word of the triple buffer (slot index,
+//!   dirty bit, sequence number); line 3 the producer's saved state; line 4 the consumer's saved
+//!   state.
+//! * queue (capacity `N`, `N + 2` slots): line 2 the producer's `head` and slot; line 3 the
+//!   consumer's `tail` and slot; then `N` 8-byte ring cells (free bit, 39-bit position, 24-bit
+//!   slot index), as many lines as they fill.
+//!
+//! Everything outside control blocks and slots is immutable once `ready` is set.
+//!
+//! A peer copies the header, the table and the metadata out of the segment (no more: the
+//! copies are bounded by [`MAX_CHANNELS`] and [`MAX_METADATA`], never by the segment's size),
+//! validates them with checked arithmetic (every range inside the segment, slots and control
+//! blocks pairwise disjoint, the metadata's parts disjoint, counts and lengths bounded,
+//! alignments powers of two, schemas decodable and matching their fingerprints), and from then
+//! on uses only those validated copies, so nothing in the table is read twice from shared
+//! memory.
+//!
+//! The code follows the format's three steps: [`ChannelSpec`]s (what a creator declares) become
+//! a plan (`plan.rs`: every offset and the segment's size), the plan is written into a zeroed
+//! mapping (`write.rs`), and a peer parses what it finds (`parse.rs`: header, table entries and
+//! objects). A channel kind plugs in through [`ChannelKind`]: its control block's size and slot
+//! rule are here; its protocol's initial words come with its [`ChannelSpec`].
+
+mod format;
+pub(crate) mod names;
+pub(crate) mod parse;
+mod plan;
+pub(crate) mod spec;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use std::sync::atomic::AtomicU64;
+
+pub(crate) use format::{Header, HEADER_SIZE, READY, READY_OFFSET};
+pub(crate) use names::{ChannelKind, Direction, End, ShapeError, Side};
+pub(crate) use parse::{ChannelInfo, Layout};
+pub(crate) use plan::Plan;
+pub(crate) use spec::ChannelSpec;
+pub(crate) use spec::ObjectSpec;
+
+use crate::schema::DecodeError;
+
+/// Most channels in one segment.
+pub const MAX_CHANNELS: u32 = 1024;
+/// Most objects in one channel.
+pub const MAX_OBJECTS: u32 = 64;
+/// Largest capacity of one queue channel.
+pub const MAX_QUEUE_CAPACITY: u32 = 1 << 20;
+/// Longest channel name, in bytes.
+pub const MAX_CHANNEL_NAME: u32 = 255;
+/// Most bytes of user metadata per channel.
+pub const MAX_USER_META: u64 = 64 * 1024;
+/// Most bytes of metadata (descriptors, schemas, names, user metadata) in one segment.
+pub const MAX_METADATA: u64 = 16 << 20;
+/// Largest supported cache-line size (and object alignment).
+pub const MAX_CACHE_LINE: u32 = 4096;
+/// Smallest supported cache-line size.
+pub const MIN_CACHE_LINE: u32 = 16;
+/// The cache-line size this build lays segments out with by default.
+///
+/// 128 bytes on x86-64 and aarch64: modern x86 prefetches cache lines in pairs, and Apple
+/// and some Arm cores have 128-byte lines, so 128 keeps producer-written and consumer-written
+/// words from false sharing on every supported machine. A peer never uses its own value: it
+/// follows the one recorded in the segment's header.
+pub const DEFAULT_CACHE_LINE: u32 = 128;
+
+/// The lines of every control block that the segment layer uses: claims and notification.
+pub(crate) mod common_ctrl {
+    /// Line of the claim words: producer at +0, consumer at +8.
+    pub const LINE_CLAIMS: u64 = 0;
+    /// Line of the 32-bit `waiting` word, at +0.
+    pub const LINE_NOTIFY: u64 = 1;
+}
+
+/// The control block of a state channel.
+pub(crate) mod state_ctrl {
+    /// The shared middle word, at +0.
+    pub const LINE_MIDDLE: u64 = 2;
+    /// The producer's saved state, at +0.
+    pub const LINE_PRODUCER: u64 = 3;
+    /// The consumer's saved state, at +0.
+    pub const LINE_CONSUMER: u64 = 4;
+    /// Lines in the control block.
+    pub const LINES: u64 = 5;
+    /// Slots of a state channel.
+    pub const SLOTS: u32 = 3;
+}
+
+/// The control block of a queue channel.
+pub(crate) mod queue_ctrl {
+    /// The producer's `head` at +0 and slot at +8.
+    pub const LINE_PRODUCER: u64 = 2;
+    /// The consumer's `tail` at +0 and slot at +8.
+    pub const LINE_CONSUMER: u64 = 3;
+    /// The first line of the ring cells.
+    pub const LINE_CELLS: u64 = 4;
+}
+
+/// Why the layout refuses a plan or a segment; becomes an [`Error`](crate::Error).
+#[derive(Debug)]
+pub(crate) enum FormatError {
+    /// A field of the segment has a value that is not allowed.
+    Corrupt {
+        field: String,
+        value: u64,
+        reason: String,
+    },
+    /// The segment's layout version is not this build's.
+    Version { found: u32, supported: u32 },
+    /// An encoded schema does not decode.
+    Schema { context: String, error: DecodeError },
+    /// A declaration cannot be laid out.
+    Invalid(String),
+}
+
+impl FormatError {
+    pub(crate) fn corrupt(field: impl Into<String>, value: u64, reason: impl Into<String>) -> Self {
+        FormatError::Corrupt {
+            field: field.into(),
+            value,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Rounds `v` up to a multiple of `align` (a power of two), or `None` on overflow.
+pub(crate) const fn align_up(v: u64, align: u64) -> Option<u64> {
+    match v.checked_add(align - 1) {
+        Some(x) => Some(x & !(align - 1)),
+        None => None,
+    }
+}
+
+/// A channel's control block in a mapping: whole cache lines of 8-byte atomic words.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctrl<'a> {
+    words: &'a [AtomicU64],
+    /// Words per cache line.
+    per_line: usize,
+}
+
+impl<'a> Ctrl<'a> {
+    /// The control block `words`, laid out in lines of `cache_line` bytes.
+    pub(crate) fn new(words: &'a [AtomicU64], cache_line: u64) -> Ctrl<'a> {
+        Ctrl {
+            words,
+            per_line: (cache_line / 8) as usize,
+        }
+    }
+
+    /// Word `index` (0-based, 8 bytes each) of line `line`.
+    ///
+    /// # Panics
+    ///
+    /// If the word lies outside the control block: the kinds ask only for words that their
+    /// [`ChannelKind::ctrl_len`] contains, which the parser checked.
+    pub(crate) fn word(&self, line: u64, index: usize) -> &'a AtomicU64 {
+        &self.words[line as usize * self.per_line + index]
+    }
+
+    /// `count` words from the start of line `line`.
+    pub(crate) fn words_from(&self, line: u64, count: u64) -> &'a [AtomicU64] {
+        let start = line as usize * self.per_line;
+        &self.words[start..start + count as usize]
+    }
+}

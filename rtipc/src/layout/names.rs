@@ -1,0 +1,169 @@
+//! The words of the format that users see too: channel kinds, directions, sides and ends.
+
+use std::fmt;
+
+use super::{queue_ctrl, state_ctrl, MAX_QUEUE_CAPACITY};
+
+/// The kind of a channel, as recorded in its table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ChannelKind {
+    /// Latest value, triple buffered.
+    State,
+    /// A ring of message slots.
+    Queue,
+}
+
+impl ChannelKind {
+    pub(crate) const fn code(self) -> u32 {
+        match self {
+            ChannelKind::State => 1,
+            ChannelKind::Queue => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: u32) -> Option<ChannelKind> {
+        match code {
+            1 => Some(ChannelKind::State),
+            2 => Some(ChannelKind::Queue),
+            _ => None,
+        }
+    }
+
+    /// The kind's name, as in "a state channel".
+    pub const fn name(self) -> &'static str {
+        match self {
+            ChannelKind::State => "state",
+            ChannelKind::Queue => "queue",
+        }
+    }
+
+    /// The length of this kind's control block for `slot_count` slots.
+    pub(crate) fn ctrl_len(self, slot_count: u32, cache_line: u64) -> u64 {
+        match self {
+            ChannelKind::State => state_ctrl::LINES * cache_line,
+            ChannelKind::Queue => {
+                // The fixed lines, then the ring of `slot_count - 2` cells of 8 bytes.
+                let cells = 8 * u64::from(slot_count.saturating_sub(2));
+                queue_ctrl::LINE_CELLS * cache_line + cells.div_ceil(cache_line) * cache_line
+            }
+        }
+    }
+
+    /// Whether `slot_count` slots and `object_count` objects make a channel of this kind;
+    /// `Err` says what the rule is.
+    pub(crate) fn check_shape(self, slot_count: u32, object_count: u32) -> Result<(), ShapeError> {
+        match self {
+            ChannelKind::State if slot_count != state_ctrl::SLOTS => {
+                Err(ShapeError::Slots("a state channel has exactly 3 slots"))
+            }
+            ChannelKind::State => Ok(()),
+            ChannelKind::Queue if !(3..=MAX_QUEUE_CAPACITY + 2).contains(&slot_count) => Err(
+                ShapeError::Slots("a queue of capacity N has N + 2 slots, N from 1 to 1048576"),
+            ),
+            ChannelKind::Queue if object_count != 1 => Err(ShapeError::Objects(
+                "a queue carries exactly one object type",
+            )),
+            ChannelKind::Queue => Ok(()),
+        }
+    }
+}
+
+/// Why a channel's slot or object count does not fit its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ShapeError {
+    Slots(&'static str),
+    Objects(&'static str),
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which side of a segment produces a channel's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The creator of the segment produces, the peer consumes.
+    CreatorToPeer,
+    /// The peer produces, the creator consumes.
+    PeerToCreator,
+}
+
+impl Direction {
+    pub(crate) const fn code(self) -> u32 {
+        match self {
+            Direction::CreatorToPeer => 1,
+            Direction::PeerToCreator => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: u32) -> Option<Direction> {
+        match code {
+            1 => Some(Direction::CreatorToPeer),
+            2 => Some(Direction::PeerToCreator),
+            _ => None,
+        }
+    }
+
+    /// The side that produces.
+    pub const fn producer(self) -> Side {
+        match self {
+            Direction::CreatorToPeer => Side::Creator,
+            Direction::PeerToCreator => Side::Peer,
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::CreatorToPeer => "from creator to peer",
+            Direction::PeerToCreator => "from peer to creator",
+        })
+    }
+}
+
+/// Which side of a segment a process is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The process that created the segment.
+    Creator,
+    /// A process that attached to it.
+    Peer,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Creator => "the creator",
+            Side::Peer => "the peer",
+        })
+    }
+}
+
+/// One of the two ends of a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum End {
+    /// The end that writes.
+    Producer,
+    /// The end that reads.
+    Consumer,
+}
+
+impl End {
+    /// `"producer"` or `"consumer"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            End::Producer => "producer",
+            End::Consumer => "consumer",
+        }
+    }
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

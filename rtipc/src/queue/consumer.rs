@@ -1,0 +1,169 @@
+//! The consuming end of a queue.
+
+use std::ops::Deref;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::channel::Channel;
+use super::protocol::{self, Consumer, Popped};
+use crate::error::{DataError, Error, Result};
+use crate::layout::End;
+use crate::schema::Object;
+use crate::segment::wake::Bell;
+use crate::segment::Segment;
+
+/// The consuming end of a queue channel. See [`QueueProducer`](super::QueueProducer) for an
+/// example.
+pub struct QueueConsumer<T: Object> {
+    chan: Channel<T>,
+    c: Consumer,
+    bell: Option<Bell>,
+}
+
+impl<T: Object> std::fmt::Debug for QueueConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueConsumer")
+            .field("object", &T::SCHEMA.name())
+            .field("channel", &self.chan.ch.name())
+            .field("next", &self.c.tail)
+            .finish()
+    }
+}
+
+impl<T: Object> QueueConsumer<T> {
+    /// Claims the consuming end of queue `name` and checks `T` against its schema.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let (chan, tail, slot) = Channel::claim(seg, name, End::Consumer)?;
+        let bell = Bell::new(&chan.ch);
+        Ok(QueueConsumer {
+            chan,
+            c: Consumer { tail, slot },
+            bell,
+        })
+    }
+
+    /// Takes the oldest unread message: `None` if there is none. The view is valid until the
+    /// next pop and tells ([`MessageRef::missed`]) how many messages were overwritten before
+    /// it.
+    pub fn pop(&mut self) -> Result<Option<MessageRef<'_, T>>, DataError> {
+        self.chan.ch.check()?;
+        let r = protocol::pop(self.chan.cells(), self.chan.shape, &mut self.c);
+        self.popped(r)
+    }
+
+    /// Skips to the newest message and takes it: everything older still unread is counted as
+    /// missed. `None` if there is no unread message.
+    pub fn latest(&mut self) -> Result<Option<MessageRef<'_, T>>, DataError> {
+        self.chan.ch.check()?;
+        // Relaxed: `head` is a hint of where the newest message is; the pop's cell swap
+        // carries the synchronisation, and a stale hint only makes us skip fewer messages.
+        let head = self.chan.other_pos().load(Ordering::Relaxed);
+        let r = protocol::latest(self.chan.cells(), self.chan.shape, &mut self.c, head);
+        self.popped(r)
+    }
+
+    fn popped(
+        &mut self,
+        r: std::result::Result<Popped, crate::sync::BadWord>,
+    ) -> Result<Option<MessageRef<'_, T>>, DataError> {
+        match r {
+            Ok(Popped::Empty) => Ok(None),
+            Ok(Popped::Message { pos, lost }) => {
+                // Release: `try_push` compares against it; the slot handover itself is ordered
+                // by the cell swap.
+                self.chan.save(self.c.tail, self.c.slot, Ordering::Release);
+                Ok(Some(MessageRef {
+                    q: self,
+                    seq: pos + 1,
+                    missed: lost,
+                }))
+            }
+            Err(b) => Err(self.chan.corrupt(b)),
+        }
+    }
+
+    /// How many unread messages the queue holds at most.
+    pub fn capacity(&self) -> u32 {
+        self.chan.shape.capacity as u32
+    }
+
+    /// The queue's name.
+    pub fn channel(&self) -> &str {
+        self.chan.ch.name()
+    }
+
+    fn bell(&self) -> Result<&Bell> {
+        self.chan.ch.check()?;
+        self.bell.as_ref().ok_or_else(|| Error::NotifyDisabled {
+            channel: self.chan.ch.name().to_owned(),
+        })
+    }
+
+    /// Whether a pop would find a message now.
+    fn has_data(&self) -> impl Fn() -> bool + '_ {
+        let (cells, shape, c) = (self.chan.cells(), self.chan.shape, self.c);
+        move || protocol::has_message(cells, shape, &c)
+    }
+
+    /// Blocks until there is a message to pop (`Ok(true)`) or `timeout` passes (`Ok(false)`;
+    /// `None`: no limit). Needs a channel created with
+    /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`notify`](crate::notify).
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        self.bell()?.wait(self.has_data(), timeout)
+    }
+
+    /// Prepares a wait on the channel's eventfd; see [`Wait::arm`](crate::notify::Wait::arm).
+    pub fn arm(&mut self) -> Result<bool> {
+        self.bell()?.arm(self.has_data(), self.chan.ch.name())
+    }
+
+    /// The channel's eventfd, if it has one.
+    pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.bell.as_ref().and_then(Bell::fd)
+    }
+}
+
+/// A popped message, read in place; derefs to `&T`. Valid until the next pop.
+///
+/// Its facts are associated functions, so that they never hide a field of `T` of the same
+/// name: [`MessageRef::seq`], [`MessageRef::missed`].
+pub struct MessageRef<'a, T: Object> {
+    q: &'a QueueConsumer<T>,
+    seq: u64,
+    missed: u64,
+}
+
+impl<T: Object> MessageRef<'_, T> {
+    /// How many messages were missed (overwritten by `force_push`, or skipped by
+    /// [`QueueConsumer::latest`]) between the previous pop and this message.
+    pub fn missed(this: &Self) -> u64 {
+        this.missed
+    }
+
+    /// The message's number: 1 for the producer's first push.
+    pub fn seq(this: &Self) -> u64 {
+        this.seq
+    }
+}
+
+impl<T: Object> Deref for MessageRef<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        let p = self.q.chan.at(self.q.c.slot);
+        // SAFETY: the consumer's slot belongs to it until its next pop, which the borrow of the
+        // consumer prevents while this reference lives; in bounds and aligned; every bit
+        // pattern is a valid `T`.
+        unsafe { &*p }
+    }
+}
+
+impl<T: Object + std::fmt::Debug> std::fmt::Debug for MessageRef<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageRef")
+            .field("seq", &self.seq)
+            .field("missed", &self.missed)
+            .field("value", &**self)
+            .finish()
+    }
+}

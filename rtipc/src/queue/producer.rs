@@ -1,0 +1,162 @@
+//! The producing end of a queue.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering;
+
+use super::channel::Channel;
+use super::protocol::{self, Producer, Pushed};
+use crate::error::{DataError, Result};
+use crate::layout::End;
+use crate::schema::Object;
+use crate::segment::wake::Doorbell;
+use crate::segment::Segment;
+
+/// The producing end of a queue channel.
+///
+/// ```
+/// # use rtipc::{Direction, MessageRef, Object, QueueConsumer, QueueProducer, Segment};
+/// # use std::os::fd::AsFd;
+/// #[derive(Object)]
+/// #[repr(C)]
+/// struct LogLine { level: u32, code: u32, text: [u8; 56] }
+///
+/// let seg = Segment::builder()
+///     .queue::<LogLine>("log", Direction::CreatorToPeer, 16)
+///     .create_anonymous()?;
+/// let mut tx = QueueProducer::<LogLine>::new(&seg, "log")?;
+/// // The peer side, normally in another process that received the fd.
+/// let peer = Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap())?;
+/// let mut rx = QueueConsumer::<LogLine>::new(&peer, "log")?;
+///
+/// let mut line = tx.write()?;
+/// line.level = 2;
+/// line.text[..5].copy_from_slice(b"hello");
+/// assert!(!line.force_push()?, "nothing was overwritten");
+///
+/// let m = rx.pop()?.expect("one message");
+/// assert_eq!((m.level, MessageRef::missed(&m), MessageRef::seq(&m)), (2, 0, 1));
+/// assert_eq!(&m.text[..5], b"hello");
+/// # Ok::<(), rtipc::Error>(())
+/// ```
+pub struct QueueProducer<T: Object> {
+    chan: Channel<T>,
+    p: Producer,
+    bell: Option<Doorbell>,
+}
+
+impl<T: Object> std::fmt::Debug for QueueProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueProducer")
+            .field("object", &T::SCHEMA.name())
+            .field("channel", &self.chan.ch.name())
+            .field("pushed", &self.p.head)
+            .finish()
+    }
+}
+
+impl<T: Object> QueueProducer<T> {
+    /// Claims the producing end of queue `name` and checks `T` against its schema.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let (chan, head, slot) = Channel::claim(seg, name, End::Producer)?;
+        let bell = Doorbell::new(&chan.ch);
+        Ok(QueueProducer {
+            chan,
+            p: Producer { head, slot },
+            bell,
+        })
+    }
+
+    /// The slot of the next message, in place: it holds an old message (or zeros), so write
+    /// every field; then push it with [`MessageMut::force_push`] or [`MessageMut::try_push`].
+    pub fn write(&mut self) -> Result<MessageMut<'_, T>, DataError> {
+        self.chan.ch.check()?;
+        Ok(MessageMut { q: self })
+    }
+
+    /// Copies `value` into the next slot and pushes it, overwriting the oldest unread message
+    /// if the queue is full; returns whether it overwrote one.
+    pub fn force_push(&mut self, value: &T) -> Result<bool, DataError> {
+        let mut s = self.write()?;
+        *s = *value;
+        s.force_push()
+    }
+
+    /// Copies `value` into the next slot and pushes it if the queue has room; returns `false`
+    /// (and pushes nothing) when it is full.
+    #[must_use = "`false` means the queue was full and nothing was pushed"]
+    pub fn try_push(&mut self, value: &T) -> Result<bool, DataError> {
+        let mut s = self.write()?;
+        *s = *value;
+        s.try_push()
+    }
+
+    /// The number of messages pushed so far.
+    pub fn pushed(&self) -> u64 {
+        self.p.head
+    }
+
+    /// How many unread messages the queue holds at most.
+    pub fn capacity(&self) -> u32 {
+        self.chan.shape.capacity as u32
+    }
+
+    /// Pushes the producer's slot: `Ok(Some(overwrote))`, or `Ok(None)` when `try_push` found
+    /// the queue full.
+    fn push(&mut self, force: bool) -> Result<Option<bool>, DataError> {
+        let c = &self.chan;
+        match protocol::push(c.cells(), c.other_pos(), c.shape, &mut self.p, force) {
+            Ok(Pushed::Full) => Ok(None),
+            Ok(Pushed::Done { overwrote }) => {
+                // Relaxed: the consumer reads `head` only as a hint (in `latest`); the cell
+                // swap carries the synchronisation.
+                c.save(self.p.head, self.p.slot, Ordering::Relaxed);
+                if let Some(bell) = &self.bell {
+                    bell.ring();
+                }
+                Ok(Some(overwrote))
+            }
+            Err(b) => Err(self.chan.corrupt(b)),
+        }
+    }
+}
+
+/// The next message of a queue, written in place; derefs to `&mut T`. Dropping it pushes
+/// nothing (the content stays for the next [`QueueProducer::write`]).
+#[must_use = "a message is only sent by `force_push` or `try_push`"]
+pub struct MessageMut<'a, T: Object> {
+    q: &'a mut QueueProducer<T>,
+}
+
+impl<T: Object> MessageMut<'_, T> {
+    /// Pushes the message, overwriting the oldest unread one if the queue is full; returns
+    /// whether it overwrote one (which the consumer then counts as missed).
+    pub fn force_push(self) -> Result<bool, DataError> {
+        Ok(self.q.push(true)?.unwrap_or(false))
+    }
+
+    /// Pushes the message if the queue has room; returns `false` when it is full (the message
+    /// stays in the slot, so a later `write` sees it again).
+    #[must_use = "`false` means the queue was full and nothing was pushed"]
+    pub fn try_push(self) -> Result<bool, DataError> {
+        Ok(self.q.push(false)?.is_some())
+    }
+}
+
+impl<T: Object> Deref for MessageMut<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        let p = self.q.chan.at(self.q.p.slot);
+        // SAFETY: the producer's slot belongs to it alone until it is pushed; the pointer is in
+        // bounds and aligned (slots are cache-line aligned and the object is at offset 0);
+        // every bit pattern is a valid `T`.
+        unsafe { &*p }
+    }
+}
+
+impl<T: Object> DerefMut for MessageMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        let p = self.q.chan.at(self.q.p.slot);
+        // SAFETY: as for `deref`; `&mut self` makes this the only reference.
+        unsafe { &mut *p }
+    }
+}

@@ -1,0 +1,251 @@
+//! The shared-memory segment: creating it, attaching to it, and claiming its channels.
+//!
+//! A segment is created by one process, the **creator**, with a [`SegmentBuilder`] that declares
+//! its channels, and attached by others, the **peers**, which check everything in it before
+//! use (see [`layout`](crate::layout) for what is checked). Two backends, both real shared
+//! memory:
+//!
+//! * **Named** ([`SegmentBuilder::create`], [`Segment::open`]): POSIX shared memory, created
+//!   exclusively (`O_EXCL`) with mode `0600`. The creator unlinks the name when its last handle
+//!   on the segment is dropped, unless [`SegmentBuilder::keep`] was set. A segment whose creator
+//!   has died is reported as [`Error::Stale`]; remove it with [`Segment::remove_stale`] or create
+//!   over it with [`SegmentBuilder::replace_stale`].
+//! * **Anonymous** ([`SegmentBuilder::create_anonymous`], [`Segment::from_fd`]): a memfd sealed
+//!   against growing and shrinking, handed to the peer as a file descriptor (inherited, or
+//!   passed over a unix socket). The peer checks the seals and the size. Each notify-enabled
+//!   channel has an eventfd, which travels with the memfd ([`Segment::event_fds`],
+//!   [`Segment::from_fds`]); the [`handshake`](crate::handshake) module does all of it over a
+//!   unix socket.
+
+mod anonymous;
+mod builder;
+pub(crate) mod claim;
+mod named;
+pub(crate) mod wake;
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub use builder::SegmentBuilder;
+pub(crate) use claim::{ChannelRef, EndHandle};
+
+use crate::error::{Error, Result};
+use crate::layout::{
+    self, ChannelKind, End, Header, Layout, Plan, Side, HEADER_SIZE, READY, READY_OFFSET,
+};
+use crate::sys::mem::Mapping;
+
+struct Inner {
+    map: Arc<Mapping>,
+    layout: Layout,
+    side: Side,
+    /// Per channel, in table order: its eventfd (notify-enabled channels of anonymous
+    /// segments).
+    eventfds: Vec<Option<Arc<OwnedFd>>>,
+}
+
+/// A shared-memory segment, on either side. Cheap to clone; handles taken from it keep the
+/// mapping alive.
+#[derive(Clone)]
+pub struct Segment {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("side", &self.inner.side)
+            .field("size", &self.inner.map.len())
+            .field("channels", &self.channel_names())
+            .finish()
+    }
+}
+
+/// Reads `len` bytes at `offset` of a segment file; a short file is a corrupt segment.
+fn read_at(file: &File, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corrupt(what, offset, "lies past the end of the segment file")
+        } else {
+            Error::io("reading the segment", e)
+        }
+    })?;
+    Ok(buf)
+}
+
+/// Copies `len` bytes at `offset` out of the mapping.
+fn copy_out(map: &Mapping, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len as usize];
+    map.copy_out(offset, &mut buf)
+        .map_err(|()| Error::corrupt(what, offset, "lies outside the segment"))?;
+    Ok(buf)
+}
+
+/// Copies the table and the metadata of a segment with a validated `header` out of the mapping
+/// and parses them.
+fn read_layout(map: &Mapping, header: Header) -> Result<Layout> {
+    let table_len = u64::from(header.channel_count) * u64::from(header.entry_size);
+    let table = copy_out(map, header.table_offset, table_len, "channel table")?;
+    let metadata = copy_out(map, header.metadata_offset, header.metadata_len, "metadata")?;
+    Ok(layout::parse::channels(header, &table, &metadata)?)
+}
+
+impl Segment {
+    /// Starts declaring a new segment.
+    pub fn builder() -> SegmentBuilder {
+        SegmentBuilder::default()
+    }
+
+    /// Checks and maps a segment file written by another process. Copies only the header, the
+    /// table and the metadata out of it (all bounded by the layout's limits, never by the
+    /// file's size), and maps only the segment's declared size.
+    fn attach(file: File) -> Result<Segment> {
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading the segment's size", e))?
+            .len();
+        if len < HEADER_SIZE {
+            return Err(Error::corrupt(
+                "segment size",
+                len,
+                format!("smaller than the {HEADER_SIZE}-byte header"),
+            ));
+        }
+        let raw = read_at(&file, 0, HEADER_SIZE, "header")?;
+        let header = layout::parse::header(&raw, len).map_err(|e| match e {
+            layout::FormatError::Corrupt { ref field, .. } if field == "header.ready" => {
+                Error::NotReady
+            }
+            e => e.into(),
+        })?;
+        let size = usize::try_from(header.segment_size).map_err(|_| {
+            Error::corrupt(
+                "header.segment_size",
+                header.segment_size,
+                "too large to map",
+            )
+        })?;
+        let map = Mapping::new(file, size).map_err(|e| Error::io("mapping the segment", e))?;
+        // Acquire pairs with the creator's release store of `READY`: everything it wrote
+        // before is visible to the reads below, which the header read above may have missed.
+        if map.atomic_u32(READY_OFFSET).load(Ordering::Acquire) != READY {
+            return Err(Error::NotReady);
+        }
+        if copy_out(&map, 0, HEADER_SIZE, "header")? != raw {
+            return Err(Error::corrupt(
+                "header",
+                0,
+                "changed while it was read, after the creator had finished it",
+            ));
+        }
+        let layout = read_layout(&map, header)?;
+        Ok(Segment::new(map, layout, Side::Peer, Vec::new()))
+    }
+
+    /// The segment that a creator has just written from `plan` into `map`: parsing what was
+    /// written doubles as a self-check of the layout.
+    fn from_plan(
+        map: Mapping,
+        plan: Plan,
+        side: Side,
+        eventfds: Vec<Option<Arc<OwnedFd>>>,
+    ) -> Result<Segment> {
+        let layout = read_layout(&map, plan.header_ready())?;
+        Ok(Segment::new(map, layout, side, eventfds))
+    }
+
+    fn new(
+        map: Mapping,
+        layout: Layout,
+        side: Side,
+        eventfds: Vec<Option<Arc<OwnedFd>>>,
+    ) -> Segment {
+        let mut eventfds = eventfds;
+        eventfds.resize(layout.channels.len(), None);
+        Segment {
+            inner: Arc::new(Inner {
+                map: Arc::new(map),
+                layout,
+                side,
+                eventfds,
+            }),
+        }
+    }
+
+    /// Which side of the segment this process is on.
+    pub fn side(&self) -> Side {
+        self.inner.side
+    }
+
+    /// The names of the segment's channels, in declaration order.
+    pub fn channel_names(&self) -> Vec<&str> {
+        self.inner
+            .layout
+            .channels
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    fn find(&self, name: &str) -> Result<(usize, &layout::ChannelInfo)> {
+        self.inner
+            .layout
+            .channel(name)
+            .ok_or_else(|| Error::ChannelNotFound {
+                name: name.to_owned(),
+                available: self
+                    .channel_names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            })
+    }
+
+    /// The user metadata of channel `name` (empty if none was given).
+    pub fn user_meta(&self, name: &str) -> Result<&[u8]> {
+        Ok(&self.find(name)?.1.user_meta)
+    }
+
+    /// The process id of the segment's creator, as recorded in its header.
+    pub fn creator_pid(&self) -> u32 {
+        self.inner.layout.header.creator_pid
+    }
+
+    /// Whether the creator process is still running (always true on the creator's side).
+    pub fn creator_alive(&self) -> bool {
+        let h: &Header = &self.inner.layout.header;
+        self.inner.side == Side::Creator || named::creator_alive(h.creator_pid, h.creation_token)
+    }
+
+    /// The validated channel `name`, checked to be of `kind` and to be produced (or consumed)
+    /// by this side.
+    pub(crate) fn channel(&self, name: &str, kind: ChannelKind, end: End) -> Result<ChannelRef> {
+        let (index, c) = self.find(name)?;
+        let producer_side = c.direction.producer();
+        let ours = (end == End::Producer) == (producer_side == self.inner.side);
+        if c.kind != kind || !ours {
+            return Err(Error::WrongChannel {
+                channel: name.to_owned(),
+                wanted: format!("a {kind} {end} for {}", self.inner.side),
+                found: format!("a {} channel {}", c.kind, c.direction),
+            });
+        }
+        Ok(ChannelRef {
+            map: Arc::clone(&self.inner.map),
+            info: Arc::new(c.clone()),
+            cache_line: u64::from(self.inner.layout.header.cache_line),
+            eventfd: self.inner.eventfds[index].clone(),
+        })
+    }
+}
+
+impl AsFd for Segment {
+    /// The segment's file descriptor: pass it to the peer of an anonymous segment.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.map.as_fd()
+    }
+}

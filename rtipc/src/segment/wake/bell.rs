@@ -1,0 +1,140 @@
+//! The doorbell and the bell: the wake-up mechanism around the protocol's `waiting` word.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::protocol::{self, Slept, EVENTFD, FUTEX};
+use crate::error::{Error, Result};
+use crate::layout::common_ctrl;
+use crate::segment::claim::ChannelRef;
+use crate::sys::mem::Mapping;
+use crate::sys::{eventfd, futex};
+
+/// The notification state of one end of a channel: the `waiting` word and, for anonymous
+/// segments, the channel's eventfd.
+struct Shared {
+    map: Arc<Mapping>,
+    word: u64,
+    eventfd: Option<Arc<OwnedFd>>,
+}
+
+impl Shared {
+    fn new(ch: &ChannelRef) -> Option<Shared> {
+        ch.info.notify.then(|| Shared {
+            map: Arc::clone(&ch.map),
+            word: ch.ctrl_line(common_ctrl::LINE_NOTIFY),
+            eventfd: ch.eventfd.clone(),
+        })
+    }
+
+    fn waiting(&self) -> &AtomicU32 {
+        self.map.atomic_u32(self.word)
+    }
+}
+
+/// The producer's side: wakes the consumer after a publish, if it waits.
+pub(crate) struct Doorbell {
+    shared: Shared,
+}
+
+impl Doorbell {
+    /// The doorbell of channel `ch`; `None` if the channel was created without notification.
+    pub(crate) fn new(ch: &ChannelRef) -> Option<Doorbell> {
+        Shared::new(ch).map(|shared| Doorbell { shared })
+    }
+
+    /// Call after every publish: one fence and one load unless the consumer waits.
+    #[inline]
+    pub(crate) fn ring(&self) {
+        let how = protocol::after_publish(self.shared.waiting());
+        if how != 0 {
+            self.wake(how);
+        }
+    }
+
+    #[cold]
+    fn wake(&self, how: u32) {
+        if how & FUTEX != 0 {
+            futex::wake(self.shared.waiting());
+        }
+        if how & EVENTFD != 0 {
+            if let Some(fd) = &self.shared.eventfd {
+                eventfd::write(fd.as_fd());
+            }
+        }
+    }
+}
+
+/// The consumer's side: announces, sleeps, and exposes the eventfd.
+pub(crate) struct Bell {
+    shared: Shared,
+}
+
+fn slept(timed_out: std::io::Result<bool>, op: &'static str) -> Result<Slept> {
+    match timed_out {
+        Ok(true) => Ok(Slept::TimedOut),
+        Ok(false) => Ok(Slept::Woken),
+        Err(e) => Err(Error::io(op, e)),
+    }
+}
+
+impl Bell {
+    /// The bell of channel `ch`; `None` if the channel was created without notification.
+    pub(crate) fn new(ch: &ChannelRef) -> Option<Bell> {
+        Shared::new(ch).map(|shared| Bell { shared })
+    }
+
+    /// Blocks until `has_data` holds (true) or `timeout` passes (false).
+    pub(crate) fn wait(
+        &self,
+        has_data: impl Fn() -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        // A timeout too far in the future to represent is no timeout.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let word = self.shared.waiting();
+        match &self.shared.eventfd {
+            Some(fd) => protocol::wait(
+                word,
+                EVENTFD,
+                has_data,
+                || eventfd::drain(fd.as_fd()).map_err(|e| Error::io("reading eventfd", e)),
+                |_| {
+                    slept(
+                        eventfd::poll_readable(fd.as_fd(), deadline),
+                        "polling eventfd",
+                    )
+                },
+            ),
+            None => protocol::wait(
+                word,
+                FUTEX,
+                has_data,
+                || Ok(()),
+                |how| slept(futex::wait(word, how, deadline), "waiting on futex"),
+            ),
+        }
+    }
+
+    /// Drains the eventfd and announces that the consumer waits on it; true (and no
+    /// announcement) if `has_data` already holds.
+    pub(crate) fn arm(&self, has_data: impl Fn() -> bool, channel: &str) -> Result<bool> {
+        let Some(fd) = &self.shared.eventfd else {
+            return Err(Error::NoEventFd {
+                channel: channel.to_owned(),
+            });
+        };
+        if has_data() {
+            return Ok(true);
+        }
+        eventfd::drain(fd.as_fd()).map_err(|e| Error::io("reading eventfd", e))?;
+        Ok(protocol::announce(self.shared.waiting(), EVENTFD, has_data))
+    }
+
+    /// The channel's eventfd, if it has one.
+    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.shared.eventfd.as_deref().map(AsFd::as_fd)
+    }
+}

@@ -1,0 +1,219 @@
+//! The consuming end of a state channel.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use super::channel::Channel;
+use super::protocol::{self, Consumer, Fetched};
+use crate::error::{DataError, Result};
+use crate::schema::Object;
+use crate::segment::wake::Bell;
+use crate::segment::Segment;
+
+/// What a fetch found, before it becomes a view: `None` if nothing was ever published.
+#[derive(Clone, Copy)]
+pub(super) struct Got {
+    pub new: bool,
+    pub missed: u64,
+}
+
+/// The consuming end of a state channel, whatever objects it reads: claims the end and
+/// fetches. [`StateConsumer`] and [`MultiStateConsumer`](super::MultiStateConsumer) wrap it.
+pub(super) struct Fetcher {
+    pub chan: Channel,
+    pub c: Consumer,
+    pub bell: Option<Bell>,
+}
+
+impl Fetcher {
+    pub fn new(seg: &Segment, name: &str) -> Result<Fetcher> {
+        let (chan, c, bell) = Channel::consumer(seg, name)?;
+        Ok(Fetcher { chan, c, bell })
+    }
+
+    /// The protocol step of a fetch: `None` if nothing was ever published.
+    #[inline]
+    pub fn fetch(&mut self) -> Result<Option<Got>, DataError> {
+        self.chan.ch.check()?;
+        match protocol::fetch(self.chan.middle(), &mut self.c) {
+            Ok(Fetched::Empty) => Ok(None),
+            Ok(Fetched::Unchanged) => Ok(Some(Got {
+                new: false,
+                missed: 0,
+            })),
+            Ok(Fetched::New { skipped }) => {
+                self.chan.save(self.c.front, self.c.seq);
+                Ok(Some(Got {
+                    new: true,
+                    missed: skipped,
+                }))
+            }
+            Err(b) => Err(self.chan.corrupt(b)),
+        }
+    }
+
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        self.chan.wait(self.bell.as_ref(), timeout)
+    }
+
+    pub fn arm(&mut self) -> Result<bool> {
+        self.chan.arm(self.bell.as_ref())
+    }
+
+    pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.bell.as_ref().and_then(Bell::fd)
+    }
+}
+
+/// The consuming end of a state channel, typed to one of its objects.
+///
+/// ```
+/// # use std::os::fd::AsFd;
+/// # use rtipc::{Direction, Object, Segment, StateConsumer, StateProducer, StateRef};
+/// #[derive(Object)]
+/// #[repr(C)]
+/// struct Temperature { celsius: f32, sensor: u32 }
+///
+/// let seg = Segment::builder()
+///     .state::<Temperature>("temp", Direction::CreatorToPeer)
+///     .create_anonymous()?;
+/// let mut tx = StateProducer::<Temperature>::new(&seg, "temp")?;
+/// let peer = Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap())?;
+/// let mut rx = StateConsumer::<Temperature>::new(&peer, "temp")?;
+///
+/// tx.publish_copy(&Temperature { celsius: 21.5, sensor: 3 })?;
+/// let t = rx.fetch()?.expect("published");
+/// assert_eq!((t.celsius, StateRef::seq(&t), StateRef::missed(&t)), (21.5, 1, 0));
+/// # Ok::<(), rtipc::Error>(())
+/// ```
+pub struct StateConsumer<T: Object> {
+    r: Fetcher,
+    /// Offset of `T` in the slot, checked against the schema by `new`.
+    offset: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Object> std::fmt::Debug for StateConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateConsumer")
+            .field("object", &T::SCHEMA.name())
+            .field("channel", &self.r.chan.ch.name())
+            .field("seq", &self.r.c.seq)
+            .finish()
+    }
+}
+
+impl<T: Object> StateConsumer<T> {
+    /// Claims the consuming end of state channel `name` and checks `T` against its schema.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let r = Fetcher::new(seg, name)?;
+        let offset = r.chan.ch.object::<T>()? as usize;
+        Ok(StateConsumer {
+            r,
+            offset,
+            _t: PhantomData,
+        })
+    }
+
+    /// Takes the newest update: `None` if nothing was ever published, otherwise a view that
+    /// derefs to `&T` and tells ([`StateRef::is_new`], [`StateRef::missed`]) whether it is new
+    /// and how many updates were missed. The view is valid until the next fetch.
+    #[inline]
+    pub fn fetch(&mut self) -> Result<Option<StateRef<'_, T>>, DataError> {
+        let Some(got) = self.r.fetch()? else {
+            return Ok(None);
+        };
+        let p = self.r.chan.at::<T>(self.r.c.front, self.offset);
+        Ok(Some(StateRef {
+            // SAFETY: the front slot belongs to the consumer until its next fetch, which the
+            // view's borrow of `self` prevents; aligned and in bounds (see `StateMut`); every
+            // bit pattern is a valid `T`.
+            value: unsafe { &*p },
+            seq: self.r.c.seq,
+            new: got.new,
+            missed: got.missed,
+        }))
+    }
+
+    /// Blocks until the producer has published something not fetched yet (`Ok(true)`) or
+    /// `timeout` passes (`Ok(false)`; `None`: no limit). Needs a channel created with
+    /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`notify`](crate::notify).
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        self.r.wait(timeout)
+    }
+
+    /// Prepares a wait on the channel's eventfd; see [`Wait::arm`](crate::notify::Wait::arm).
+    pub fn arm(&mut self) -> Result<bool> {
+        self.r.arm()
+    }
+
+    /// The channel's eventfd, if it has one; see
+    /// [`Wait::wait_fd`](crate::notify::Wait::wait_fd).
+    pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.r.wait_fd()
+    }
+
+    /// The channel's name.
+    pub fn channel(&self) -> &str {
+        self.r.chan.ch.name()
+    }
+}
+
+/// A fetched update of one object, read in place; derefs to `&T`. Valid until the next fetch.
+///
+/// Its facts are associated functions, so that they never hide a field of `T` of the same
+/// name: [`StateRef::seq`], [`StateRef::missed`], [`StateRef::is_new`].
+pub struct StateRef<'a, T: Object> {
+    value: &'a T,
+    seq: u64,
+    new: bool,
+    missed: u64,
+}
+
+impl<'a, T: Object> StateRef<'a, T> {
+    /// Whether this update is new since the previous fetch.
+    #[inline]
+    pub fn is_new(this: &Self) -> bool {
+        this.new
+    }
+
+    /// How many updates were published and overwritten between the previous new update and
+    /// this one (0 if not new).
+    #[inline]
+    pub fn missed(this: &Self) -> u64 {
+        this.missed
+    }
+
+    /// The update's sequence number: 1 for the producer's first publish.
+    #[inline]
+    pub fn seq(this: &Self) -> u64 {
+        this.seq
+    }
+
+    /// The object, with the view's lifetime.
+    #[inline]
+    pub fn value(this: &Self) -> &'a T {
+        this.value
+    }
+}
+
+impl<T: Object> Deref for StateRef<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        self.value
+    }
+}
+
+impl<T: Object + std::fmt::Debug> std::fmt::Debug for StateRef<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateRef")
+            .field("seq", &self.seq)
+            .field("new", &self.new)
+            .field("missed", &self.missed)
+            .field("value", self.value)
+            .finish()
+    }
+}

@@ -1,0 +1,208 @@
+//! The producing end of a state channel.
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+
+use super::channel::Channel;
+use super::protocol::{self, Producer, DIRTY, IDX_MASK, SEQ_SHIFT};
+use crate::error::{DataError, Result};
+use crate::schema::Object;
+use crate::segment::wake::Doorbell;
+use crate::segment::Segment;
+
+/// The producing end of a state channel, whatever objects it writes: claims the end and
+/// publishes. [`StateProducer`] and [`MultiStateProducer`](super::MultiStateProducer) wrap it.
+pub(super) struct Publisher {
+    pub chan: Channel,
+    pub p: Producer,
+    bell: Option<Doorbell>,
+    /// The slot of the last publish, while it may still be read (for `write_from_last`).
+    last: Option<u64>,
+}
+
+impl Publisher {
+    pub fn new(seg: &Segment, name: &str) -> Result<Publisher> {
+        let (chan, p, bell) = Channel::producer(seg, name)?;
+        // The last publish is in the middle if the consumer has not taken it, else in the
+        // consumer's front slot: the one that is neither ours nor the middle. The word is read
+        // again, so it is checked again: anything odd means there is nothing to copy.
+        let m = chan.middle().load(std::sync::atomic::Ordering::Acquire);
+        let mid = m & IDX_MASK;
+        let last = if mid >= 3 || mid == p.back {
+            None
+        } else if m & DIRTY != 0 {
+            Some(mid)
+        } else if m >> SEQ_SHIFT > 0 || p.seq > 0 {
+            Some(3 - mid - p.back)
+        } else {
+            None
+        };
+        Ok(Publisher {
+            chan,
+            p,
+            bell,
+            last,
+        })
+    }
+
+    /// Publishes the back slot with one atomic swap; returns its sequence number.
+    #[inline]
+    pub fn publish(&mut self) -> Result<u64, DataError> {
+        self.chan.ch.check()?;
+        let published = self.p.back;
+        let seq = match protocol::publish(self.chan.middle(), &mut self.p) {
+            Ok(seq) => seq,
+            Err(b) => return Err(self.chan.corrupt(b)),
+        };
+        self.chan.save(self.p.back, seq);
+        self.last = Some(published);
+        if let Some(bell) = &self.bell {
+            bell.ring();
+        }
+        Ok(seq)
+    }
+
+    /// Copies the last published update into the back slot, if there is one.
+    pub fn copy_last(&mut self) {
+        if let Some(last) = self.last {
+            let from = self.chan.at::<u8>(last, 0);
+            let to = self.chan.at::<u8>(self.p.back, 0);
+            let len = self.chan.ch.info.slot_stride as usize;
+            // SAFETY: both are whole slots of this channel (`stride` bytes each, in bounds),
+            // and distinct (`last` was published, so it is not the back slot). The back slot
+            // is the producer's alone; the last published slot is only ever read until the
+            // producer publishes again (which it is not doing: it holds `&mut self`).
+            unsafe { std::ptr::copy_nonoverlapping(from, to, len) };
+        }
+    }
+}
+
+/// The producing end of a state channel, typed to one of its objects.
+///
+/// ```
+/// # use rtipc::{Direction, Object, Segment, StateProducer};
+/// #[derive(Object)]
+/// #[repr(C)]
+/// struct Temperature { celsius: f32, sensor: u32 }
+///
+/// let seg = Segment::builder()
+///     .state::<Temperature>("temp", Direction::CreatorToPeer)
+///     .create_anonymous()?;
+/// let mut tx = StateProducer::<Temperature>::new(&seg, "temp")?;
+/// let mut t = tx.write()?;
+/// t.celsius = 21.5;
+/// t.sensor = 3;
+/// t.publish()?;
+/// # Ok::<(), rtipc::Error>(())
+/// ```
+pub struct StateProducer<T: Object> {
+    w: Publisher,
+    /// Offset of `T` in the slot, checked against the schema by `new`.
+    offset: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Object> std::fmt::Debug for StateProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateProducer")
+            .field("object", &T::SCHEMA.name())
+            .field("channel", &self.w.chan.ch.name())
+            .field("published", &self.w.p.seq)
+            .finish()
+    }
+}
+
+impl<T: Object> StateProducer<T> {
+    /// Claims the producing end of state channel `name` and checks `T` against its schema.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let w = Publisher::new(seg, name)?;
+        let offset = w.chan.ch.object::<T>()? as usize;
+        Ok(StateProducer {
+            w,
+            offset,
+            _t: PhantomData,
+        })
+    }
+
+    /// The back slot, in place: it holds the update published two publishes ago (or zeros),
+    /// not the last one. Write every field, then [`StateMut::publish`]; or start from the last
+    /// update with [`StateProducer::write_from_last`].
+    #[inline]
+    pub fn write(&mut self) -> Result<StateMut<'_, T>, DataError> {
+        self.w.chan.ch.check()?;
+        let ptr = self.w.chan.at(self.w.p.back, self.offset);
+        Ok(StateMut {
+            w: &mut self.w,
+            ptr,
+        })
+    }
+
+    /// The back slot, holding a copy of the last published update (zeros before the first):
+    /// change some fields and [`StateMut::publish`]. Costs one copy of the slot.
+    pub fn write_from_last(&mut self) -> Result<StateMut<'_, T>, DataError> {
+        self.w.chan.ch.check()?;
+        self.w.copy_last();
+        self.write()
+    }
+
+    /// Copies `value` into the back slot and publishes it; returns its sequence number.
+    #[inline]
+    pub fn publish_copy(&mut self, value: &T) -> Result<u64, DataError> {
+        let mut g = self.write()?;
+        *g = *value;
+        g.publish()
+    }
+
+    /// The number of updates published through this channel so far.
+    pub fn published(&self) -> u64 {
+        self.w.p.seq
+    }
+}
+
+/// The next update of one object, written in place; derefs to `&mut T`. Nothing is published
+/// unless [`StateMut::publish`] is called.
+///
+/// Made by [`StateProducer::write`], which hands out the back slot as it is (the update of two
+/// publishes ago), or by [`StateProducer::write_from_last`], which copies the last update in.
+#[must_use = "an update is only published by `publish`"]
+pub struct StateMut<'a, T: Object> {
+    w: &'a mut Publisher,
+    /// `T` in the producer's back slot.
+    ptr: *mut T,
+}
+
+impl<T: Object> StateMut<'_, T> {
+    /// Publishes the update with one atomic swap; returns its sequence number (1 for the
+    /// first update).
+    #[inline]
+    pub fn publish(self) -> Result<u64, DataError> {
+        self.w.publish()
+    }
+}
+
+impl<T: Object> Deref for StateMut<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the back slot is the producer's alone until it is published (the protocol
+        // hands it to no one else), the pointer is aligned (slots are cache-line aligned, the
+        // offset is a multiple of T's alignment, checked at attach) and in bounds; every bit
+        // pattern is a valid `T` (`Object`). The guard borrows the producer mutably, so the
+        // slot cannot be published while the reference lives.
+        unsafe { &*self.ptr }
+    }
+}
+
+impl<T: Object> DerefMut for StateMut<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
+        unsafe { &mut *self.ptr }
+    }
+}
+
+impl<T: Object + std::fmt::Debug> std::fmt::Debug for StateMut<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMut").field("value", &**self).finish()
+    }
+}

@@ -1,0 +1,157 @@
+//! A shared mapping of a segment file: the one place that turns offsets into pointers.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// A `MAP_SHARED`, read-write mapping of a whole segment file, with the file it maps.
+///
+/// Everything else reaches the memory through [`Mapping::ptr`] and the atomic accessors, which
+/// check the range against the mapped length.
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    fd: OwnedFd,
+    /// A POSIX shared-memory name to unlink when the mapping goes (a named segment's creator).
+    unlink: Option<CString>,
+}
+
+// SAFETY: `Mapping` owns a shared mapping that lives until it is dropped; the raw pointer is
+// only an address into it. Access to the memory goes through atomics or through handles whose
+// claims make each end single-owner, so sharing the address between threads is sound.
+unsafe impl Send for Mapping {}
+// SAFETY: see `Send`; `&Mapping` gives out nothing but the address and length.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr..ptr + len` is the mapping this value created and still owns; nothing
+        // borrowed from it outlives `self` (handles keep the mapping alive through an `Arc`).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        if let Some(name) = &self.unlink {
+            super::shm::unlink(name);
+        }
+    }
+}
+
+impl Mapping {
+    /// Maps the first `len` bytes of `file`, shared and read-write.
+    pub(crate) fn new(file: File, len: usize) -> io::Result<Mapping> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map an empty segment",
+            ));
+        }
+        // SAFETY: a new mapping chosen by the kernel (null hint) of a file descriptor we own;
+        // the result is checked against MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Mapping {
+            ptr,
+            len,
+            fd: OwnedFd::from(file),
+            unlink: None,
+        })
+    }
+
+    /// Unlinks the shared-memory object `name` when the mapping is dropped.
+    pub(crate) fn unlink_on_drop(&mut self, name: CString) {
+        self.unlink = Some(name);
+    }
+
+    /// The mapped length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// A pointer to byte `offset` of the mapping, for a range `offset..offset + len` inside it.
+    ///
+    /// # Panics
+    ///
+    /// If the range leaves the mapping: callers pass ranges that the layout's parser validated
+    /// against this very length, so this is an internal invariant, not a peer-controlled
+    /// condition.
+    pub(crate) fn ptr(&self, offset: u64, len: u64) -> *mut u8 {
+        let end = offset.checked_add(len).expect("range overflow");
+        assert!(end <= self.len as u64, "range outside the mapping");
+        // SAFETY: `offset <= self.len`, so the result is inside (or one past) the mapping.
+        unsafe { self.ptr.as_ptr().add(offset as usize) }
+    }
+
+    /// The atomic word at `offset`, which must be 8-aligned and inside the mapping.
+    pub(crate) fn atomic_u64(&self, offset: u64) -> &AtomicU64 {
+        let p = self.ptr(offset, 8);
+        assert!((p as usize).is_multiple_of(8), "misaligned atomic");
+        // SAFETY: `p` is inside the mapping, 8-aligned, and lives as long as `self`; every
+        // process accesses this word only atomically.
+        unsafe { &*(p as *const AtomicU64) }
+    }
+
+    /// The atomic word at `offset`, which must be 4-aligned and inside the mapping.
+    pub(crate) fn atomic_u32(&self, offset: u64) -> &AtomicU32 {
+        let p = self.ptr(offset, 4);
+        assert!((p as usize).is_multiple_of(4), "misaligned atomic");
+        // SAFETY: as for `atomic_u64`, with 4-byte alignment.
+        unsafe { &*(p as *const AtomicU32) }
+    }
+
+    /// The 8-byte words `offset..offset + 8 * count` as atomics.
+    pub(crate) fn atomics_u64(&self, offset: u64, count: u64) -> &[AtomicU64] {
+        let len = count.checked_mul(8).expect("range overflow");
+        let p = self.ptr(offset, len);
+        assert!((p as usize).is_multiple_of(8), "misaligned atomic");
+        // SAFETY: `count` 8-aligned words inside the mapping, alive as long as `self`, and only
+        // ever accessed atomically.
+        unsafe { std::slice::from_raw_parts(p as *const AtomicU64, count as usize) }
+    }
+
+    /// Copies `out.len()` bytes from `offset` into `out`: the way untrusted metadata leaves
+    /// shared memory. Fails if the range leaves the mapping.
+    pub(crate) fn copy_out(&self, offset: u64, out: &mut [u8]) -> Result<(), ()> {
+        let end = offset.checked_add(out.len() as u64).ok_or(())?;
+        if end > self.len as u64 {
+            return Err(());
+        }
+        // SAFETY: `offset..end` lies inside the mapping and `out` is a distinct, writable
+        // buffer of the same length. The bytes are plain data that the caller treats as
+        // untrusted; a concurrently writing peer can only make the copy wrong, which
+        // validation catches.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr(offset, 0), out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+
+    /// Copies `bytes` to `offset`. For a segment that no other process can see yet.
+    ///
+    /// # Panics
+    ///
+    /// If the range leaves the mapping (an internal invariant: the writer sizes the mapping).
+    pub(crate) fn copy_in(&self, offset: u64, bytes: &[u8]) {
+        let dst = self.ptr(offset, bytes.len() as u64);
+        // SAFETY: `dst..dst + len` is inside the mapping (checked by `ptr`) and does not
+        // overlap `bytes`, which is private memory. Other processes only read these bytes
+        // after the creator's release store of the ready word.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+    }
+}
+
+impl AsFd for Mapping {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

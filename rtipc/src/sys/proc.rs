@@ -1,0 +1,28 @@
+//! Processes: whether one exists and when it started.
+
+/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`),
+/// or 0 if it cannot be read. Together with the pid it identifies a process even after the pid
+/// is reused.
+pub(crate) fn start_time(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name (field 2) is in parentheses and may contain spaces: skip past it.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0;
+    };
+    rest.split_whitespace()
+        .nth(19)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether a process with this pid exists (in this process's pid namespace).
+pub(crate) fn exists(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
