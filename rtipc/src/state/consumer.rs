@@ -67,6 +67,40 @@ impl Fetcher {
     }
 }
 
+/// The waiting methods and the channel's name: the same on every state consumer, whose
+/// `Fetcher` is in its field `r`.
+macro_rules! waiting {
+    ($ty:ident $(<$g:ident: $bound:path>)?) => {
+        impl$(<$g: $bound>)? $ty$(<$g>)? {
+            /// Blocks until the producer has published something not fetched yet (`Ok(true)`)
+            /// or `timeout` passes (`Ok(false)`; `None`: no limit). Needs a channel created
+            /// with [`ChannelSpec::notify`](crate::ChannelSpec::notify); see
+            /// [`notify`](crate::notify).
+            pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+                self.r.wait(timeout)
+            }
+
+            /// Prepares a wait on the channel's eventfd; see
+            /// [`Wait::arm`](crate::notify::Wait::arm).
+            pub fn arm(&mut self) -> Result<bool> {
+                self.r.arm()
+            }
+
+            /// The channel's eventfd, if it has one; see
+            /// [`Wait::wait_fd`](crate::notify::Wait::wait_fd).
+            pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+                self.r.wait_fd()
+            }
+
+            /// The channel's name.
+            pub fn channel(&self) -> &str {
+                self.r.chan.ch.name()
+            }
+        }
+    };
+}
+pub(super) use waiting;
+
 /// The consuming end of a state channel, typed to one of its objects.
 ///
 /// ```
@@ -136,30 +170,9 @@ impl<T: Object> StateConsumer<T> {
             missed: got.missed,
         }))
     }
-
-    /// Blocks until the producer has published something not fetched yet (`Ok(true)`) or
-    /// `timeout` passes (`Ok(false)`; `None`: no limit). Needs a channel created with
-    /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`notify`](crate::notify).
-    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        self.r.wait(timeout)
-    }
-
-    /// Prepares a wait on the channel's eventfd; see [`Wait::arm`](crate::notify::Wait::arm).
-    pub fn arm(&mut self) -> Result<bool> {
-        self.r.arm()
-    }
-
-    /// The channel's eventfd, if it has one; see
-    /// [`Wait::wait_fd`](crate::notify::Wait::wait_fd).
-    pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.r.wait_fd()
-    }
-
-    /// The channel's name.
-    pub fn channel(&self) -> &str {
-        self.r.chan.ch.name()
-    }
 }
+
+waiting!(StateConsumer<T: Object>);
 
 /// A fetched update of one object, read in place; derefs to `&T`. Valid until the next fetch.
 ///

@@ -202,29 +202,9 @@ impl MultiStateConsumer {
             missed: got.missed,
         }))
     }
-
-    /// Blocks until the producer has published something not fetched yet (`Ok(true)`) or
-    /// `timeout` passes (`Ok(false)`; `None`: no limit). See
-    /// [`StateConsumer::wait`](super::StateConsumer::wait).
-    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        self.r.wait(timeout)
-    }
-
-    /// Prepares a wait on the channel's eventfd; see [`Wait::arm`](crate::notify::Wait::arm).
-    pub fn arm(&mut self) -> Result<bool> {
-        self.r.arm()
-    }
-
-    /// The channel's eventfd, if it has one.
-    pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.r.wait_fd()
-    }
-
-    /// The channel's name.
-    pub fn channel(&self) -> &str {
-        self.r.chan.ch.name()
-    }
 }
+
+super::consumer::waiting!(MultiStateConsumer);
 
 /// A fetched update of several objects, read in place; valid until the consumer's next fetch.
 pub struct MultiStateRef<'a> {

@@ -67,59 +67,50 @@ fn third(a: u64, b: u64) -> Option<u64> {
     (a < SLOTS && b < SLOTS && a != b).then(|| 3 - a - b)
 }
 
-/// The producer's state for a new holder of the producer end, from the middle word, the
-/// producer's saved word and the consumer's saved word.
-///
-/// A producer that died between its publish swap and saving its state left its saved slot in
-/// the middle: its real back slot is then the one that is neither in the middle nor the
-/// consumer's.
+/// An end's slot for a new holder of the end, from the middle word, the end's saved word and
+/// the other end's saved word: the saved slot, unless a holder died between its swap and saving
+/// its state, which leaves its saved slot in the middle; its real slot is then the one that is
+/// neither in the middle nor the other end's.
+fn recover_slot(middle: u64, own: u64, other: u64) -> Result<u64, BadWord> {
+    let bad = BadWord {
+        word: middle,
+        reason: CorruptWord::StateIndices,
+    };
+    let (mid, other) = (middle & IDX_MASK, other & IDX_MASK);
+    let mut slot = own & IDX_MASK;
+    if slot == mid {
+        slot = third(mid, other).ok_or(bad)?;
+    }
+    if third(slot, mid).is_none() || slot == other || other >= SLOTS {
+        return Err(bad);
+    }
+    Ok(slot)
+}
+
+/// The producer's state for a new holder of the producer end (see [`recover_slot`]).
 pub(crate) fn recover_producer(
     middle: u64,
     producer: u64,
     consumer: u64,
 ) -> Result<Producer, BadWord> {
-    let bad = BadWord {
-        word: middle,
-        reason: CorruptWord::StateIndices,
-    };
-    let mid = middle & IDX_MASK;
-    let front = consumer & IDX_MASK;
-    let mut back = producer & IDX_MASK;
+    let back = recover_slot(middle, producer, consumer)?;
     let mut seq = producer >> SEQ_SHIFT;
     if middle & DIRTY != 0 {
         seq = seq.max(middle >> SEQ_SHIFT);
     }
-    if back == mid {
-        back = third(mid, front).ok_or(bad)?;
-    }
-    if third(back, mid).is_none() || back == front || front >= SLOTS {
-        return Err(bad);
-    }
     Ok(Producer { back, seq })
 }
 
-/// The consumer's state for a new holder of the consumer end, from the same three words; the
-/// mirror of [`recover_producer`].
+/// The consumer's state for a new holder of the consumer end (see [`recover_slot`]).
 pub(crate) fn recover_consumer(
     middle: u64,
     producer: u64,
     consumer: u64,
 ) -> Result<Consumer, BadWord> {
-    let bad = BadWord {
-        word: middle,
-        reason: CorruptWord::StateIndices,
-    };
-    let mid = middle & IDX_MASK;
-    let back = producer & IDX_MASK;
-    let mut front = consumer & IDX_MASK;
-    let seq = consumer >> SEQ_SHIFT;
-    if front == mid {
-        front = third(mid, back).ok_or(bad)?;
-    }
-    if third(front, mid).is_none() || front == back || back >= SLOTS {
-        return Err(bad);
-    }
-    Ok(Consumer { front, seq })
+    Ok(Consumer {
+        front: recover_slot(middle, consumer, producer)?,
+        seq: consumer >> SEQ_SHIFT,
+    })
 }
 
 /// Publishes the producer's back slot. On success the producer owns a new back slot.

@@ -259,6 +259,47 @@ pub(crate) fn send(
     }
 }
 
+/// What one `recvmsg` got: the bytes received, the descriptors (owned), and whether the
+/// message or its descriptors were cut short.
+struct Received {
+    len: usize,
+    fds: Vec<OwnedFd>,
+    truncated: bool,
+    fds_truncated: bool,
+}
+
+/// One non-blocking `recvmsg` into `buf`, with room for the descriptors `cbuf` holds. Every
+/// descriptor received is owned (and so closed on any error) before anything is checked.
+fn recv_once(fd: BorrowedFd<'_>, buf: &mut [u8], cbuf: &mut [u64]) -> io::Result<Received> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(cbuf) as _;
+    // SAFETY: `msg` describes live, writable buffers of the given lengths.
+    let n = unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &mut msg,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Received {
+        len: n as usize,
+        fds: take_fds(cbuf, msg.msg_controllen as usize),
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        fds_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
+    })
+}
+
 /// Receives one whole message of at most `max_len` bytes with at most `max_fds` descriptors,
 /// waiting at most until `deadline`. Every descriptor received is owned (and so closed on any
 /// error) before anything is checked. Zero bytes without descriptors is the end of the
@@ -273,44 +314,25 @@ pub(crate) fn recv(
     let mut cbuf = vec![0u64; cmsg_space(size_of::<RawFd>() * max_fds).div_ceil(8)];
     loop {
         wait_for(fd, libc::POLLIN, deadline)?;
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: msghdr is plain data; all zeroes is a valid value.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = (cbuf.len() * 8) as _;
-        // SAFETY: `msg` describes live, writable buffers of the given lengths.
-        let n = unsafe {
-            libc::recvmsg(
-                fd.as_raw_fd(),
-                &mut msg,
-                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
+        let r = match recv_once(fd, &mut buf, &mut cbuf) {
+            Ok(r) => r,
+            Err(e) => match e.raw_os_error() {
                 Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
                 Some(libc::ECONNRESET) => return Err(SockError::Closed),
                 _ => return Err(SockError::Io(e)),
-            }
-        }
-        let fds = take_fds(&cbuf, msg.msg_controllen as usize);
-        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            },
+        };
+        if r.fds_truncated {
             return Err(SockError::TooManyFds);
         }
-        if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        if r.truncated {
             return Err(SockError::TooLong);
         }
-        if n == 0 && fds.is_empty() {
+        if r.len == 0 && r.fds.is_empty() {
             return Err(SockError::Closed);
         }
-        buf.truncate(n as usize);
-        return Ok((buf, fds));
+        buf.truncate(r.len);
+        return Ok((buf, r.fds));
     }
 }
 
@@ -383,37 +405,18 @@ pub(crate) fn discard_pending(fd: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 256];
     let mut cbuf = [0u64; 16];
     loop {
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: msghdr is plain data; all zeroes is a valid value.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-        // SAFETY: `msg` describes live, writable buffers of the given lengths.
-        let n = unsafe {
-            libc::recvmsg(
-                fd.as_raw_fd(),
-                &mut msg,
-                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => true,
-                _ => false,
-            };
-        }
-        drop(take_fds(&cbuf, msg.msg_controllen as usize));
-        // A SOCK_SEQPACKET socket reads 0 bytes at end of file, and also for an empty
-        // message: only POLLHUP/POLLRDHUP (checked by the caller) tell the two apart.
-        if n == 0 {
-            return true;
+        match recv_once(fd, &mut buf, &mut cbuf) {
+            Err(e) => {
+                return match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => true,
+                    _ => false,
+                }
+            }
+            // A SOCK_SEQPACKET socket reads 0 bytes at end of file, and also for an empty
+            // message: only POLLHUP/POLLRDHUP (checked by the caller) tell the two apart.
+            Ok(r) if r.len == 0 => return true,
+            Ok(_) => {}
         }
     }
 }
