@@ -1,16 +1,19 @@
 //! Stage 1: read a `DeriveInput` into a small model that borrows the syn nodes.
 //!
 //! Parsing records what the input says (the `#[repr]` items, the `#[rtipc(...)]` keys, the
-//! fields) and reports only malformed `#[rtipc(...)]` attributes; whether the input is
-//! acceptable is decided by [`validate`](crate::validate).
+//! fields, `Clone` and `Copy` in a later `#[derive]`) and reports only malformed
+//! `#[rtipc(...)]` attributes; whether the input is acceptable is decided by
+//! [`validate`](crate::validate).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Data, DeriveInput, Expr, Fields, Generics, Ident, Lit, LitStr, Member, Meta, Token,
-    Type,
+    Attribute, Data, DeriveInput, Fields, Generics, Ident, Lit, LitStr, Member, Meta, Path,
+    PathSegment, Token, Type,
 };
 
 /// Every error found so far, reported together.
@@ -46,6 +49,8 @@ pub(crate) struct Input<'a> {
     pub shape: Shape<'a>,
     pub repr: Vec<ReprItem>,
     pub attrs: Attrs,
+    /// `Clone` and `Copy` derived by a later `#[derive(...)]` on the same item.
+    pub siblings: Vec<SiblingDerive>,
 }
 
 /// What kind of item the derive is on.
@@ -67,6 +72,17 @@ pub(crate) struct Field<'a> {
     pub ty: &'a Type,
     /// `#[rtipc(...)]` attributes on the field, which are not allowed.
     pub rtipc_attrs: Vec<&'a Attribute>,
+}
+
+impl Field<'_> {
+    /// Where to report a problem of the field as a whole: its name, or in a tuple struct the
+    /// first token of its type.
+    pub(crate) fn span(&self) -> Span {
+        match &self.member {
+            Member::Named(ident) => ident.span(),
+            Member::Unnamed(index) => index.span,
+        }
+    }
 }
 
 /// One item of a `#[repr(...)]` attribute.
@@ -92,6 +108,38 @@ pub(crate) struct Attrs {
     pub id: Option<u64>,
     /// `name = "..."`.
     pub name: Option<LitStr>,
+    /// `crate = path` or `crate = "path"`: the path through which generated code names rtipc.
+    pub krate: Option<Path>,
+    /// Whether a `crate` key was given with a value that is not a path: then the path of rtipc
+    /// is unknown, and nothing that names it may be emitted.
+    pub krate_malformed: bool,
+}
+
+/// `Clone` or `Copy` in a `#[derive(...)]` that follows `#[derive(Object)]`, which implements
+/// both itself.
+///
+/// A derive macro only sees the `#[derive]` attributes after its own: `Clone` and `Copy` in the
+/// same list as `Object`, or in an earlier one, are gone from its input.
+pub(crate) struct SiblingDerive {
+    /// The path as written, such as `Clone` or `core::marker::Copy`, to span errors on.
+    pub path: Path,
+    pub which: CopyTrait,
+}
+
+/// One of the two traits that `#[derive(Object)]` implements besides `Object`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyTrait {
+    Clone,
+    Copy,
+}
+
+impl CopyTrait {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CopyTrait::Clone => "Clone",
+            CopyTrait::Copy => "Copy",
+        }
+    }
 }
 
 pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Input<'a> {
@@ -106,6 +154,7 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Input<'a
         shape,
         repr: parse_repr(&input.attrs, errors),
         attrs: parse_attrs(&input.attrs, errors),
+        siblings: parse_siblings(&input.attrs),
     }
 }
 
@@ -170,7 +219,75 @@ fn parse_repr(attrs: &[Attribute], errors: &mut Errors) -> Vec<ReprItem> {
     items
 }
 
-const ATTR_SHAPE: &str = "expected `#[rtipc(id = <integer>, name = \"<name>\")]`";
+const ATTR_SHAPE: &str = "expected `#[rtipc(id = <integer>, name = \"<name>\", crate = <path>)]`";
+
+/// The keys that `#[rtipc(...)]` accepts, each with an example of its value.
+const KEYS: [(&str, &str); 3] = [
+    ("id", "id = 42"),
+    ("name", "name = \"JointState\""),
+    ("crate", "crate = my_crate::rtipc"),
+];
+
+/// One setting of `#[rtipc(...)]` as written: a key, then `= value` or anything else up to the
+/// next top-level comma.
+///
+/// Values are kept as tokens and read by hand rather than parsed as `syn::Expr`: that needs
+/// only syn's default features, and a value of any shape gets the derive's own message.
+struct Setting {
+    key: Path,
+    /// The tokens after `=`, or `None` if the key is not followed by `=`.
+    value: Option<TokenStream>,
+    /// Everything from the key to the end of the setting, to span errors on.
+    tokens: TokenStream,
+}
+
+fn parse_settings(input: ParseStream) -> syn::Result<Vec<Setting>> {
+    let mut settings = Vec::new();
+    while !input.is_empty() {
+        let key = parse_key(input)?;
+        let mut tokens = key.to_token_stream();
+        let value = if input.peek(Token![=]) {
+            let eq: Token![=] = input.parse()?;
+            let value = tokens_to_comma(input)?;
+            tokens.extend(eq.to_token_stream());
+            tokens.extend(value.clone());
+            Some(value)
+        } else {
+            tokens.extend(tokens_to_comma(input)?);
+            None
+        };
+        settings.push(Setting { key, value, tokens });
+        if !input.is_empty() {
+            input.parse::<Token![,]>()?;
+        }
+    }
+    Ok(settings)
+}
+
+/// A key: an identifier or keyword (`crate`), or a path, which is reported as unknown.
+fn parse_key(input: ParseStream) -> syn::Result<Path> {
+    let mut segments = Punctuated::<PathSegment, Token![::]>::new();
+    loop {
+        segments.push_value(PathSegment::from(input.call(Ident::parse_any)?));
+        if !input.peek(Token![::]) {
+            break;
+        }
+        segments.push_punct(input.parse()?);
+    }
+    Ok(Path {
+        leading_colon: None,
+        segments,
+    })
+}
+
+/// The token trees up to the next top-level comma or the end.
+fn tokens_to_comma(input: ParseStream) -> syn::Result<TokenStream> {
+    let mut tokens = TokenStream::new();
+    while !input.is_empty() && !input.peek(Token![,]) {
+        tokens.extend([input.parse::<TokenTree>()?]);
+    }
+    Ok(tokens)
+}
 
 fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
     let mut out = Attrs::default();
@@ -181,26 +298,28 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
             errors.add_spanned(attr, ATTR_SHAPE);
             continue;
         };
-        let metas = match attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) {
-            Ok(metas) => metas,
+        let settings = match attr.parse_args_with(parse_settings) {
+            Ok(settings) => settings,
             Err(error) => {
                 errors.push(error);
                 continue;
             }
         };
-        for meta in metas {
-            let path = meta.path();
+        for setting in settings {
+            let path = &setting.key;
             let key = path
                 .get_ident()
                 .map(Ident::to_string)
                 .unwrap_or_else(|| quote::quote!(#path).to_string().replace(' ', ""));
-            if key != "id" && key != "name" {
+            let Some(&(_, example)) = KEYS.iter().find(|(name, _)| *name == key) else {
                 errors.add_spanned(
                     path,
-                    format_args!("unknown key `{key}` in `#[rtipc(...)]`; expected `id` or `name`"),
+                    format_args!(
+                        "unknown key `{key}` in `#[rtipc(...)]`; expected `id`, `name` or `crate`"
+                    ),
                 );
                 continue;
-            }
+            };
             if seen.contains(&key) {
                 errors.add_spanned(
                     path,
@@ -209,55 +328,56 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                 continue;
             }
             seen.push(key.clone());
-            let Meta::NameValue(name_value) = &meta else {
-                let example = if key == "id" {
-                    "id = 42"
-                } else {
-                    "name = \"JointState\""
-                };
-                errors.add_spanned(&meta, format_args!("expected `{example}`"));
-                continue;
+            let value = match &setting.value {
+                Some(value) if !value.is_empty() => ungroup(value.clone()),
+                _ => {
+                    if key == "crate" {
+                        out.krate_malformed = true;
+                    }
+                    errors.add_spanned(&setting.tokens, format_args!("expected `{example}`"));
+                    continue;
+                }
             };
-            let value = ungroup(&name_value.value);
-            if key == "id" {
-                match parse_id(value) {
+            match key.as_str() {
+                "id" => match parse_id(&value) {
                     Ok(id) => out.id = Some(id),
                     Err(error) => errors.push(error),
-                }
-            } else {
-                match value {
-                    Expr::Lit(syn::ExprLit {
-                        lit: Lit::Str(name),
-                        ..
-                    }) if !name.value().is_empty() => out.name = Some(name.clone()),
-                    Expr::Lit(syn::ExprLit {
-                        lit: Lit::Str(name),
-                        ..
-                    }) => errors.add(name.span(), "`name` must not be empty"),
-                    _ => errors.add_spanned(
-                        value,
-                        "`name` must be a string literal, such as `name = \"JointState\"`",
-                    ),
-                }
+                },
+                "name" => match parse_name(&value) {
+                    Ok(name) => out.name = Some(name),
+                    Err(error) => errors.push(error),
+                },
+                _ => match parse_crate(&value) {
+                    Ok(path) => out.krate = Some(path),
+                    Err(error) => {
+                        out.krate_malformed = true;
+                        errors.push(error);
+                    }
+                },
             }
         }
     }
     out
 }
 
-/// Looks through the invisible groups that `macro_rules!` puts around captured expressions.
-fn ungroup(mut expr: &Expr) -> &Expr {
-    while let Expr::Group(group) = expr {
-        expr = &group.expr;
+/// Looks through the invisible groups that `macro_rules!` puts around captured fragments.
+fn ungroup(tokens: TokenStream) -> TokenStream {
+    let mut iter = tokens.clone().into_iter();
+    match (iter.next(), iter.next()) {
+        (Some(TokenTree::Group(group)), None) if group.delimiter() == Delimiter::None => {
+            ungroup(group.stream())
+        }
+        _ => tokens,
     }
-    expr
 }
 
-fn parse_id(value: &Expr) -> syn::Result<u64> {
-    let Expr::Lit(syn::ExprLit {
-        lit: Lit::Int(int), ..
-    }) = value
-    else {
+/// The value as one literal, if it is one.
+fn literal(value: &TokenStream) -> Option<Lit> {
+    syn::parse2::<Lit>(value.clone()).ok()
+}
+
+fn parse_id(value: &TokenStream) -> syn::Result<u64> {
+    let Some(Lit::Int(int)) = literal(value) else {
         return Err(syn::Error::new_spanned(
             value,
             "`id` must be an integer literal, such as `id = 42`",
@@ -274,4 +394,47 @@ fn parse_id(value: &Expr) -> syn::Result<u64> {
     }
     int.base10_parse::<u64>()
         .map_err(|_| syn::Error::new(int.span(), "`id` must fit in a `u64`"))
+}
+
+fn parse_name(value: &TokenStream) -> syn::Result<LitStr> {
+    match literal(value) {
+        Some(Lit::Str(name)) if !name.value().is_empty() => Ok(name),
+        Some(Lit::Str(name)) => Err(syn::Error::new(name.span(), "`name` must not be empty")),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "`name` must be a string literal, such as `name = \"JointState\"`",
+        )),
+    }
+}
+
+/// `crate = some::path`, or the same path in a string, as serde accepts it.
+fn parse_crate(value: &TokenStream) -> syn::Result<Path> {
+    const MESSAGE: &str = "`crate` must be a path to the rtipc crate, such as \
+                           `crate = my_crate::rtipc` or `crate = \"my_crate::rtipc\"`";
+    let path = match literal(value) {
+        Some(Lit::Str(string)) => string.parse_with(Path::parse_mod_style),
+        _ => Path::parse_mod_style.parse2(value.clone()),
+    };
+    path.map_err(|_| syn::Error::new_spanned(value, MESSAGE))
+}
+
+/// `Clone` and `Copy` in the `#[derive(...)]` attributes that the derive sees.
+fn parse_siblings(attrs: &[Attribute]) -> Vec<SiblingDerive> {
+    let mut siblings = Vec::new();
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("derive")) {
+        // rustc reports a malformed `#[derive]` itself.
+        let Ok(paths) = attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
+        else {
+            continue;
+        };
+        for path in paths {
+            let which = match path.segments.last() {
+                Some(last) if last.ident == "Clone" => CopyTrait::Clone,
+                Some(last) if last.ident == "Copy" => CopyTrait::Copy,
+                _ => continue,
+            };
+            siblings.push(SiblingDerive { path, which });
+        }
+    }
+    siblings
 }

@@ -1,12 +1,13 @@
 //! Stage 2: refuse what cannot be an rtipc object, each problem spanned on its token.
 //!
 //! What can be decided from the syntax is decided here: the item's kind, generics, `#[repr]`,
-//! and field types that are never allowed (`bool`, `char`, `usize`, `isize`, references and
-//! pointers), even inside arrays. The rest is proven by the compiler from what
+//! `Clone` or `Copy` derived again, and field types that are never allowed (`bool`, `char`,
+//! `usize`, `isize`, references and pointers), even inside arrays. The rest is proven by the
+//! compiler from what
 //! [`expand`](crate::expand) emits: every field type implements the sealed `FieldKind` trait,
-//! and a `const` assertion checks that there is no padding.
+//! and there is no padding before, between or after the fields.
 
-use syn::{GenericParam, Type};
+use syn::{GenericParam, Type, TypePath};
 
 use crate::parse::{Errors, Input, ReprKind, Shape};
 
@@ -35,6 +36,16 @@ pub(crate) fn validate(input: &Input<'_>, errors: &mut Errors) {
     };
     validate_generics(input, errors);
     validate_repr(input, errors);
+    for sibling in &input.siblings {
+        errors.add_spanned(
+            &sibling.path,
+            format_args!(
+                "`#[derive(Object)]` already implements `Clone` and `Copy`; remove `{}` from \
+                 this `#[derive]`",
+                sibling.which.name()
+            ),
+        );
+    }
     if fields.is_empty() {
         errors.add(
             input.ident.span(),
@@ -135,29 +146,21 @@ fn collect_type_problems<'t>(ty: &'t Type, problems: &mut Vec<(&'t Type, String)
         Type::BareFn(_) => {
             format!("function pointers are not allowed in an rtipc object: {ADDRESS}")
         }
-        Type::Path(path) if path.qself.is_none() => {
-            let segments = &path.path.segments;
-            let Some(last) = segments.last() else { return };
-            // `usize`, or `core::primitive::usize` and the like.
-            let primitive = segments.len() == 1
-                || segments.len() >= 2 && segments[segments.len() - 2].ident == "primitive";
-            if !primitive || !last.arguments.is_empty() {
-                return;
-            }
-            let message = match last.ident.to_string().as_str() {
-                "bool" => {
+        Type::Path(path) => {
+            let message = match primitive_name(path).as_deref() {
+                Some("bool") => {
                     "`bool` is not allowed in an rtipc object: only 0 and 1 are valid, and a \
                      peer may write any byte; use `u8`"
                 }
-                "char" => {
+                Some("char") => {
                     "`char` is not allowed in an rtipc object: not every `u32` is a valid \
                      `char`, and a peer may write any value; use `u32`"
                 }
-                "usize" => {
+                Some("usize") => {
                     "`usize` is not allowed in an rtipc object: its size depends on the \
                      target; use `u32` or `u64`"
                 }
-                "isize" => {
+                Some("isize") => {
                     "`isize` is not allowed in an rtipc object: its size depends on the \
                      target; use `i32` or `i64`"
                 }
@@ -168,4 +171,38 @@ fn collect_type_problems<'t>(ty: &'t Type, problems: &mut Vec<(&'t Type, String)
         _ => return,
     };
     problems.push((ty, message));
+}
+
+/// The name of the primitive type that `path` names, if it names one the way rtipc recognises:
+/// `usize`, or `core::primitive::usize` and the like.
+fn primitive_name(path: &TypePath) -> Option<String> {
+    if path.qself.is_some() {
+        return None;
+    }
+    let segments = &path.path.segments;
+    let last = segments.last()?;
+    let primitive = segments.len() == 1 && path.path.leading_colon.is_none()
+        || segments.len() >= 2 && segments[segments.len() - 2].ident == "primitive";
+    (primitive && last.arguments.is_empty()).then(|| last.ident.to_string())
+}
+
+/// Whether `ty` is one of the fixed-width primitives, which implement `FieldKind` (`u8` ...
+/// `f64`, or a path such as `core::primitive::u8`), or an array of them.
+///
+/// Such a field gets no `FieldKind` bound on the impls and no check of its own (its schema
+/// entry names `FieldKind` anyway); every other field gets both. If the name is shadowed by a
+/// type that is not allowed, the error is only less clear.
+pub(crate) fn is_primitive_or_array(ty: &Type) -> bool {
+    match ty {
+        Type::Array(array) => is_primitive_or_array(&array.elem),
+        Type::Group(group) => is_primitive_or_array(&group.elem),
+        Type::Paren(paren) => is_primitive_or_array(&paren.elem),
+        Type::Path(path) => primitive_name(path).is_some_and(|name| {
+            matches!(
+                name.as_str(),
+                "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "f32" | "f64"
+            )
+        }),
+        _ => false,
+    }
 }

@@ -152,12 +152,15 @@ pub use crate::{
 /// or struct.
 ///
 /// The derive also implements [`Clone`] and [`Copy`], which [`Object`](trait@Object) requires:
-/// do not derive them as well.
+/// do not derive them as well. A `#[derive(Clone)]` written after `#[derive(Object)]` gets
+/// rtipc's own error saying so; in the same list, `#[derive(Clone, Copy, Object)]` gets rustc's
+/// "conflicting implementations" error, which a derive cannot change, with a note naming the
+/// fix.
 ///
 /// # Attributes
 ///
-/// `#[rtipc(id = N, name = "...")]`, both keys optional, in one attribute or several; each key
-/// may be given once.
+/// `#[rtipc(id = N, name = "...", crate = path)]`, every key optional, in one attribute or
+/// several; each key may be given once.
 ///
 /// - `id = N`, an integer literal that fits in a `u64`, sets [`Object::ID`]. Without it, the id
 ///   is [`schema::id_from_name`] of the type's name: a stable 64-bit hash of the name alone,
@@ -165,6 +168,9 @@ pub use crate::{
 ///   object types of the same name that share a channel need an explicit `id` or `name`.
 /// - `name = "..."` sets the name in the [`Schema`](schema::Schema) (and so the default id);
 ///   without it, the name is the struct's identifier.
+/// - `crate = path` (or `crate = "path"`) is the path through which the generated code reaches
+///   rtipc, for a crate that uses it through a re-export: `#[rtipc(crate = my_sdk::rtipc)]`.
+///   Without it, `::rtipc`.
 ///
 /// The [fingerprint](schema::fingerprint) covers the size, the alignment and, for every field,
 /// its name, offset, size and type, recursing into arrays and nested objects; it does not
@@ -230,7 +236,9 @@ pub use crate::{
 /// }
 /// ```
 ///
-/// Padding bytes, which would be uninitialised; here 3 bytes after `flag`:
+/// Padding bytes, which would be uninitialised; here 3 bytes after `flag`. The error names the
+/// struct, the field after the gap, the offset and the exact field to insert (here
+/// `` insert `_pad1: [u8; 3]` before `value` ``):
 ///
 /// ```compile_fail,E0080
 /// #[derive(rtipc::Object)]

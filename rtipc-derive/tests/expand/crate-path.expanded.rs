@@ -1,0 +1,143 @@
+#[allow(
+    unused_lifetimes,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery,
+    clippy::restriction
+)]
+const _: () = {
+    use my_crate::reexports::rtipc as __rtipc;
+    macro_rules! derive_Object_already_implements_Clone_and_Copy__remove_them_from_the_derive_list {
+        () => {
+            #[automatically_derived] impl __rtipc::__private::core::clone::Clone for
+            Sample { #[inline] fn clone(& self) -> Self { * self } }
+            #[automatically_derived] impl __rtipc::__private::core::marker::Copy for
+            Sample {}
+        };
+    }
+    derive_Object_already_implements_Clone_and_Copy__remove_them_from_the_derive_list!();
+    #[automatically_derived]
+    unsafe impl __rtipc::Object for Sample {
+        const ID: __rtipc::__private::core::primitive::u64 = __rtipc::__private::id_from_name(
+            "Sample",
+        );
+        const SCHEMA: &'static __rtipc::__private::Schema = &__rtipc::__private::Schema {
+            name: __rtipc::__private::Cow::Borrowed("Sample"),
+            size: __rtipc::__private::core::mem::size_of::<Sample>()
+                as __rtipc::__private::core::primitive::u64,
+            align: __rtipc::__private::core::mem::align_of::<Sample>()
+                as __rtipc::__private::core::primitive::u64,
+            fields: __rtipc::__private::Cow::Borrowed(
+                &[
+                    __rtipc::__private::Field {
+                        name: __rtipc::__private::Cow::Borrowed("value"),
+                        offset: __rtipc::__private::core::mem::offset_of!(Sample, value)
+                            as __rtipc::__private::core::primitive::u64,
+                        size: __rtipc::__private::core::mem::size_of::<u64>()
+                            as __rtipc::__private::core::primitive::u64,
+                        ty: __rtipc::__private::field_type(
+                            <u64 as __rtipc::__private::FieldKind>::TYPE,
+                        ),
+                    },
+                ],
+            ),
+        };
+        const FINGERPRINT: __rtipc::__private::core::primitive::u64 = __rtipc::__private::fingerprint(
+            <Self as __rtipc::Object>::SCHEMA,
+        );
+        fn __rtipc_sealed(_: __rtipc::__private::Sealed) {}
+    }
+    #[automatically_derived]
+    unsafe impl __rtipc::__private::FieldKind for Sample {
+        const TYPE: &'static __rtipc::__private::FieldType = &__rtipc::__private::FieldType::Object(
+            __rtipc::__private::Link::Static(<Self as __rtipc::Object>::SCHEMA),
+        );
+    }
+    mod __rtipc_padding {
+        struct Message {
+            buf: [u8; 229usize],
+            len: usize,
+        }
+        impl Message {
+            const fn str(mut self, s: &str) -> Self {
+                let s = s.as_bytes();
+                let mut i = 0;
+                while i < s.len() {
+                    self.buf[self.len] = s[i];
+                    self.len += 1;
+                    i += 1;
+                }
+                self
+            }
+            const fn num(mut self, mut n: usize) -> Self {
+                let mut digits = [0; 20];
+                let mut count = 0;
+                loop {
+                    digits[count] = b'0' + (n % 10) as u8;
+                    count += 1;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                while count > 0 {
+                    count -= 1;
+                    self.buf[self.len] = digits[count];
+                    self.len += 1;
+                }
+                self
+            }
+            const fn as_str(&self) -> &str {
+                match ::core::str::from_utf8(self.buf.split_at(self.len).0) {
+                    ::core::result::Result::Ok(message) => message,
+                    ::core::result::Result::Err(_) => "padding",
+                }
+            }
+        }
+        /// Panics if `end`, where a field ends, is not `next`, where the next one starts
+        /// (or the struct ends), with a message of `name`, `place` and `fix`.
+        #[track_caller]
+        pub(super) const fn check(
+            name: &str,
+            end: usize,
+            next: usize,
+            place: &str,
+            named: bool,
+            fix: &str,
+        ) {
+            let bytes = next - end;
+            if bytes == 0 {
+                return;
+            }
+            let message = Message {
+                buf: [0; 229usize],
+                len: 0,
+            }
+                .str(name)
+                .str(" has ")
+                .num(bytes)
+                .str(if bytes == 1 { " byte" } else { " bytes" })
+                .str(" of padding ")
+                .str(place)
+                .str(" (at offset ")
+                .num(end)
+                .str("): insert `");
+            let message = if named {
+                message.str("_pad").num(end).str(": ")
+            } else {
+                message
+            };
+            let message = message.str("[u8; ").num(bytes).str("]` ").str(fix);
+            ::core::panic!("{}", message.as_str())
+        }
+    }
+    const _: () = __rtipc_padding::check(
+        "`Sample`",
+        __rtipc::__private::core::mem::offset_of!(Sample, value)
+            + __rtipc::__private::core::mem::size_of::<u64>(),
+        __rtipc::__private::core::mem::size_of::<Sample>(),
+        "after the last field `value`",
+        true,
+        "after `value`",
+    );
+};

@@ -1,0 +1,211 @@
+#[allow(
+    unused_lifetimes,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery,
+    clippy::restriction
+)]
+const _: () = {
+    use ::rtipc as __rtipc;
+    const _: &__rtipc::__private::FieldType = <Vector3 as __rtipc::__private::FieldKind>::TYPE;
+    const _: &__rtipc::__private::FieldType = <[[Pose; 4]; 2] as __rtipc::__private::FieldKind>::TYPE;
+    macro_rules! derive_Object_already_implements_Clone_and_Copy__remove_them_from_the_derive_list {
+        () => {
+            #[automatically_derived] impl __rtipc::__private::core::clone::Clone for
+            Trajectory where for < 'a > Vector3 : __rtipc::__private::FieldKind +
+            __rtipc::__private::core::marker::Send +
+            __rtipc::__private::core::marker::Sync, for < 'a > [[Pose; 4]; 2] :
+            __rtipc::__private::FieldKind + __rtipc::__private::core::marker::Send +
+            __rtipc::__private::core::marker::Sync { #[inline] fn clone(& self) -> Self {
+            * self } } #[automatically_derived] impl
+            __rtipc::__private::core::marker::Copy for Trajectory where for < 'a >
+            Vector3 : __rtipc::__private::FieldKind +
+            __rtipc::__private::core::marker::Send +
+            __rtipc::__private::core::marker::Sync, for < 'a > [[Pose; 4]; 2] :
+            __rtipc::__private::FieldKind + __rtipc::__private::core::marker::Send +
+            __rtipc::__private::core::marker::Sync {}
+        };
+    }
+    derive_Object_already_implements_Clone_and_Copy__remove_them_from_the_derive_list!();
+    #[automatically_derived]
+    unsafe impl __rtipc::Object for Trajectory
+    where
+        for<'a> Vector3: __rtipc::__private::FieldKind
+            + __rtipc::__private::core::marker::Send
+            + __rtipc::__private::core::marker::Sync,
+        for<'a> [[Pose; 4]; 2]: __rtipc::__private::FieldKind
+            + __rtipc::__private::core::marker::Send
+            + __rtipc::__private::core::marker::Sync,
+    {
+        const ID: __rtipc::__private::core::primitive::u64 = __rtipc::__private::id_from_name(
+            "Trajectory",
+        );
+        const SCHEMA: &'static __rtipc::__private::Schema = &__rtipc::__private::Schema {
+            name: __rtipc::__private::Cow::Borrowed("Trajectory"),
+            size: __rtipc::__private::core::mem::size_of::<Trajectory>()
+                as __rtipc::__private::core::primitive::u64,
+            align: __rtipc::__private::core::mem::align_of::<Trajectory>()
+                as __rtipc::__private::core::primitive::u64,
+            fields: __rtipc::__private::Cow::Borrowed(
+                &[
+                    __rtipc::__private::Field {
+                        name: __rtipc::__private::Cow::Borrowed("origin"),
+                        offset: __rtipc::__private::core::mem::offset_of!(
+                            Trajectory, origin
+                        ) as __rtipc::__private::core::primitive::u64,
+                        size: __rtipc::__private::core::mem::size_of::<Vector3>()
+                            as __rtipc::__private::core::primitive::u64,
+                        ty: __rtipc::__private::field_type(
+                            <Vector3 as __rtipc::__private::FieldKind>::TYPE,
+                        ),
+                    },
+                    __rtipc::__private::Field {
+                        name: __rtipc::__private::Cow::Borrowed("poses"),
+                        offset: __rtipc::__private::core::mem::offset_of!(
+                            Trajectory, poses
+                        ) as __rtipc::__private::core::primitive::u64,
+                        size: __rtipc::__private::core::mem::size_of::<[[Pose; 4]; 2]>()
+                            as __rtipc::__private::core::primitive::u64,
+                        ty: __rtipc::__private::field_type(
+                            <[[Pose; 4]; 2] as __rtipc::__private::FieldKind>::TYPE,
+                        ),
+                    },
+                    __rtipc::__private::Field {
+                        name: __rtipc::__private::Cow::Borrowed("weights"),
+                        offset: __rtipc::__private::core::mem::offset_of!(
+                            Trajectory, weights
+                        ) as __rtipc::__private::core::primitive::u64,
+                        size: __rtipc::__private::core::mem::size_of::<[[f32; 3]; 2]>()
+                            as __rtipc::__private::core::primitive::u64,
+                        ty: __rtipc::__private::field_type(
+                            <[[f32; 3]; 2] as __rtipc::__private::FieldKind>::TYPE,
+                        ),
+                    },
+                ],
+            ),
+        };
+        const FINGERPRINT: __rtipc::__private::core::primitive::u64 = __rtipc::__private::fingerprint(
+            <Self as __rtipc::Object>::SCHEMA,
+        );
+        fn __rtipc_sealed(_: __rtipc::__private::Sealed) {}
+    }
+    #[automatically_derived]
+    unsafe impl __rtipc::__private::FieldKind for Trajectory
+    where
+        for<'a> Vector3: __rtipc::__private::FieldKind
+            + __rtipc::__private::core::marker::Send
+            + __rtipc::__private::core::marker::Sync,
+        for<'a> [[Pose; 4]; 2]: __rtipc::__private::FieldKind
+            + __rtipc::__private::core::marker::Send
+            + __rtipc::__private::core::marker::Sync,
+    {
+        const TYPE: &'static __rtipc::__private::FieldType = &__rtipc::__private::FieldType::Object(
+            __rtipc::__private::Link::Static(<Self as __rtipc::Object>::SCHEMA),
+        );
+    }
+    mod __rtipc_padding {
+        struct Message {
+            buf: [u8; 237usize],
+            len: usize,
+        }
+        impl Message {
+            const fn str(mut self, s: &str) -> Self {
+                let s = s.as_bytes();
+                let mut i = 0;
+                while i < s.len() {
+                    self.buf[self.len] = s[i];
+                    self.len += 1;
+                    i += 1;
+                }
+                self
+            }
+            const fn num(mut self, mut n: usize) -> Self {
+                let mut digits = [0; 20];
+                let mut count = 0;
+                loop {
+                    digits[count] = b'0' + (n % 10) as u8;
+                    count += 1;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                while count > 0 {
+                    count -= 1;
+                    self.buf[self.len] = digits[count];
+                    self.len += 1;
+                }
+                self
+            }
+            const fn as_str(&self) -> &str {
+                match ::core::str::from_utf8(self.buf.split_at(self.len).0) {
+                    ::core::result::Result::Ok(message) => message,
+                    ::core::result::Result::Err(_) => "padding",
+                }
+            }
+        }
+        /// Panics if `end`, where a field ends, is not `next`, where the next one starts
+        /// (or the struct ends), with a message of `name`, `place` and `fix`.
+        #[track_caller]
+        pub(super) const fn check(
+            name: &str,
+            end: usize,
+            next: usize,
+            place: &str,
+            named: bool,
+            fix: &str,
+        ) {
+            let bytes = next - end;
+            if bytes == 0 {
+                return;
+            }
+            let message = Message {
+                buf: [0; 237usize],
+                len: 0,
+            }
+                .str(name)
+                .str(" has ")
+                .num(bytes)
+                .str(if bytes == 1 { " byte" } else { " bytes" })
+                .str(" of padding ")
+                .str(place)
+                .str(" (at offset ")
+                .num(end)
+                .str("): insert `");
+            let message = if named {
+                message.str("_pad").num(end).str(": ")
+            } else {
+                message
+            };
+            let message = message.str("[u8; ").num(bytes).str("]` ").str(fix);
+            ::core::panic!("{}", message.as_str())
+        }
+    }
+    const _: () = __rtipc_padding::check(
+        "`Trajectory`",
+        __rtipc::__private::core::mem::offset_of!(Trajectory, origin)
+            + __rtipc::__private::core::mem::size_of::<Vector3>(),
+        __rtipc::__private::core::mem::offset_of!(Trajectory, poses),
+        "before field `poses`",
+        true,
+        "before `poses`",
+    );
+    const _: () = __rtipc_padding::check(
+        "`Trajectory`",
+        __rtipc::__private::core::mem::offset_of!(Trajectory, poses)
+            + __rtipc::__private::core::mem::size_of::<[[Pose; 4]; 2]>(),
+        __rtipc::__private::core::mem::offset_of!(Trajectory, weights),
+        "before field `weights`",
+        true,
+        "before `weights`",
+    );
+    const _: () = __rtipc_padding::check(
+        "`Trajectory`",
+        __rtipc::__private::core::mem::offset_of!(Trajectory, weights)
+            + __rtipc::__private::core::mem::size_of::<[[f32; 3]; 2]>(),
+        __rtipc::__private::core::mem::size_of::<Trajectory>(),
+        "after the last field `weights`",
+        true,
+        "after `weights`",
+    );
+};
