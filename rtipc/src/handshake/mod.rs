@@ -48,8 +48,8 @@
 //!    eventfds) and reports back whether that worked; only then does `accept` return the
 //!    [`Connection`]. Both sides then take typed handles, which check each object's schema as
 //!    always. The segment's creator is the server; the client is its peer, so a channel from
-//!    client to server is [`Direction::PeerToCreator`](crate::Direction::PeerToCreator) and one
-//!    from server to client [`Direction::CreatorToPeer`](crate::Direction::CreatorToPeer).
+//!    client to server is [`Direction::PeerToCreator`] and one
+//!    from server to client [`Direction::CreatorToPeer`].
 //!
 //! # Which side creates the memory, and why the server
 //!
@@ -63,7 +63,7 @@
 //! # The socket
 //!
 //! `SOCK_SEQPACKET`: connection-oriented (the peer's death closes the connection, which
-//! [`Connection::peer_alive`] and the [`AsFd`] of a [`Connection`] report, `POLLHUP`), with
+//! [`Connection::peer_alive`] and the [`AsFd`](std::os::fd::AsFd) of a [`Connection`] report, `POLLHUP`), with
 //! message boundaries, so every message is read whole by one `recvmsg` and its descriptors
 //! arrive with it; an oversized message is detected (`MSG_TRUNC`), not split. Nothing is read
 //! with `MSG_PEEK`. Every received descriptor is close-on-exec (`MSG_CMSG_CLOEXEC`) and owned
@@ -79,7 +79,7 @@
 //! | field | |
 //! |---|---|
 //! | `cache_line: u32` | the layout's cache-line size (power of two, 16 to 4096) |
-//! | `channel_count: u32` | at most [`MAX_CHANNELS`] |
+//! | `channel_count: u32` | at most [`MAX_CHANNELS`](crate::layout::MAX_CHANNELS) |
 //! | then per channel: | |
 //! | `name_len: u16`, `name` | 1 to 255 bytes of UTF-8 |
 //! | `kind: u8` | 1 state, 2 queue |

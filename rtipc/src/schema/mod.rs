@@ -1,4 +1,4 @@
-//! Schemas of [`Object`](crate::Object) types: what a type looks like in memory, field by field.
+//! Schemas of [`Object`] types: what a type looks like in memory, field by field.
 //!
 //! `#[derive(Object)]` emits a `const` [`Schema`] for every object type: its name, size and
 //! alignment, and for every field its name, offset, size and [`FieldType`], recursively through
@@ -31,7 +31,7 @@ pub use codec::{
 pub use diff::{diff, Difference, SchemaDiff};
 pub(crate) use object::Object;
 
-/// A fixed-width primitive: the only scalar types an [`Object`](crate::Object) may contain.
+/// A fixed-width primitive: the only scalar types an [`Object`] may contain.
 ///
 /// Every bit pattern is a valid value of each of these types, and their sizes do not depend on
 /// the target, so two processes of different word sizes agree on them. `bool`, `char`, `usize`
