@@ -207,9 +207,10 @@ fn corrupt_ring_cells_fail_the_next_pop_and_push() {
 
     let f = shm_file(&name);
     let cells = ctrl_line(&f, 0, QUEUE_LINE_CELLS);
-    // Cell 1 holds message 2: point it at a slot that does not exist.
+    // Each cell is a position word and a state word (free bit, the position's low 39 bits,
+    // slot index). Cell 1 holds message 2 (position 1): point it at a slot that does not exist.
     let bad = (1u64 << 24) | 0xff_ffff;
-    write_n(&f, cells + 8, 8, bad);
+    write_n(&f, cells + 16 + 8, 8, bad);
     let err = rx.pop().map(|_| ()).unwrap_err();
     assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("ring"), "{err}");
@@ -217,15 +218,13 @@ fn corrupt_ring_cells_fail_the_next_pop_and_push() {
         matches!(rx.pop().map(|_| ()), Err(DataError::Poisoned)),
         "the handle stays refused"
     );
-    // Make cells 2 and 3 hold the same slot: after the producer takes it from cell 2, cell 3
-    // offers the producer its own slot.
-    write_n(&f, cells + 16, 8, 1 << 63);
-    tx.force_push(&numbered(3)).unwrap();
-    write_n(&f, cells + 24, 8, 1 << 63);
-    let err = tx.force_push(&numbered(4)).unwrap_err();
+    // Cell 2, where message 3 goes, offers the producer a slot that does not exist.
+    let free_before_2 = (1u64 << 63) | ((2u64.wrapping_sub(4) & ((1 << 39) - 1)) << 24);
+    write_n(&f, cells + 2 * 16 + 8, 8, free_before_2 | 0xff_ffff);
+    let err = tx.force_push(&numbered(3)).unwrap_err();
     assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
     assert!(
-        matches!(tx.force_push(&numbered(5)), Err(DataError::Poisoned)),
+        matches!(tx.force_push(&numbered(4)), Err(DataError::Poisoned)),
         "the producer stays refused"
     );
 }

@@ -31,6 +31,9 @@ pub enum CorruptWord {
     StateSeqBackwards,
     /// A state channel's saved slot indices are not three distinct slots.
     StateIndices,
+    /// A state channel's word changed more often during one publish than a consumer that
+    /// follows the protocol can change it.
+    StateContention,
     /// A queue's ring cell holds an invalid slot index or the producer's own slot.
     QueueCellOnPush,
     /// A queue's ring cell changed to an invalid value during a pop.
@@ -53,7 +56,11 @@ impl CorruptWord {
                  own slot"
             }
             CorruptWord::StateSeqBackwards => "a state channel's sequence number went backwards",
-            CorruptWord::StateIndices => "a state channel's saved slot indices are not distinct",
+            CorruptWord::StateIndices => "a state channel's slot indices are not distinct",
+            CorruptWord::StateContention => {
+                "a state channel's word changed more often during one publish than its consumer \
+                 can change it"
+            }
             CorruptWord::QueueCellOnPush => {
                 "a queue's ring cell holds an invalid slot index or the producer's own slot"
             }
@@ -67,3 +74,25 @@ impl CorruptWord {
         }
     }
 }
+
+/// Where a side stops in a model of a crash: production code passes [`Run`], which never stops
+/// and compiles away; loom models pass a counter that stops a side after a number of atomic
+/// steps, as a SIGKILL would.
+pub(crate) trait Steps {
+    /// Whether the side may take its next step (an atomic operation on shared memory).
+    fn next(&mut self) -> bool;
+}
+
+/// Runs to completion: the production [`Steps`].
+pub(crate) struct Run;
+
+impl Steps for Run {
+    #[inline(always)]
+    fn next(&mut self) -> bool {
+        true
+    }
+}
+
+/// The side stopped before finishing, as if killed: only models see this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stopped;

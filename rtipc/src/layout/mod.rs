@@ -55,12 +55,16 @@
 //! Then each kind's own lines, producer-written and consumer-written words on lines of their
 //! own:
 //!
-//! * state (5 lines, 3 slots): line 2 the shared middle word of the triple buffer (slot index,
-//!   dirty bit, sequence number); line 3 the producer's saved state; line 4 the consumer's saved
-//!   state.
-//! * queue (capacity `N`, `N + 2` slots): line 2 the producer's `head` and slot; line 3 the
-//!   consumer's `tail` and slot; then `N` 8-byte ring cells (free bit, 39-bit position, 24-bit
-//!   slot index), as many lines as they fill.
+//! * state (3 lines, 3 slots): line 2 the triple buffer's state word (the middle slot, the
+//!   consumer's slot, a dirty bit, a request bit and the newest sequence number; the producer's
+//!   slot is the third) and, beside it, the sequence number of each slot's data. Every change of
+//!   the slots' assignment is one compare-and-swap of that word.
+//! * queue (capacity `N`, `N + 2` slots): line 2 the producer's `head` and record (the slot it
+//!   holds, or the exchange it is making); line 3 the consumer's `tail`, the position of a pop it
+//!   is making, and its record; then `N` ring cells of 16 bytes (the message's full position,
+//!   then a state word: free bit, the position's low 39 bits, 24-bit slot index), as many lines as
+//!   they fill; then one 8-byte header per slot (the position of the last message written into
+//!   it), as many lines as they fill.
 //!
 //! Everything outside control blocks and slots is immutable once `ready` is set.
 //!
@@ -113,7 +117,7 @@ pub const MAX_METADATA: u64 = 16 << 20;
 /// Largest supported cache-line size (and object alignment).
 pub const MAX_CACHE_LINE: u32 = 4096;
 /// Smallest supported cache-line size.
-pub const MIN_CACHE_LINE: u32 = 16;
+pub const MIN_CACHE_LINE: u32 = 32;
 /// The cache-line size this build lays segments out with by default.
 ///
 /// 128 bytes on x86-64 and aarch64: modern x86 prefetches cache lines in pairs, and Apple
@@ -132,26 +136,27 @@ pub(crate) mod common_ctrl {
 
 /// The control block of a state channel.
 pub(crate) mod state_ctrl {
-    /// The shared middle word, at +0.
-    pub const LINE_MIDDLE: u64 = 2;
-    /// The producer's saved state, at +0.
-    pub const LINE_PRODUCER: u64 = 3;
-    /// The consumer's saved state, at +0.
-    pub const LINE_CONSUMER: u64 = 4;
+    /// The state word at +0, then the sequence number of each slot's data at +8, +16, +24.
+    pub const LINE_STATE: u64 = 2;
     /// Lines in the control block.
-    pub const LINES: u64 = 5;
+    pub const LINES: u64 = 3;
     /// Slots of a state channel.
     pub const SLOTS: u32 = 3;
 }
 
-/// The control block of a queue channel.
+/// The control block of a queue channel of capacity `N`.
 pub(crate) mod queue_ctrl {
-    /// The producer's `head` at +0 and slot at +8.
+    /// The producer's `head` at +0 and its record at +8.
     pub const LINE_PRODUCER: u64 = 2;
-    /// The consumer's `tail` at +0 and slot at +8.
+    /// The consumer's `tail` at +0, the position of a pending pop at +8, its record at +16.
     pub const LINE_CONSUMER: u64 = 3;
-    /// The first line of the ring cells.
+    /// The first line of the ring: per cell, its position word and its state word.
     pub const LINE_CELLS: u64 = 4;
+
+    /// The first line of the slots' header words, after the ring.
+    pub const fn line_headers(capacity: u64, cache_line: u64) -> u64 {
+        LINE_CELLS + (16 * capacity).div_ceil(cache_line)
+    }
 }
 
 /// Why the layout refuses a plan or a segment; becomes an [`Error`](crate::Error).

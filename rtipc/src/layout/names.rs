@@ -43,9 +43,11 @@ impl ChannelKind {
         match self {
             ChannelKind::State => state_ctrl::LINES * cache_line,
             ChannelKind::Queue => {
-                // The fixed lines, then the ring of `slot_count - 2` cells of 8 bytes.
-                let cells = 8 * u64::from(slot_count.saturating_sub(2));
-                queue_ctrl::LINE_CELLS * cache_line + cells.div_ceil(cache_line) * cache_line
+                // The fixed lines, the ring of `slot_count - 2` cells of 16 bytes, then one
+                // header of 8 bytes per slot.
+                let capacity = u64::from(slot_count.saturating_sub(2));
+                let headers = (8 * u64::from(slot_count)).div_ceil(cache_line) * cache_line;
+                queue_ctrl::line_headers(capacity, cache_line) * cache_line + headers
             }
         }
     }

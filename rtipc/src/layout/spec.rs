@@ -141,7 +141,7 @@ pub(crate) fn validate(channels: &[ChannelSpec], cache_line: u32) -> Result<(), 
     let bad = |m: String| Err(FormatError::Invalid(m));
     if !cache_line.is_power_of_two() || !(MIN_CACHE_LINE..=MAX_CACHE_LINE).contains(&cache_line) {
         return bad(format!(
-            "cache line {cache_line} must be a power of two between 16 and 4096"
+            "cache line {cache_line} must be a power of two between 32 and 4096"
         ));
     }
     if channels.len() > MAX_CHANNELS as usize {

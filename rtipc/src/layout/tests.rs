@@ -137,7 +137,7 @@ proptest! {
     #[test]
     fn parse_of_write_of_plan_round_trips(
         decls in prop::collection::vec(decl(), 0..6),
-        cache_line in prop_oneof![Just(16u32), Just(64), Just(128), Just(256), Just(4096)],
+        cache_line in prop_oneof![Just(32u32), Just(64), Just(128), Just(256), Just(4096)],
     ) {
         let specs = specs(&decls);
         let plan = Plan::new(&specs, cache_line, 42, 7).unwrap();

@@ -5,7 +5,7 @@
 //! leaves the consumer asleep with the producer finished: loom reports the deadlock.
 use crate::queue::protocol as q;
 use crate::segment::wake::protocol::{after_publish, wait, Slept, EVENTFD, FUTEX};
-use crate::state::protocol::{self as tb, Consumer, Fetched, Producer, DIRTY};
+use crate::state::protocol as tb;
 use crate::sync::AtomicU64;
 use crate::sync::{AtomicU32, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
@@ -94,62 +94,111 @@ fn model(publishes: u64, how: u32) {
     model_with(publishes, how, after_publish)
 }
 
+/// The words of one state channel.
+struct StateWords {
+    state: AtomicU64,
+    seqs: [AtomicU64; 3],
+}
+
+impl StateWords {
+    fn words(&self) -> tb::Words<'_> {
+        tb::Words {
+            state: &self.state,
+            seqs: &self.seqs,
+        }
+    }
+}
+
 /// State channel: the consumer waits for each update and fetches it until it has the last.
 fn model_with(publishes: u64, how: u32, after_publish: fn(&AtomicU32) -> u32) {
     loom::model(move || {
-        let middle = Arc::new(AtomicU64::new(1));
+        let w = Arc::new(StateWords {
+            state: AtomicU64::new(tb::initial_word()),
+            seqs: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+        });
         let kernel = Arc::new(Kernel::new());
-        let (pm, pk) = (middle.clone(), kernel.clone());
+        let (pw, pk) = (w.clone(), kernel.clone());
         let producer = loom::thread::spawn(move || {
-            let mut p = Producer { back: 0, seq: 0 };
+            let mut p = tb::claim_producer(pw.words()).unwrap();
             for _ in 0..publishes {
-                tb::publish(&pm, &mut p).unwrap();
+                tb::publish(pw.words(), &mut p).unwrap();
                 pk.notify(after_publish);
             }
         });
-        let mut c = Consumer { front: 2, seq: 0 };
+        let mut c = tb::claim_consumer(w.words()).unwrap();
         while c.seq < publishes {
-            let ready = kernel.wait(how, || middle.load(Ordering::Relaxed) & DIRTY != 0);
+            let ready = kernel.wait(how, || tb::has_data(w.words()));
             assert!(ready, "no timeout was set, so wait returns only with data");
             assert!(matches!(
-                tb::fetch(&middle, &mut c).unwrap(),
-                Fetched::New { .. }
+                tb::fetch(w.words(), &mut c).unwrap(),
+                tb::Fetched::New { .. }
             ));
         }
         producer.join().unwrap();
     });
 }
 
+/// The words of one queue of capacity 2.
+struct QueueWords {
+    cells: Vec<AtomicU64>,
+    headers: Vec<AtomicU64>,
+    words: [AtomicU64; 5],
+}
+
+impl QueueWords {
+    fn new() -> QueueWords {
+        let capacity = 2;
+        let mut cells = Vec::new();
+        for i in 0..capacity {
+            let (pos, st) = q::initial_cell(i, capacity);
+            cells.push(AtomicU64::new(pos));
+            cells.push(AtomicU64::new(st));
+        }
+        let (p, c) = q::initial_records(capacity);
+        QueueWords {
+            cells,
+            headers: (0..capacity + 2).map(|_| AtomicU64::new(0)).collect(),
+            words: [
+                AtomicU64::new(0),
+                AtomicU64::new(p),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(c),
+            ],
+        }
+    }
+
+    fn w(&self) -> q::Words<'_> {
+        q::Words {
+            cells: &self.cells,
+            headers: &self.headers,
+            head: &self.words[0],
+            producer: &self.words[1],
+            tail: &self.words[2],
+            pending: &self.words[3],
+            consumer: &self.words[4],
+        }
+    }
+}
+
 /// Queue of capacity 2: the consumer waits for messages and pops until it has the last.
 fn queue_model(messages: u64, how: u32) {
     loom::model(move || {
-        let shape = q::Shape::new(2);
-        let cells: Arc<Vec<AtomicU64>> = Arc::new(
-            (0..shape.capacity)
-                .map(|i| AtomicU64::new(q::initial_cell(i)))
-                .collect(),
-        );
-        let tail = Arc::new(AtomicU64::new(0));
+        let w = Arc::new(QueueWords::new());
         let kernel = Arc::new(Kernel::new());
-        let (pc, pt, pk) = (cells.clone(), tail.clone(), kernel.clone());
+        let (pw, pk) = (w.clone(), kernel.clone());
         let producer = loom::thread::spawn(move || {
-            let mut p = q::Producer {
-                head: 0,
-                slot: shape.capacity,
-            };
+            let mut p = q::claim_producer(pw.w()).unwrap();
             for _ in 0..messages {
-                q::push(&pc, &pt, shape, &mut p, true).unwrap();
+                q::push(pw.w(), &mut p, true).unwrap();
                 pk.notify(after_publish);
             }
         });
-        let mut c = q::Consumer {
-            tail: 0,
-            slot: shape.capacity + 1,
-        };
+        let mut c = q::claim_consumer(w.w()).unwrap();
         loop {
-            let ready = kernel.wait(how, || q::has_message(&cells, shape, &c));
+            let ready = kernel.wait(how, || q::has_message(w.w(), &c));
             assert!(ready);
-            if let q::Popped::Message { pos, .. } = q::pop(&cells, shape, &mut c).unwrap() {
+            if let q::Popped::Message { pos, .. } = q::pop(w.w(), &mut c).unwrap() {
                 if pos + 1 == messages {
                     break;
                 }

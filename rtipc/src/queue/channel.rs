@@ -1,10 +1,10 @@
-//! What the handles of both ends of a queue share: the claimed end, the ring, this end's words,
-//! the other end's position, and the slots.
+//! What the handles of both ends of a queue share: the claimed end, the protocol's words, and
+//! the slots.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use super::protocol::{self, Shape};
+use super::protocol::Words;
 use crate::error::{DataError, Result};
 use crate::layout::{queue_ctrl, ChannelKind, End};
 use crate::schema::Object;
@@ -14,17 +14,16 @@ use crate::sync::BadWord;
 /// A claimed end of a queue.
 pub(super) struct Channel<T> {
     pub ch: EndHandle,
+    /// The ring: per cell, a position word and a state word.
     cells: *const AtomicU64,
-    /// The producer's `head` word (producer end) or the consumer's `tail` word.
-    own_pos: *const AtomicU64,
-    /// The recovery copy of this end's slot index.
-    own_slot: *const AtomicU64,
-    /// The other end's position word (the consumer's tail, read by `try_push`; the producer's
-    /// head, read by `latest`).
-    other_pos: *const AtomicU64,
+    /// One header word per slot.
+    headers: *const AtomicU64,
+    /// The producer's line (head, record) and the consumer's (tail, pending, record).
+    producer: *const AtomicU64,
+    consumer: *const AtomicU64,
     slots: *mut u8,
     stride: usize,
-    pub shape: Shape,
+    pub capacity: u64,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -33,75 +32,63 @@ pub(super) struct Channel<T> {
 unsafe impl<T> Send for Channel<T> {}
 
 impl<T: Object> Channel<T> {
-    /// Claims `end` of queue `name`, checks `T`, and returns the saved `(position, slot)`.
-    pub fn claim(seg: &Segment, name: &str, end: End) -> Result<(Channel<T>, u64, u64)> {
+    /// Claims `end` of queue `name` and checks `T`.
+    pub fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel<T>> {
         let ch = seg.channel(name, ChannelKind::Queue, end)?;
-        // The layout allows exactly one object in a queue: it is at offset 0.
+        // The layout allows exactly one object in a queue, at offset 0.
         ch.object::<T>()?;
-        let mut ch = ch.claim_end(end)?;
-        let capacity = u64::from(ch.info.slot_count) - 2;
-        let shape = Shape::new(capacity);
-        let (own, other) = match end {
-            End::Producer => (queue_ctrl::LINE_PRODUCER, queue_ctrl::LINE_CONSUMER),
-            End::Consumer => (queue_ctrl::LINE_CONSUMER, queue_ctrl::LINE_PRODUCER),
-        };
+        let ch = ch.claim_end(end)?;
+        let slot_count = u64::from(ch.info.slot_count);
+        let capacity = slot_count - 2;
         let ctrl = ch.ctrl();
-        let (own_pos, own_slot) = (ctrl.word(own, 0), ctrl.word(own, 1));
-        let other_pos = ctrl.word(other, 0) as *const AtomicU64;
-        let cells = ctrl.words_from(queue_ctrl::LINE_CELLS, capacity).as_ptr();
-        // Relaxed: the claim's acquire ordered the previous holder's stores.
-        let saved = protocol::recover(
-            own_pos.load(Ordering::Relaxed),
-            own_slot.load(Ordering::Relaxed),
-            shape,
-        );
-        let (own_pos, own_slot) = (own_pos as *const AtomicU64, own_slot as *const AtomicU64);
-        let (pos, slot) = saved.map_err(|b| crate::Error::from(ch.corrupt(b)))?;
+        let cells = ctrl
+            .words_from(queue_ctrl::LINE_CELLS, 2 * capacity)
+            .as_ptr();
+        let first_header = queue_ctrl::line_headers(capacity, ch.cache_line);
+        let headers = ctrl.words_from(first_header, slot_count).as_ptr();
+        let producer = ctrl.words_from(queue_ctrl::LINE_PRODUCER, 2).as_ptr();
+        let consumer = ctrl.words_from(queue_ctrl::LINE_CONSUMER, 3).as_ptr();
         let slots = ch.slot(0);
         let stride = ch.info.slot_stride as usize;
-        let chan = Channel {
+        Ok(Channel {
             ch,
             cells,
-            own_pos,
-            own_slot,
-            other_pos,
+            headers,
+            producer,
+            consumer,
             slots,
             stride,
-            shape,
+            capacity,
             _t: PhantomData,
+        })
+    }
+
+    /// The protocol's words.
+    #[inline]
+    pub fn words(&self) -> Words<'_> {
+        let n = |ptr: *const AtomicU64, len: u64| {
+            // SAFETY: each pointer starts `len` 8-aligned words of the control block (checked
+            // by `words_from` when it was made), inside the mapping kept alive by `self.ch`,
+            // only accessed atomically.
+            unsafe { std::slice::from_raw_parts(ptr, len as usize) }
         };
-        Ok((chan, pos, slot))
-    }
-
-    pub fn cells(&self) -> &[AtomicU64] {
-        // SAFETY: the ring of `capacity` cells lies inside the control block, inside the
-        // mapping kept alive by `ch`, is 8-aligned, and is only accessed atomically.
-        unsafe { std::slice::from_raw_parts(self.cells, self.shape.capacity as usize) }
-    }
-
-    /// The other end's position word.
-    pub fn other_pos(&self) -> &AtomicU64 {
-        // SAFETY: one of this channel's control words, inside the mapping kept alive by `ch`
-        // and 8-aligned.
-        unsafe { &*self.other_pos }
-    }
-
-    /// Saves this end's position and slot for the other end and for a later holder.
-    pub fn save(&self, pos: u64, slot: u64, pos_order: Ordering) {
-        // SAFETY: as for `other_pos`.
-        let own_pos = unsafe { &*self.own_pos };
-        // SAFETY: as for `other_pos`.
-        let own_slot = unsafe { &*self.own_slot };
-        own_pos.store(pos, pos_order);
-        // Relaxed: a recovery copy for the next holder of the claim, ordered by the claim.
-        own_slot.store(slot, Ordering::Relaxed);
+        let (p, c) = (n(self.producer, 2), n(self.consumer, 3));
+        Words {
+            cells: n(self.cells, 2 * self.capacity),
+            headers: n(self.headers, self.capacity + 2),
+            head: &p[0],
+            producer: &p[1],
+            tail: &c[0],
+            pending: &c[1],
+            consumer: &c[2],
+        }
     }
 
     /// The object in slot `slot`.
     pub fn at(&self, slot: u64) -> *mut T {
-        debug_assert!(slot < self.shape.slots);
-        // SAFETY: `slot < slots` (checked by the protocol on every swap and at the claim), so
-        // the pointer stays inside the channel's buffer of `slots * stride` bytes.
+        debug_assert!(slot < self.capacity + 2);
+        // SAFETY: `slot < slots` (checked by the protocol on every exchange and at the claim),
+        // so the pointer stays inside the channel's buffer of `slots * stride` bytes.
         unsafe { self.slots.add(slot as usize * self.stride).cast::<T>() }
     }
 

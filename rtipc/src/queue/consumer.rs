@@ -34,13 +34,10 @@ impl<T: Object> std::fmt::Debug for QueueConsumer<T> {
 impl<T: Object> QueueConsumer<T> {
     /// Claims the consuming end of queue `name` and checks `T` against its schema.
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
-        let (chan, tail, slot) = Channel::claim(seg, name, End::Consumer)?;
+        let mut chan = Channel::claim(seg, name, End::Consumer)?;
+        let c = protocol::claim_consumer(chan.words()).map_err(|b| chan.corrupt(b))?;
         let bell = Bell::new(&chan.ch);
-        Ok(QueueConsumer {
-            chan,
-            c: Consumer { tail, slot },
-            bell,
-        })
+        Ok(QueueConsumer { chan, c, bell })
     }
 
     /// Takes the oldest unread message: `None` if there is none. The view is valid until the
@@ -48,7 +45,7 @@ impl<T: Object> QueueConsumer<T> {
     /// it.
     pub fn pop(&mut self) -> Result<Option<MessageRef<'_, T>>, DataError> {
         self.chan.ch.check()?;
-        let r = protocol::pop(self.chan.cells(), self.chan.shape, &mut self.c);
+        let r = protocol::pop(self.chan.words(), &mut self.c);
         self.popped(r)
     }
 
@@ -58,8 +55,8 @@ impl<T: Object> QueueConsumer<T> {
         self.chan.ch.check()?;
         // Relaxed: `head` is a hint of where the newest message is; the pop's cell swap
         // carries the synchronisation, and a stale hint only makes us skip fewer messages.
-        let head = self.chan.other_pos().load(Ordering::Relaxed);
-        let r = protocol::latest(self.chan.cells(), self.chan.shape, &mut self.c, head);
+        let head = self.chan.words().head.load(Ordering::Relaxed);
+        let r = protocol::latest(self.chan.words(), &mut self.c, head);
         self.popped(r)
     }
 
@@ -69,23 +66,18 @@ impl<T: Object> QueueConsumer<T> {
     ) -> Result<Option<MessageRef<'_, T>>, DataError> {
         match r {
             Ok(Popped::Empty) => Ok(None),
-            Ok(Popped::Message { pos, lost }) => {
-                // Release: `try_push` compares against it; the slot handover itself is ordered
-                // by the cell swap.
-                self.chan.save(self.c.tail, self.c.slot, Ordering::Release);
-                Ok(Some(MessageRef {
-                    q: self,
-                    seq: pos + 1,
-                    missed: lost,
-                }))
-            }
+            Ok(Popped::Message { pos, missed }) => Ok(Some(MessageRef {
+                q: self,
+                seq: pos.wrapping_add(1),
+                missed,
+            })),
             Err(b) => Err(self.chan.corrupt(b)),
         }
     }
 
     /// How many unread messages the queue holds at most.
     pub fn capacity(&self) -> u32 {
-        self.chan.shape.capacity as u32
+        self.chan.capacity as u32
     }
 
     /// The queue's name.
@@ -102,8 +94,8 @@ impl<T: Object> QueueConsumer<T> {
 
     /// Whether a pop would find a message now.
     fn has_data(&self) -> impl Fn() -> bool + '_ {
-        let (cells, shape, c) = (self.chan.cells(), self.chan.shape, self.c);
-        move || protocol::has_message(cells, shape, &c)
+        let (w, c) = (self.chan.words(), self.c);
+        move || protocol::has_message(w, &c)
     }
 
     /// Blocks until there is a message to pop (`Ok(true)`) or `timeout` passes (`Ok(false)`;

@@ -36,27 +36,23 @@ mod declare {
     use crate::schema::Object;
     use crate::segment::SegmentBuilder;
 
-    /// Writes a fresh queue's words: every cell free with its own slot, the producer holding
-    /// slot `capacity` and the consumer slot `capacity + 1`.
+    /// Writes a fresh queue's words (see [`protocol::initial_cell`] and
+    /// [`protocol::initial_records`]); positions and headers start at zero.
     fn init(ctrl: Ctrl<'_>, slots: u32) {
         let capacity = u64::from(slots) - 2;
-        // Relaxed: the segment is not visible to any other process until the ready word is
-        // stored with release after this.
-        for (i, cell) in ctrl
-            .words_from(queue_ctrl::LINE_CELLS, capacity)
-            .iter()
-            .enumerate()
-        {
-            cell.store(protocol::initial_cell(i as u64), Ordering::Relaxed);
+        // Relaxed: the segment is not visible to any other process until it is published (the
+        // ready word, stored with release after this).
+        let cells = ctrl.words_from(queue_ctrl::LINE_CELLS, 2 * capacity);
+        for (i, cell) in cells.chunks_exact(2).enumerate() {
+            let (pos, state) = protocol::initial_cell(i as u64, capacity);
+            cell[0].store(pos, Ordering::Relaxed);
+            cell[1].store(state, Ordering::Relaxed);
         }
-        ctrl.word(queue_ctrl::LINE_PRODUCER, 0)
-            .store(0, Ordering::Relaxed);
+        let (producer, consumer) = protocol::initial_records(capacity);
         ctrl.word(queue_ctrl::LINE_PRODUCER, 1)
-            .store(capacity, Ordering::Relaxed);
-        ctrl.word(queue_ctrl::LINE_CONSUMER, 0)
-            .store(0, Ordering::Relaxed);
-        ctrl.word(queue_ctrl::LINE_CONSUMER, 1)
-            .store(capacity + 1, Ordering::Relaxed);
+            .store(producer, Ordering::Relaxed);
+        ctrl.word(queue_ctrl::LINE_CONSUMER, 2)
+            .store(consumer, Ordering::Relaxed);
     }
 
     impl ChannelSpec {

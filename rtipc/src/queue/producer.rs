@@ -1,7 +1,6 @@
 //! The producing end of a queue.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::Ordering;
 
 use super::channel::Channel;
 use super::protocol::{self, Producer, Pushed};
@@ -57,13 +56,10 @@ impl<T: Object> std::fmt::Debug for QueueProducer<T> {
 impl<T: Object> QueueProducer<T> {
     /// Claims the producing end of queue `name` and checks `T` against its schema.
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
-        let (chan, head, slot) = Channel::claim(seg, name, End::Producer)?;
+        let mut chan = Channel::claim(seg, name, End::Producer)?;
+        let p = protocol::claim_producer(chan.words()).map_err(|b| chan.corrupt(b))?;
         let bell = Doorbell::new(&chan.ch);
-        Ok(QueueProducer {
-            chan,
-            p: Producer { head, slot },
-            bell,
-        })
+        Ok(QueueProducer { chan, p, bell })
     }
 
     /// The slot of the next message, in place: it holds an old message (or zeros), so write
@@ -97,19 +93,15 @@ impl<T: Object> QueueProducer<T> {
 
     /// How many unread messages the queue holds at most.
     pub fn capacity(&self) -> u32 {
-        self.chan.shape.capacity as u32
+        self.chan.capacity as u32
     }
 
     /// Pushes the producer's slot: `Ok(Some(overwrote))`, or `Ok(None)` when `try_push` found
     /// the queue full.
     fn push(&mut self, force: bool) -> Result<Option<bool>, DataError> {
-        let c = &self.chan;
-        match protocol::push(c.cells(), c.other_pos(), c.shape, &mut self.p, force) {
+        match protocol::push(self.chan.words(), &mut self.p, force) {
             Ok(Pushed::Full) => Ok(None),
             Ok(Pushed::Done { overwrote }) => {
-                // Relaxed: the consumer reads `head` only as a hint (in `latest`); the cell
-                // swap carries the synchronisation.
-                c.save(self.p.head, self.p.slot, Ordering::Relaxed);
                 if let Some(bell) = &self.bell {
                     bell.ring();
                 }

@@ -1,36 +1,103 @@
-//! The queue protocol: a ring of index cells over a pool of `capacity + 2` slots, free of any
-//! memory mapping so that loom can model-check it.
+//! The queue protocol, crash recovery included: a ring of cells over a pool of `capacity + 2`
+//! slots, free of any memory mapping so that loom can model-check it.
 //!
 //! Every slot is owned by exactly one party at any time: the producer (the slot it writes
 //! next), the consumer (the slot of the message it is reading), or one of the `capacity` ring
-//! cells. Both sides move slots only with one atomic `swap` on a cell, which exchanges the
+//! cells. Both sides move slots only with one compare-and-swap on a cell, which exchanges the
 //! slot they hold for the slot in the cell, so ownership is never duplicated and the producer
 //! never writes a slot the consumer holds.
 //!
-//! * **push** (position `head`): the producer swaps `(head, its slot)` into cell
-//!   `head % capacity`. It gets back either a free slot (the message that was there was
-//!   consumed) or, when the queue was full, the oldest unread message's slot, which it reuses:
-//!   that message is lost, and the consumer will count it. `try_push` first compares `head` with
-//!   the consumer's published `tail` and refuses when full, so it never overwrites.
-//! * **pop** (position `tail`): the consumer loads cell `tail % capacity`; if it holds a message
-//!   at position `tail` or later it swaps `(FREE, its slot)` in and takes the message. A message
-//!   at a later position means the producer lapped the consumer: the positions in between were
-//!   overwritten and are reported as lost; order is preserved.
+//! * **push** (position `h`): the producer reads cell `h % capacity`, which holds the message of
+//!   position `h - capacity` or the slot freed when the consumer took it, and exchanges it for
+//!   `(h, its slot)`. It takes either a free slot or, when the queue was full, the oldest unread
+//!   message's slot: that message is lost, and the consumer will count it. A push that races
+//!   with the consumer taking that very cell retries once: wait-free. `try_push` first compares
+//!   `h` with the consumer's published tail and refuses when full, so it never overwrites.
+//! * **pop** (position `t`): the consumer reads cell `t % capacity`; if it holds a message at
+//!   position `t` or later, it exchanges it for `(FREE, that position, its slot)`. A message at a
+//!   later position means the producer lapped the consumer: the positions in between were
+//!   overwritten and are counted as missed. A pop that races with the producer overwriting that
+//!   very cell looks again; it gives up (an empty pop) only if the producer overwrites the cell
+//!   it is taking [`POP_ATTEMPTS`] times in a row.
 //!
-//! Cell word: bit 63 FREE, bits 24..63 the message's position modulo 2^39, bits 0..24 the slot.
-//! Positions are compared with wrapping arithmetic, which is exact as long as the consumer is
-//! never lapped by 2^38 messages within one pop.
+//! **Positions** are full 64-bit counts: each cell has a position word beside its state word,
+//! written by the producer before the exchange, so a consumer lapped any number of times still
+//! reads the exact position of what it takes; the state word keeps the position's low 39 bits
+//! so that an exchange never succeeds on a cell that changed in between.
+//!
+//! **Crash recovery.** Before each exchange a side records what it is about to do in its own
+//! state word (`PENDING`, the slot it gives and the slot it takes; the producer also the low bits
+//! of the position, the consumer the position in a word of its own), and after it, what it holds.
+//! A successor reads that record and the one cell it names:
+//!
+//! * a producer whose exchange at `h` happened left position `h` in that cell's state word (a
+//!   consumer that took the message since keeps the position): it holds the slot it took, else
+//!   the one it gave. No later push can hide it: the producer is gone.
+//! * a consumer whose exchange at `p` happened left `(FREE, p, the slot it gave)`; one that did
+//!   not left the message. When the producer has pushed into that cell since, the slot the
+//!   producer took is either still the producer's (its own record says so) or has carried a
+//!   newer message: each slot's header word records the position last written into it, and the
+//!   consumer's slot never holds one newer than `p`.
+//!
+//! So a successor claims at once, from the words, without waiting for the other side or asking
+//! it, and whatever instruction a side was killed at, no slot is ever owned twice.
 
-use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering};
+use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps, Stopped};
 
-/// Set in a cell whose slot holds no unread message.
+/// Set in a cell's state word whose slot holds no unread message.
 pub(crate) const FREE: u64 = 1 << 63;
-/// Bits of a cell holding the slot index.
-pub(crate) const SLOT_BITS: u32 = 24;
-pub(crate) const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
-/// Bits of a cell holding the position.
-pub(crate) const POS_BITS: u32 = 39;
-pub(crate) const POS_MASK: u64 = (1 << POS_BITS) - 1;
+/// Bits of a state word holding a slot index.
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+/// Bits of a cell's state word holding the low bits of the message's position.
+const POS_BITS: u32 = 39;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+/// Set in a side's record while an exchange is under way.
+const PENDING: u64 = 1 << 63;
+/// The low bits of the producer's position in its record.
+const HEAD_BITS: u32 = 15;
+const HEAD_SHIFT: u32 = 48;
+const HEAD_MASK: u64 = (1 << HEAD_BITS) - 1;
+/// How many times a pop looks again when the producer overwrites the cell it is taking.
+pub(crate) const POP_ATTEMPTS: u32 = 16;
+/// How many times a lapped consumer moves forward to the oldest message still in the ring
+/// before it takes whatever message it finds.
+const RESYNCS: u32 = 2;
+
+/// The words of a queue's control block that the protocol uses.
+#[derive(Clone, Copy)]
+pub(crate) struct Words<'a> {
+    /// Per cell, its position word then its state word.
+    pub cells: &'a [AtomicU64],
+    /// Per slot, the position of the last message the producer wrote into it.
+    pub headers: &'a [AtomicU64],
+    /// The producer's `head` (its next position) and its record.
+    pub head: &'a AtomicU64,
+    pub producer: &'a AtomicU64,
+    /// The consumer's `tail` (its next position), the position of a pending pop, and its
+    /// record.
+    pub tail: &'a AtomicU64,
+    pub pending: &'a AtomicU64,
+    pub consumer: &'a AtomicU64,
+}
+
+impl Words<'_> {
+    fn capacity(&self) -> u64 {
+        (self.cells.len() / 2) as u64
+    }
+
+    fn slots(&self) -> u64 {
+        self.capacity() + 2
+    }
+
+    fn pos_word(&self, at: u64) -> &AtomicU64 {
+        &self.cells[(2 * (at % self.capacity())) as usize]
+    }
+
+    fn state_word(&self, at: u64) -> &AtomicU64 {
+        &self.cells[(2 * (at % self.capacity())) as usize + 1]
+    }
+}
 
 /// The producer's private state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,27 +117,6 @@ pub(crate) struct Consumer {
     pub slot: u64,
 }
 
-/// The shape of a queue: ring cells and slot count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Shape {
-    pub capacity: u64,
-    pub slots: u64,
-}
-
-impl Shape {
-    pub(crate) const fn new(capacity: u64) -> Shape {
-        Shape {
-            capacity,
-            slots: capacity + 2,
-        }
-    }
-}
-
-/// The initial value of cell `i`, and of the producer's and consumer's slots.
-pub(crate) const fn initial_cell(i: u64) -> u64 {
-    FREE | i
-}
-
 /// What a push did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pushed {
@@ -80,376 +126,367 @@ pub(crate) enum Pushed {
     Full,
 }
 
-/// Position in a cell, compared with `tail`: the signed distance `cell_pos - tail`.
-fn distance(cell: u64, tail: u64) -> i64 {
-    let d = ((cell >> SLOT_BITS) & POS_MASK).wrapping_sub(tail & POS_MASK) & POS_MASK;
-    if d >= 1 << (POS_BITS - 1) {
-        d as i64 - (1i64 << POS_BITS)
-    } else {
-        d as i64
-    }
-}
-
-/// Pushes the producer's slot as the message at position `head`.
-///
-/// With `force == false`, refuses when the consumer's published `tail` says the queue is full.
-pub(crate) fn push(
-    cells: &[AtomicU64],
-    tail: &AtomicU64,
-    shape: Shape,
-    p: &mut Producer,
-    force: bool,
-) -> Result<Pushed, BadWord> {
-    if !force {
-        // Relaxed: the tail only decides whether to push; the cell swap below synchronises the
-        // slot handover. A stale tail can only make the queue look fuller than it is.
-        let t = tail.load(Ordering::Relaxed);
-        let used = p.head.wrapping_sub(t);
-        if used > shape.capacity {
-            return Err(BadWord {
-                word: t,
-                reason: CorruptWord::QueueTail,
-            });
-        }
-        if used == shape.capacity {
-            return Ok(Pushed::Full);
-        }
-    }
-    let cell = &cells[(p.head % shape.capacity) as usize];
-    let entry = ((p.head & POS_MASK) << SLOT_BITS) | p.slot;
-    // AcqRel. Release: our writes into the slot happen-before the consumer's reads after its
-    // acquiring swap of this cell. Acquire: the consumer's reads of the slot we get back (it
-    // released it with its swap) happen-before our next writes into it.
-    let old = cell.swap(entry, Ordering::AcqRel);
-    let slot = old & SLOT_MASK;
-    if slot >= shape.slots || slot == p.slot {
-        return Err(BadWord {
-            word: old,
-            reason: CorruptWord::QueueCellOnPush,
-        });
-    }
-    p.slot = slot;
-    p.head += 1;
-    Ok(Pushed::Done {
-        overwrote: old & FREE == 0,
-    })
-}
-
 /// What a pop found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Popped {
     /// No message at the consumer's position yet.
     Empty,
-    /// The consumer now holds the message at position `pos` in its slot; `lost` messages
-    /// before it were overwritten since the previous pop.
-    Message { pos: u64, lost: u64 },
+    /// The consumer now holds the message at position `pos` in its slot; `missed` messages
+    /// before it were overwritten (or skipped) since the previous pop.
+    Message { pos: u64, missed: u64 },
 }
 
-/// How many times a lapped consumer moves forward to the oldest message still in the ring
-/// before it takes whatever message it finds (which keeps `pop` wait-free).
-const RESYNCS: u32 = 2;
+macro_rules! step {
+    ($steps:expr) => {
+        if !$steps.next() {
+            return Ok(Err(Stopped));
+        }
+    };
+}
+
+fn bad(word: u64, reason: CorruptWord) -> BadWord {
+    BadWord { word, reason }
+}
+
+/// The signed distance `a - b` between two positions.
+fn distance(a: u64, b: u64) -> i64 {
+    a.wrapping_sub(b) as i64
+}
+
+/// The full position of the message a cell's state word describes: the latest position not
+/// after the cell's position word whose low bits match (the position word is written first, so
+/// it is never behind the state word it goes with).
+fn position(pos_word: u64, state: u64) -> u64 {
+    pos_word.wrapping_sub(pos_word.wrapping_sub(state >> SLOT_BITS) & POS_MASK)
+}
+
+fn cell(free: bool, pos: u64, slot: u64) -> u64 {
+    (if free { FREE } else { 0 }) | (pos & POS_MASK) << SLOT_BITS | slot
+}
+
+/// The initial position word, state word and slot header of a fresh queue of `capacity`:
+/// cell `i` free with slot `i`, as if the message `capacity` positions before `i` had been
+/// taken; the producer holds slot `capacity`, the consumer slot `capacity + 1`.
+pub(crate) fn initial_cell(i: u64, capacity: u64) -> (u64, u64) {
+    let pos = i.wrapping_sub(capacity);
+    (pos, cell(true, pos, i))
+}
+
+/// The initial records: `(producer, consumer)`.
+pub(crate) fn initial_records(capacity: u64) -> (u64, u64) {
+    (capacity, capacity + 1)
+}
+
+fn slot_of(record: u64) -> u64 {
+    record & SLOT_MASK
+}
+
+fn take_of(record: u64) -> u64 {
+    (record >> SLOT_BITS) & SLOT_MASK
+}
+
+/// The state of a new holder of the producer end: its record, and the cell it names if it was
+/// killed in the middle of a push.
+pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
+    // Acquire: the consumer's reads of the slots we may take over happen before our writes.
+    let head = w.head.load(Ordering::Acquire);
+    let rec = w.producer.load(Ordering::Acquire);
+    let (give, take) = (slot_of(rec), take_of(rec));
+    let p = if rec & PENDING == 0 {
+        Producer { head, slot: give }
+    } else {
+        // The push was at `head`, or at `head - 1` if the head was already moved on.
+        let low = (rec >> HEAD_SHIFT) & HEAD_MASK;
+        let h = if head & HEAD_MASK == low {
+            head
+        } else if head.wrapping_sub(1) & HEAD_MASK == low {
+            head.wrapping_sub(1)
+        } else {
+            return Err(bad(rec, CorruptWord::QueueSaved));
+        };
+        // Acquire: pairs with the exchange, if it happened, and with a consumer's pop since.
+        let st = w.state_word(h).load(Ordering::Acquire);
+        if (st >> SLOT_BITS) & POS_MASK == h & POS_MASK {
+            Producer {
+                head: h.wrapping_add(1),
+                slot: take,
+            }
+        } else {
+            Producer {
+                head: h,
+                slot: give,
+            }
+        }
+    };
+    if p.slot >= w.slots() || take >= w.slots() {
+        return Err(bad(rec, CorruptWord::QueueSaved));
+    }
+    // Relaxed: our own words, read again only by a successor of ours (ordered by its claim).
+    w.head.store(p.head, Ordering::Relaxed);
+    w.producer.store(p.slot, Ordering::Release);
+    Ok(p)
+}
+
+/// Pushes the producer's slot as the message at position `head`. With `force == false`,
+/// refuses when the consumer's published tail says the queue is full.
+#[inline]
+pub(crate) fn push(w: Words<'_>, p: &mut Producer, force: bool) -> Result<Pushed, BadWord> {
+    match push_steps(w, p, force, &mut Run)? {
+        Ok(pushed) => Ok(pushed),
+        Err(Stopped) => unreachable!("`Run` never stops"),
+    }
+}
+
+/// [`push`], stoppable at each atomic step.
+pub(crate) fn push_steps(
+    w: Words<'_>,
+    p: &mut Producer,
+    force: bool,
+    steps: &mut impl Steps,
+) -> Result<Result<Pushed, Stopped>, BadWord> {
+    let h = p.head;
+    if !force {
+        step!(steps);
+        // Relaxed: the tail only decides whether to push; the cell exchange synchronises the
+        // slot handover. A stale tail can only make the queue look fuller than it is.
+        let t = w.tail.load(Ordering::Relaxed);
+        let used = distance(h, t);
+        if used < 0 {
+            return Err(bad(t, CorruptWord::QueueTail));
+        }
+        if used as u64 >= w.capacity() {
+            return Ok(Ok(Pushed::Full));
+        }
+    }
+    step!(steps);
+    // Relaxed: the header is read by a consumer's successor only, after acquiring the record
+    // that names this slot (stored with release below).
+    w.headers[p.slot as usize].store(h, Ordering::Relaxed);
+    step!(steps);
+    // Relaxed: published with the state word's exchange (release) below.
+    w.pos_word(h).store(h, Ordering::Relaxed);
+    // Relaxed: only decides what to exchange against; the exchange acquires.
+    let mut st = w.state_word(h).load(Ordering::Relaxed);
+    for _ in 0..2 {
+        let x = slot_of(st);
+        let behind = h.wrapping_sub(w.capacity()) & POS_MASK;
+        if x >= w.slots() || x == p.slot || (st >> SLOT_BITS) & POS_MASK != behind {
+            return Err(bad(st, CorruptWord::QueueCellOnPush));
+        }
+        step!(steps);
+        // Relaxed: the record is read by a successor only, after the claim orders it.
+        let record = PENDING | (h & HEAD_MASK) << HEAD_SHIFT | x << SLOT_BITS | p.slot;
+        w.producer.store(record, Ordering::Relaxed);
+        step!(steps);
+        // AcqRel. Release: our writes into the slot (and its position and header words) happen
+        // before the consumer's reads after its acquiring load of this cell. Acquire: the
+        // consumer's reads of the slot we take (it released it with its exchange) happen before
+        // our next writes into it.
+        match w.state_word(h).compare_exchange(
+            st,
+            cell(false, h, p.slot),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                step!(steps);
+                // Relaxed: the consumer reads `head` only as a hint (in `latest`).
+                w.head.store(h.wrapping_add(1), Ordering::Relaxed);
+                step!(steps);
+                // Release: a successor that reads this record sees the header written above.
+                w.producer.store(x, Ordering::Release);
+                p.slot = x;
+                p.head = h.wrapping_add(1);
+                return Ok(Ok(Pushed::Done {
+                    overwrote: st & FREE == 0,
+                }));
+            }
+            // The consumer took the message at `h - capacity` in between: its freed slot is
+            // there now. It cannot touch this cell again before we fill it.
+            Err(actual) => st = actual,
+        }
+    }
+    Err(bad(st, CorruptWord::QueueCellOnPush))
+}
+
+/// The state of a new holder of the consumer end: its record, the cell a pending pop names,
+/// and, when the producer has pushed into that cell since, the producer's record and the slots'
+/// headers.
+pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
+    let tail = w.tail.load(Ordering::Acquire);
+    let rec = w.consumer.load(Ordering::Acquire);
+    let (give, take) = (slot_of(rec), take_of(rec));
+    if give >= w.slots() || take >= w.slots() {
+        return Err(bad(rec, CorruptWord::QueueSaved));
+    }
+    let c = if rec & PENDING == 0 {
+        Consumer { tail, slot: give }
+    } else {
+        let p = w.pending.load(Ordering::Acquire);
+        let popped = pending_pop_happened(w, p, give, take)?;
+        if popped {
+            Consumer {
+                tail: p.wrapping_add(1),
+                slot: take,
+            }
+        } else {
+            Consumer { tail, slot: give }
+        }
+    };
+    // Relaxed / release: as the producer's claim.
+    w.tail.store(c.tail, Ordering::Release);
+    w.consumer.store(c.slot, Ordering::Release);
+    Ok(c)
+}
+
+/// Whether a consumer killed while taking the message at `p` (giving slot `give`, taking slot
+/// `take`) completed its exchange.
+fn pending_pop_happened(w: Words<'_>, p: u64, give: u64, take: u64) -> Result<bool, BadWord> {
+    // Acquire: pairs with the producer's exchange of this cell, and its position word.
+    let st = w.state_word(p).load(Ordering::Acquire);
+    let pos = position(w.pos_word(p).load(Ordering::Relaxed), st);
+    match distance(pos, p) {
+        0 if st & FREE == 0 && slot_of(st) == take => return Ok(false),
+        0 if st & FREE != 0 && slot_of(st) == give => return Ok(true),
+        d if d > 0 => {}
+        _ => return Err(bad(st, CorruptWord::QueueSaved)),
+    }
+    // The producer pushed into the cell since: it took `give` (our exchange happened) or
+    // `take` (it overwrote the message first). That slot is the producer's now, or has carried
+    // a message after `p`; ours never has.
+    // Acquire: the headers the producer wrote before its record happen before our reads.
+    let rec = w.producer.load(Ordering::Acquire);
+    let held = |s: u64| {
+        slot_of(rec) == s || (rec & PENDING != 0 && take_of(rec) == s) || {
+            // Relaxed: ordered by the acquire above.
+            distance(w.headers[s as usize].load(Ordering::Relaxed), p) > 0
+        }
+    };
+    match (held(give), held(take)) {
+        (true, false) => Ok(true),
+        (false, true) => Ok(false),
+        _ => Err(bad(st, CorruptWord::QueueSaved)),
+    }
+}
 
 /// Takes the oldest unread message, if any.
-pub(crate) fn pop(cells: &[AtomicU64], shape: Shape, c: &mut Consumer) -> Result<Popped, BadWord> {
+#[inline]
+pub(crate) fn pop(w: Words<'_>, c: &mut Consumer) -> Result<Popped, BadWord> {
+    match pop_steps(w, c, &mut Run)? {
+        Ok(popped) => Ok(popped),
+        Err(Stopped) => unreachable!("`Run` never stops"),
+    }
+}
+
+/// [`pop`], stoppable at each atomic step.
+pub(crate) fn pop_steps(
+    w: Words<'_>,
+    c: &mut Consumer,
+    steps: &mut impl Steps,
+) -> Result<Result<Popped, Stopped>, BadWord> {
+    let start = c.tail;
     let mut t = c.tail;
-    let mut attempt = 0;
-    loop {
-        let cell = &cells[(t % shape.capacity) as usize];
-        // Relaxed: this load only decides whether to swap; no slot data is read on its account.
-        let cur = cell.load(Ordering::Relaxed);
-        let d = distance(cur, t);
-        if cur & FREE != 0 || d < 0 {
-            // Free, or a message from an earlier lap that we skipped: nothing at `t` yet.
-            return Ok(Popped::Empty);
+    let mut resyncs = 0;
+    let mut announced = false;
+    for _ in 0..POP_ATTEMPTS {
+        step!(steps);
+        // Acquire: pairs with the producer's exchange, so the position word read next is at
+        // least the one written with it. The message's data is acquired by our exchange.
+        let st = w.state_word(t).load(Ordering::Acquire);
+        let pos = position(w.pos_word(t).load(Ordering::Relaxed), st);
+        let d = distance(pos, t);
+        if st & FREE != 0 || d < 0 {
+            // Free, or a message from an earlier lap that we took: nothing at `t` yet.
+            break;
         }
-        if d >= shape.capacity as i64 && attempt < RESYNCS {
-            // The producer lapped us: the message here is at `t + d`, so every position up to
-            // it was written, and the oldest that may still be unread is `t + d - capacity + 1`.
-            t += d as u64 - shape.capacity + 1;
-            attempt += 1;
+        if d as u64 >= w.capacity() && resyncs < RESYNCS {
+            // The producer lapped us: every position up to `pos` was written, and the oldest
+            // that may still be unread is `pos - capacity + 1`.
+            t = pos.wrapping_sub(w.capacity()).wrapping_add(1);
+            resyncs += 1;
             continue;
         }
-        // AcqRel. Acquire pairs with the producer's release swap: the message is visible.
-        // Release: our reads of the slot we hand back happen-before the producer reuses it.
-        let old = cell.swap(FREE | c.slot, Ordering::AcqRel);
-        let slot = old & SLOT_MASK;
-        let ahead = distance(old, t);
-        // Between our load and swap the producer can only have replaced the message with a
-        // newer one; it never writes FREE.
-        if old & FREE != 0 || slot >= shape.slots || slot == c.slot || ahead < d {
-            return Err(BadWord {
-                word: old,
-                reason: CorruptWord::QueueCellOnPop,
-            });
+        let s = slot_of(st);
+        if s >= w.slots() || s == c.slot {
+            return Err(bad(st, CorruptWord::QueueCellOnPop));
         }
-        let pos = t + ahead as u64;
-        let lost = pos - c.tail;
-        c.slot = slot;
-        c.tail = pos + 1;
-        return Ok(Popped::Message { pos, lost });
+        step!(steps);
+        // Relaxed: read by a successor only, after the record below orders it.
+        w.pending.store(pos, Ordering::Relaxed);
+        step!(steps);
+        // Release: a successor that sees the pending record sees the position above.
+        w.consumer
+            .store(PENDING | s << SLOT_BITS | c.slot, Ordering::Release);
+        announced = true;
+        step!(steps);
+        // AcqRel. Acquire pairs with the producer's release exchange: the message is visible.
+        // Release: our reads of the slot we hand back happen before the producer reuses it.
+        if w.state_word(t)
+            .compare_exchange(
+                st,
+                cell(true, pos, c.slot),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            // The producer overwrote this cell in between: look again.
+            continue;
+        }
+        step!(steps);
+        // Release: `try_push` compares against it; ordered after the exchange for successors.
+        w.tail.store(pos.wrapping_add(1), Ordering::Release);
+        step!(steps);
+        w.consumer.store(s, Ordering::Release);
+        c.slot = s;
+        c.tail = pos.wrapping_add(1);
+        return Ok(Ok(Popped::Message {
+            pos,
+            missed: pos.wrapping_sub(start),
+        }));
     }
+    if announced {
+        // Nothing taken after all: the record says again what the consumer holds.
+        step!(steps);
+        w.consumer.store(c.slot, Ordering::Release);
+    }
+    Ok(Ok(Popped::Empty))
 }
 
 /// Skips to the newest message and takes it: `head` is the producer's published position of
 /// its next message (a hint: a stale one only makes the consumer skip fewer messages).
-/// Everything older that was still unread counts as lost.
-pub(crate) fn latest(
-    cells: &[AtomicU64],
-    shape: Shape,
-    c: &mut Consumer,
-    head: u64,
-) -> Result<Popped, BadWord> {
-    let behind = head.wrapping_sub(c.tail);
-    if head > c.tail && behind > 1 {
-        if behind > shape.capacity + (1 << (POS_BITS - 1)) {
-            return Err(BadWord {
-                word: head,
-                reason: CorruptWord::QueueSaved,
-            });
-        }
-        // Pretend we read up to `head - 1`; the skipped messages count as lost.
-        let saved = *c;
-        c.tail = head - 1;
-        match pop(cells, shape, c)? {
+/// Everything older that was still unread counts as missed.
+pub(crate) fn latest(w: Words<'_>, c: &mut Consumer, head: u64) -> Result<Popped, BadWord> {
+    let behind = distance(head, c.tail);
+    if behind > 1 {
+        let start = c.tail;
+        // Pretend we read up to `head - 1`; the skipped messages count as missed.
+        c.tail = head.wrapping_sub(1);
+        match pop(w, c)? {
             Popped::Message { pos, .. } => {
                 return Ok(Popped::Message {
                     pos,
-                    lost: pos - saved.tail,
+                    missed: pos.wrapping_sub(start),
                 })
             }
-            Popped::Empty => *c = saved,
+            Popped::Empty => c.tail = start,
         }
     }
-    pop(cells, shape, c)
+    pop(w, c)
 }
 
-/// The saved state of a new holder of an end: its position and its slot, checked.
-pub(crate) fn recover(pos: u64, slot: u64, shape: Shape) -> Result<(u64, u64), BadWord> {
-    if slot >= shape.slots {
-        return Err(BadWord {
-            word: slot,
-            reason: CorruptWord::QueueSaved,
-        });
-    }
-    Ok((pos, slot))
-}
-
-/// Whether a pop would find a message now: the first step of [`pop`], without the swap. The
-/// wake-up protocol's check (see `notify/protocol.rs`): it reads the cell that the producer's
-/// push swaps before its fence.
-pub(crate) fn has_message(cells: &[AtomicU64], shape: Shape, c: &Consumer) -> bool {
-    let cell = &cells[(c.tail % shape.capacity) as usize];
-    // Relaxed: only decides whether to sleep; the pop's swap acquires the message.
-    let cur = cell.load(Ordering::Relaxed);
-    cur & FREE == 0 && distance(cur, c.tail) >= 0
+/// Whether a pop would find a message now: the first step of [`pop`], without the exchange.
+/// The wake-up protocol's check: it reads the cell that the producer's push exchanges before
+/// its fence.
+pub(crate) fn has_message(w: Words<'_>, c: &Consumer) -> bool {
+    // Relaxed: only decides whether to sleep; the pop's exchange acquires the message.
+    let st = w.state_word(c.tail).load(Ordering::Relaxed);
+    let pos = position(w.pos_word(c.tail).load(Ordering::Relaxed), st);
+    st & FREE == 0 && distance(pos, c.tail) >= 0
 }
 
 #[cfg(all(test, loom))]
-mod loom_tests {
-    use super::*;
-    use loom::cell::UnsafeCell;
-    use loom::sync::Arc;
-
-    struct Shared {
-        cells: Vec<AtomicU64>,
-        tail: AtomicU64,
-        // Each slot holds (position + 1, check) so that a torn read is detectable; loom's
-        // UnsafeCell also fails the model on any unsynchronised concurrent access.
-        slots: Vec<UnsafeCell<(u64, u64)>>,
-    }
-
-    fn shared(shape: Shape) -> Arc<Shared> {
-        Arc::new(Shared {
-            cells: (0..shape.capacity)
-                .map(|i| AtomicU64::new(initial_cell(i)))
-                .collect(),
-            tail: AtomicU64::new(0),
-            slots: (0..shape.slots).map(|_| UnsafeCell::new((0, 0))).collect(),
-        })
-    }
-
-    /// A producer pushing `messages` (forced, or tried once each) against a consumer making
-    /// `pops` pops, then draining.
-    fn model(capacity: u64, messages: u64, pops: usize, force: bool) {
-        loom::model(move || {
-            let shape = Shape::new(capacity);
-            let s = shared(shape);
-            let ps = s.clone();
-            let producer = loom::thread::spawn(move || {
-                let mut p = Producer {
-                    head: 0,
-                    slot: capacity,
-                };
-                let mut refused = 0;
-                for n in 0..messages {
-                    let number = p.head + 1;
-                    ps.slots[p.slot as usize].with_mut(|v| {
-                        // SAFETY: the producer owns its slot exclusively.
-                        unsafe { *v = (number, number * 7) }
-                    });
-                    match push(&ps.cells, &ps.tail, shape, &mut p, force).unwrap() {
-                        Pushed::Done { .. } => assert_eq!(p.head, number, "message {n}"),
-                        Pushed::Full => {
-                            assert!(!force);
-                            refused += 1;
-                        }
-                    }
-                }
-                (p.head, refused)
-            });
-            let mut c = Consumer {
-                tail: 0,
-                slot: capacity + 1,
-            };
-            let (mut seen, mut lost, mut last) = (0u64, 0u64, 0u64);
-            let mut check = |c: &mut Consumer, r: Popped| {
-                if let Popped::Message { pos, lost: l } = r {
-                    let (n, chk) = s.slots[c.slot as usize].with(|v| {
-                        // SAFETY: the consumer owns the slot of its last message.
-                        unsafe { *v }
-                    });
-                    assert_eq!(n, pos + 1, "the slot holds the popped message");
-                    assert_eq!(chk, n * 7, "torn read");
-                    assert!(n > last, "order preserved");
-                    assert_eq!(n - last - 1, l, "lost counts the gap");
-                    last = n;
-                    seen += 1;
-                    lost += l;
-                }
-            };
-            for _ in 0..pops {
-                let r = pop(&s.cells, shape, &mut c).unwrap();
-                check(&mut c, r);
-                s.tail.store(c.tail, Ordering::Release);
-            }
-            let (sent, refused) = producer.join().unwrap();
-            // Drain what is left.
-            loop {
-                let r = pop(&s.cells, shape, &mut c).unwrap();
-                if r == Popped::Empty {
-                    break;
-                }
-                check(&mut c, r);
-            }
-            assert_eq!(sent + refused, messages);
-            assert_eq!(last, sent, "the newest message always arrives");
-            assert_eq!(seen + lost, sent, "seen plus lost is every message sent");
-            if !force {
-                assert_eq!(lost, 0, "try_push never loses");
-            }
-        });
-    }
-
-    #[test]
-    fn loom_queue_force_push_overwrites_and_wraps() {
-        // Capacity 2, 4 messages: the ring wraps twice and overwrites when the consumer lags.
-        model(2, 4, 2, true);
-    }
-
-    #[test]
-    fn loom_queue_try_push_full_and_empty() {
-        // Capacity 2, 4 messages, 2 pops: the producer may meet a full queue, or an empty
-        // one, depending on the interleaving.
-        model(2, 4, 2, false);
-    }
-
-    #[test]
-    fn loom_queue_capacity_one_slot_handover() {
-        model(1, 3, 2, true);
-    }
-}
+mod loom_tests;
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    fn setup(capacity: u64) -> (Vec<AtomicU64>, AtomicU64, Shape, Producer, Consumer) {
-        let shape = Shape::new(capacity);
-        (
-            (0..capacity)
-                .map(|i| AtomicU64::new(initial_cell(i)))
-                .collect(),
-            AtomicU64::new(0),
-            shape,
-            Producer {
-                head: 0,
-                slot: capacity,
-            },
-            Consumer {
-                tail: 0,
-                slot: capacity + 1,
-            },
-        )
-    }
-
-    #[test]
-    fn empty_full_overwrite_and_wrap() {
-        let (cells, tail, shape, mut p, mut c) = setup(4);
-        assert_eq!(pop(&cells, shape, &mut c), Ok(Popped::Empty));
-        for _ in 0..4 {
-            assert_eq!(
-                push(&cells, &tail, shape, &mut p, false),
-                Ok(Pushed::Done { overwrote: false })
-            );
-        }
-        assert_eq!(push(&cells, &tail, shape, &mut p, false), Ok(Pushed::Full));
-        // Forced: overwrites messages 0 and 1.
-        for _ in 0..2 {
-            assert_eq!(
-                push(&cells, &tail, shape, &mut p, true),
-                Ok(Pushed::Done { overwrote: true })
-            );
-        }
-        // Messages 0 and 1 were overwritten; 2 to 5 arrive in order.
-        for (pos, lost) in [(2, 2), (3, 0), (4, 0), (5, 0)] {
-            assert_eq!(
-                pop(&cells, shape, &mut c),
-                Ok(Popped::Message { pos, lost }),
-                "pop of message {pos}"
-            );
-        }
-        assert_eq!(pop(&cells, shape, &mut c), Ok(Popped::Empty));
-        // Wrap around many times without loss.
-        for i in 6..1000 {
-            tail.store(c.tail, Ordering::Relaxed);
-            assert!(matches!(
-                push(&cells, &tail, shape, &mut p, false),
-                Ok(Pushed::Done { overwrote: false })
-            ));
-            assert_eq!(
-                pop(&cells, shape, &mut c),
-                Ok(Popped::Message { pos: i, lost: 0 })
-            );
-        }
-        // All slots stay distinct.
-        let mut owned: Vec<u64> = cells
-            .iter()
-            .map(|x| x.load(Ordering::Relaxed) & SLOT_MASK)
-            .collect();
-        owned.push(p.slot);
-        owned.push(c.slot);
-        owned.sort();
-        assert_eq!(owned, (0..shape.slots).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn bad_words_are_errors() {
-        let (cells, tail, shape, mut p, mut c) = setup(2);
-        cells[0].store(7, Ordering::Relaxed);
-        assert!(
-            push(&cells, &tail, shape, &mut p, true).is_err(),
-            "slot out of range"
-        );
-        let (cells, tail, shape, mut p, _) = setup(2);
-        tail.store(100, Ordering::Relaxed);
-        assert!(
-            push(&cells, &tail, shape, &mut p, false).is_err(),
-            "tail ahead of head"
-        );
-        cells[0].store(c.slot, Ordering::Relaxed);
-        assert!(
-            pop(&cells, shape, &mut c).is_err(),
-            "cell holds the consumer's slot"
-        );
-    }
-}
+mod tests;

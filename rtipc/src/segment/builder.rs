@@ -48,7 +48,7 @@ impl SegmentBuilder {
         self
     }
 
-    /// Sets the cache-line size that the layout aligns to (a power of two from 16 to 4096;
+    /// Sets the cache-line size that the layout aligns to (a power of two from 32 to 4096;
     /// default [`DEFAULT_CACHE_LINE`](crate::layout::DEFAULT_CACHE_LINE)).
     pub fn cache_line(mut self, bytes: u32) -> Self {
         self.cache_line = bytes;

@@ -1,10 +1,10 @@
-//! What the handles of both ends of a state channel share: the claimed end, the middle word,
-//! the end's own saved word, and a pointer to each slot.
+//! What the handles of both ends of a state channel share: the claimed end, the protocol's
+//! words, and a pointer to each slot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use super::protocol::{self, Consumer, Producer};
+use super::protocol::{self, Consumer, Producer, Words};
 use crate::error::{DataError, Result};
 use crate::layout::{state_ctrl, ChannelKind, End};
 use crate::segment::wake::{Bell, Doorbell};
@@ -14,8 +14,8 @@ use crate::sync::BadWord;
 /// A claimed end of a state channel.
 pub(super) struct Channel {
     pub ch: EndHandle,
-    middle: *const AtomicU64,
-    own: *const AtomicU64,
+    /// The state word followed by the three slots' sequence words.
+    words: *const AtomicU64,
     /// The start of each of the three slots.
     slots: [*mut u8; 3],
 }
@@ -25,68 +25,41 @@ pub(super) struct Channel {
 unsafe impl Send for Channel {}
 
 impl Channel {
-    /// Claims `end` of state channel `name` and reads the three words that its recovery needs:
-    /// `(channel, middle, producer, consumer)`.
-    fn claim(seg: &Segment, name: &str, end: End) -> Result<(Channel, u64, u64, u64)> {
+    /// Claims `end` of state channel `name`.
+    fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel> {
         let ch = seg.channel(name, ChannelKind::State, end)?.claim_end(end)?;
-        let ctrl = ch.ctrl();
-        let middle = ctrl.word(state_ctrl::LINE_MIDDLE, 0);
-        let prod = ctrl.word(state_ctrl::LINE_PRODUCER, 0);
-        let cons = ctrl.word(state_ctrl::LINE_CONSUMER, 0);
-        // Acquire on the middle word: the data of the slot it names; the saved words were
-        // ordered by the claim's acquire.
-        let (m, p, c) = (
-            middle.load(Ordering::Acquire),
-            prod.load(Ordering::Relaxed),
-            cons.load(Ordering::Relaxed),
-        );
-        let own = if end == End::Producer { prod } else { cons };
-        let (middle, own) = (middle as *const AtomicU64, own as *const AtomicU64);
+        let words = ch.ctrl().words_from(state_ctrl::LINE_STATE, 4).as_ptr();
         let slots = [0, 1, 2].map(|i| ch.slot(i));
-        Ok((
-            Channel {
-                ch,
-                middle,
-                own,
-                slots,
-            },
-            m,
-            p,
-            c,
-        ))
+        Ok(Channel { ch, words, slots })
     }
 
-    /// Claims the producer end and recovers the producer's state.
+    /// Claims the producer end and takes over the producer's state from the shared word.
     pub fn producer(seg: &Segment, name: &str) -> Result<(Channel, Producer, Option<Doorbell>)> {
-        let (mut chan, m, p, c) = Self::claim(seg, name, End::Producer)?;
-        let state = protocol::recover_producer(m, p, c).map_err(|b| chan.ch.corrupt(b))?;
+        let mut chan = Self::claim(seg, name, End::Producer)?;
+        let state = protocol::claim_producer(chan.words()).map_err(|b| chan.ch.corrupt(b))?;
         let bell = Doorbell::new(&chan.ch);
         Ok((chan, state, bell))
     }
 
-    /// Claims the consumer end and recovers the consumer's state.
+    /// Claims the consumer end and takes over the consumer's state from the shared word.
     pub fn consumer(seg: &Segment, name: &str) -> Result<(Channel, Consumer, Option<Bell>)> {
-        let (mut chan, m, p, c) = Self::claim(seg, name, End::Consumer)?;
-        let state = protocol::recover_consumer(m, p, c).map_err(|b| chan.ch.corrupt(b))?;
+        let mut chan = Self::claim(seg, name, End::Consumer)?;
+        let state = protocol::claim_consumer(chan.words()).map_err(|b| chan.ch.corrupt(b))?;
         let bell = Bell::new(&chan.ch);
         Ok((chan, state, bell))
     }
 
+    /// The protocol's words.
     #[inline]
-    pub fn middle(&self) -> &AtomicU64 {
-        // SAFETY: points into the mapping kept alive by `self.ch`; 8-aligned (checked when it
-        // was created).
-        unsafe { &*self.middle }
-    }
-
-    /// Saves this end's private state for a later holder of the claim.
-    #[inline]
-    pub fn save(&self, index: u64, seq: u64) {
-        // SAFETY: as for `middle`.
-        let own = unsafe { &*self.own };
-        // Relaxed: a recovery copy for the next holder of the claim, ordered by the claim's
-        // release/acquire.
-        own.store(protocol::pack(index, seq), Ordering::Relaxed);
+    pub fn words(&self) -> Words<'_> {
+        // SAFETY: four 8-aligned words of the control block (checked by `words_from` when the
+        // pointer was made), inside the mapping kept alive by `self.ch`, only accessed
+        // atomically.
+        let all = unsafe { std::slice::from_raw_parts(self.words, 4) };
+        Words {
+            state: &all[0],
+            seqs: &all[1..],
+        }
     }
 
     /// Turns a bad word into the handle's error and poisons the handle.
@@ -107,20 +80,13 @@ impl Channel {
         unsafe { base.add(offset).cast::<T>() }
     }
 
-    /// Whether the producer published since the consumer's last fetch (for waiting).
-    pub fn has_data(&self) -> impl Fn() -> bool + '_ {
-        let middle = self.middle();
-        // Relaxed: only decides whether to sleep; the fetch acquires the data.
-        move || middle.load(Ordering::Relaxed) & protocol::DIRTY != 0
-    }
-
     /// Blocks on `bell` until the producer publishes (see `StateConsumer::wait`).
     pub fn wait(&self, bell: Option<&Bell>, timeout: Option<Duration>) -> Result<bool> {
         self.ch.check()?;
         let bell = bell.ok_or_else(|| crate::Error::NotifyDisabled {
             channel: self.ch.name().to_owned(),
         })?;
-        bell.wait(self.has_data(), timeout)
+        bell.wait(|| protocol::has_data(self.words()), timeout)
     }
 
     /// Prepares a wait on the eventfd (see `StateConsumer::arm`).
@@ -129,6 +95,6 @@ impl Channel {
         let bell = bell.ok_or_else(|| crate::Error::NotifyDisabled {
             channel: self.ch.name().to_owned(),
         })?;
-        bell.arm(self.has_data(), self.ch.name())
+        bell.arm(|| protocol::has_data(self.words()), self.ch.name())
     }
 }

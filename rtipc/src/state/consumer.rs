@@ -37,19 +37,13 @@ impl Fetcher {
     #[inline]
     pub fn fetch(&mut self) -> Result<Option<Got>, DataError> {
         self.chan.ch.check()?;
-        match protocol::fetch(self.chan.middle(), &mut self.c) {
+        match protocol::fetch(self.chan.words(), &mut self.c) {
             Ok(Fetched::Empty) => Ok(None),
             Ok(Fetched::Unchanged) => Ok(Some(Got {
                 new: false,
                 missed: 0,
             })),
-            Ok(Fetched::New { skipped }) => {
-                self.chan.save(self.c.front, self.c.seq);
-                Ok(Some(Got {
-                    new: true,
-                    missed: skipped,
-                }))
-            }
+            Ok(Fetched::New { missed }) => Ok(Some(Got { new: true, missed })),
             Err(b) => Err(self.chan.corrupt(b)),
         }
     }

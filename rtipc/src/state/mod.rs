@@ -40,17 +40,13 @@ mod declare {
     use crate::schema::Object;
     use crate::segment::SegmentBuilder;
 
-    /// Writes a fresh state channel's words (see [`protocol::initial_words`]).
+    /// Writes a fresh state channel's state word (see [`protocol::initial_word`]); the slots'
+    /// sequence words start at zero.
     fn init(ctrl: Ctrl<'_>, _slots: u32) {
-        let (middle, producer, consumer) = protocol::initial_words();
-        // Relaxed: the segment is not visible to any other process until the ready word is
-        // stored with release after this.
-        ctrl.word(state_ctrl::LINE_MIDDLE, 0)
-            .store(middle, Ordering::Relaxed);
-        ctrl.word(state_ctrl::LINE_PRODUCER, 0)
-            .store(producer, Ordering::Relaxed);
-        ctrl.word(state_ctrl::LINE_CONSUMER, 0)
-            .store(consumer, Ordering::Relaxed);
+        // Relaxed: the segment is not visible to any other process until it is published (the
+        // ready word, stored with release after this).
+        ctrl.word(state_ctrl::LINE_STATE, 0)
+            .store(protocol::initial_word(), Ordering::Relaxed);
     }
 
     impl ChannelSpec {

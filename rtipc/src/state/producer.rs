@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use super::channel::Channel;
-use super::protocol::{self, Producer, DIRTY, IDX_MASK, SEQ_SHIFT};
+use super::protocol::{self, Producer};
 use crate::error::{DataError, Result};
 use crate::schema::Object;
 use crate::segment::wake::Doorbell;
@@ -16,46 +16,23 @@ pub(super) struct Publisher {
     pub chan: Channel,
     pub p: Producer,
     bell: Option<Doorbell>,
-    /// The slot of the last publish, while it may still be read (for `write_from_last`).
-    last: Option<u64>,
 }
 
 impl Publisher {
     pub fn new(seg: &Segment, name: &str) -> Result<Publisher> {
         let (chan, p, bell) = Channel::producer(seg, name)?;
-        // The last publish is in the middle if the consumer has not taken it, else in the
-        // consumer's front slot: the one that is neither ours nor the middle. The word is read
-        // again, so it is checked again: anything odd means there is nothing to copy.
-        let m = chan.middle().load(std::sync::atomic::Ordering::Acquire);
-        let mid = m & IDX_MASK;
-        let last = if mid >= 3 || mid == p.back {
-            None
-        } else if m & DIRTY != 0 {
-            Some(mid)
-        } else if m >> SEQ_SHIFT > 0 || p.seq > 0 {
-            Some(3 - mid - p.back)
-        } else {
-            None
-        };
-        Ok(Publisher {
-            chan,
-            p,
-            bell,
-            last,
-        })
+        Ok(Publisher { chan, p, bell })
     }
 
-    /// Publishes the back slot with one atomic swap; returns its sequence number.
+    /// Publishes the back slot with one compare-and-swap (two when the consumer fetched since
+    /// the last publish); returns its sequence number.
     #[inline]
     pub fn publish(&mut self) -> Result<u64, DataError> {
         self.chan.ch.check()?;
-        let published = self.p.back;
-        let seq = match protocol::publish(self.chan.middle(), &mut self.p) {
+        let seq = match protocol::publish(self.chan.words(), &mut self.p) {
             Ok(seq) => seq,
             Err(b) => return Err(self.chan.corrupt(b)),
         };
-        self.chan.save(self.p.back, seq);
-        self.last = Some(published);
         if let Some(bell) = &self.bell {
             bell.ring();
         }
@@ -64,14 +41,14 @@ impl Publisher {
 
     /// Copies the last published update into the back slot, if there is one.
     pub fn copy_last(&mut self) {
-        if let Some(last) = self.last {
+        if let Some(last) = protocol::last_published(self.chan.words(), &self.p) {
             let from = self.chan.at::<u8>(last, 0);
             let to = self.chan.at::<u8>(self.p.back, 0);
             let len = self.chan.ch.info.slot_stride as usize;
-            // SAFETY: both are whole slots of this channel (`stride` bytes each, in bounds),
-            // and distinct (`last` was published, so it is not the back slot). The back slot
-            // is the producer's alone; the last published slot is only ever read until the
-            // producer publishes again (which it is not doing: it holds `&mut self`).
+            // SAFETY: both are whole slots of this channel (`stride` bytes each, in bounds), and
+            // distinct (`last_published` never names the back slot). The back slot is the
+            // producer's alone; the last published slot is only ever read until the producer
+            // publishes again, which it is not doing: it holds `&mut self`.
             unsafe { std::ptr::copy_nonoverlapping(from, to, len) };
         }
     }

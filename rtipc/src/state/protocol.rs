@@ -1,25 +1,62 @@
-//! The triple-buffer protocol over one shared index word, free of any memory mapping so that
-//! loom can model-check it (`RUSTFLAGS="--cfg loom" cargo test -p rtipc --lib loom`).
+//! The triple-buffer protocol, crash recovery included, over one shared word; free of any memory
+//! mapping so that loom can model-check it (`RUSTFLAGS="--cfg loom" cargo test -p rtipc --lib
+//! --release loom`).
 //!
 //! Three slots; at any time one is the producer's *back* slot, one the consumer's *front* slot,
-//! and one sits in the shared *middle* word, which is the only word both sides write. The
-//! producer writes its back slot and swaps it into the middle with the DIRTY bit and a sequence
-//! number; the consumer, when it sees DIRTY, swaps its front slot into the middle (clean) and
-//! takes the slot it got back. Each side is one load or one swap: wait-free.
+//! and one sits in the *middle*. The **state word** records the whole assignment: which slot is
+//! in the middle, which is the consumer's (the producer's is the third), whether the middle holds
+//! a publish the consumer has not taken (`DIRTY`), whether the consumer asks to be handed the next
+//! publish directly (`REQ`), and the sequence number of the newest publish. Every change of the
+//! assignment is one compare-and-swap of that word, so there is no moment at which the word and
+//! the slots disagree: a process killed at any instruction leaves a word from which a successor
+//! reads its slot at once, without asking the other side or waiting for it.
 //!
-//! Middle word: bits 0-1 slot index, bit 2 DIRTY, bits 3-63 sequence number of the slot's data
-//! (the producer's 1-based publish count; meaningful only with DIRTY).
+//! State word: bits 0-1 the middle slot, bits 2-3 the consumer's slot, bit 4 `DIRTY`, bit 5
+//! `REQ`, bits 6-63 the sequence number of the newest publish (0: none yet). Beside it, on the
+//! same cache line, one word per slot holds the sequence number of the data in that slot,
+//! written by the producer before it publishes the slot.
+//!
+//! * **publish**: the producer writes its back slot and the slot's sequence word, then swaps the
+//!   back slot into the middle with `DIRTY` (compare-and-swap against the word it last saw). The
+//!   consumer changes the word at most twice while the producer is not publishing, so a publish
+//!   takes at most three attempts: wait-free. If the consumer asked (`REQ`), the producer hands
+//!   the new slot to the consumer directly and takes the consumer's old slot into the middle.
+//! * **fetch**: when the word is `DIRTY`, the consumer swaps the middle and its own slot with one
+//!   compare-and-swap. If a publish lands in between, it sets `REQ` (one `fetch_or`) and tries
+//!   once more; if a publish lands again, that publish handed it the newest slot. At most four
+//!   atomic operations: wait-free.
+//! * **claim**: a new producer reads the word (its slot is the third); a new consumer clears any
+//!   `REQ` its predecessor left (one `fetch_and`) and takes the consumer's slot from the word.
+//!
+//! The producer writes only its back slot; the consumer reads only its front slot; the word says
+//! which is which at every instant, so neither side, nor a successor, can ever touch a slot the
+//! other holds.
 
-use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering};
+use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps, Stopped};
 
-/// Bits of a word that hold a slot index.
-pub(crate) const IDX_MASK: u64 = 0b11;
-/// Set in the middle word while it holds data the consumer has not taken.
-pub(crate) const DIRTY: u64 = 0b100;
-/// Where the sequence number starts in a word.
-pub(crate) const SEQ_SHIFT: u32 = 3;
 /// Number of slots.
 pub(crate) const SLOTS: u64 = 3;
+const MID_MASK: u64 = 0b11;
+const CONS_SHIFT: u32 = 2;
+/// Set while the middle holds a publish the consumer has not taken.
+pub(crate) const DIRTY: u64 = 1 << 4;
+/// Set by a consumer whose fetch lost a race with a publish: hand me the next one.
+const REQ: u64 = 1 << 5;
+const SEQ_SHIFT: u32 = 6;
+/// The largest sequence number the word holds; a channel saturates there.
+pub(crate) const MAX_SEQ: u64 = u64::MAX >> SEQ_SHIFT;
+/// How many compare-and-swaps a publish may need with a consumer that follows the protocol;
+/// more means the word is being written by something else.
+const PUBLISH_ATTEMPTS: u32 = 4;
+
+/// The words of a state channel's control block that the protocol uses.
+#[derive(Clone, Copy)]
+pub(crate) struct Words<'a> {
+    /// The state word.
+    pub state: &'a AtomicU64,
+    /// The sequence number of the data in each slot.
+    pub seqs: &'a [AtomicU64],
+}
 
 /// The producer's private state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +65,8 @@ pub(crate) struct Producer {
     pub back: u64,
     /// Sequence number of the last publish (0: none yet).
     pub seq: u64,
+    /// The state word as the producer last saw it: what its next publish expects.
+    pub expect: u64,
 }
 
 /// The consumer's private state.
@@ -35,7 +74,7 @@ pub(crate) struct Producer {
 pub(crate) struct Consumer {
     /// The slot the consumer reads.
     pub front: u64,
-    /// Sequence number of the data in `front` (0: nothing fetched yet).
+    /// Sequence number of the data in `front` (0: nothing published yet).
     pub seq: u64,
 }
 
@@ -46,250 +85,285 @@ pub(crate) enum Fetched {
     Empty,
     /// Nothing new since the last fetch; `front` still holds the last data.
     Unchanged,
-    /// `front` now holds new data; `skipped` updates were overwritten before we saw them.
-    New { skipped: u64 },
+    /// `front` now holds new data; `missed` updates were overwritten before we saw them.
+    New { missed: u64 },
 }
 
-/// Packs a private state into a word (for the recovery copies each side keeps).
-#[inline]
-pub(crate) const fn pack(index: u64, seq: u64) -> u64 {
-    (seq << SEQ_SHIFT) | index
+/// A decoded state word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Word {
+    mid: u64,
+    cons: u64,
+    dirty: bool,
+    req: bool,
+    seq: u64,
 }
 
-/// The initial words of a fresh channel: `(middle, producer, consumer)`. Slot 0 is the
-/// producer's, slot 1 the middle (clean), slot 2 the consumer's.
-pub(crate) const fn initial_words() -> (u64, u64, u64) {
-    (pack(1, 0), pack(0, 0), pack(2, 0))
+impl Word {
+    fn decode(w: u64, reason: CorruptWord) -> Result<Word, BadWord> {
+        let (mid, cons) = (w & MID_MASK, (w >> CONS_SHIFT) & MID_MASK);
+        if mid >= SLOTS || cons >= SLOTS || mid == cons {
+            return Err(BadWord { word: w, reason });
+        }
+        Ok(Word {
+            mid,
+            cons,
+            dirty: w & DIRTY != 0,
+            req: w & REQ != 0,
+            seq: w >> SEQ_SHIFT,
+        })
+    }
+
+    /// The producer's slot: the one that is neither in the middle nor the consumer's.
+    fn back(self) -> u64 {
+        SLOTS - self.mid - self.cons
+    }
+
+    fn encode(self) -> u64 {
+        self.mid
+            | self.cons << CONS_SHIFT
+            | if self.dirty { DIRTY } else { 0 }
+            | if self.req { REQ } else { 0 }
+            | self.seq << SEQ_SHIFT
+    }
 }
 
-/// The slot that is neither `a` nor `b`, if they are two distinct slots.
-fn third(a: u64, b: u64) -> Option<u64> {
-    (a < SLOTS && b < SLOTS && a != b).then(|| 3 - a - b)
+/// The state word of a fresh channel: slot 1 in the middle, slot 2 the consumer's, slot 0 the
+/// producer's, nothing published.
+pub(crate) const fn initial_word() -> u64 {
+    1 | 2 << CONS_SHIFT
 }
 
-/// An end's slot for a new holder of the end, from the middle word, the end's saved word and
-/// the other end's saved word: the saved slot, unless a holder died between its swap and saving
-/// its state, which leaves its saved slot in the middle; its real slot is then the one that is
-/// neither in the middle nor the other end's.
-fn recover_slot(middle: u64, own: u64, other: u64) -> Result<u64, BadWord> {
-    let bad = BadWord {
-        word: middle,
-        reason: CorruptWord::StateIndices,
+/// A step of a side that may be stopped: `Err(Stopped)` ends the operation where it is.
+macro_rules! step {
+    ($steps:expr) => {
+        if !$steps.next() {
+            return Ok(Err(Stopped));
+        }
     };
-    let (mid, other) = (middle & IDX_MASK, other & IDX_MASK);
-    let mut slot = own & IDX_MASK;
-    if slot == mid {
-        slot = third(mid, other).ok_or(bad)?;
-    }
-    if third(slot, mid).is_none() || slot == other || other >= SLOTS {
-        return Err(bad);
-    }
-    Ok(slot)
 }
 
-/// The producer's state for a new holder of the producer end (see [`recover_slot`]).
-pub(crate) fn recover_producer(
-    middle: u64,
-    producer: u64,
-    consumer: u64,
-) -> Result<Producer, BadWord> {
-    let back = recover_slot(middle, producer, consumer)?;
-    let mut seq = producer >> SEQ_SHIFT;
-    if middle & DIRTY != 0 {
-        seq = seq.max(middle >> SEQ_SHIFT);
-    }
-    Ok(Producer { back, seq })
-}
-
-/// The consumer's state for a new holder of the consumer end (see [`recover_slot`]).
-pub(crate) fn recover_consumer(
-    middle: u64,
-    producer: u64,
-    consumer: u64,
-) -> Result<Consumer, BadWord> {
-    Ok(Consumer {
-        front: recover_slot(middle, consumer, producer)?,
-        seq: consumer >> SEQ_SHIFT,
+/// The state of a new holder of the producer end, read from the word alone.
+pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
+    // Acquire: the consumer's reads of the slot we are about to own (its former front, which it
+    // released with its fetch) happen before our writes.
+    let word = w.state.load(Ordering::Acquire);
+    let d = Word::decode(word, CorruptWord::StateIndices)?;
+    Ok(Producer {
+        back: d.back(),
+        seq: d.seq,
+        expect: word,
     })
 }
 
-/// Publishes the producer's back slot. On success the producer owns a new back slot.
+/// The state of a new holder of the consumer end: clears a request its predecessor may have left
+/// (so that no publish hands a slot to a consumer that is not there) and takes the consumer's
+/// slot from the word.
+pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
+    // AcqRel. Acquire: the data of the slot we take (published, or handed over, with release).
+    // Release: nothing of ours yet; the read-modify-write orders us after every earlier change.
+    let word = w.state.fetch_and(!REQ, Ordering::AcqRel);
+    let d = Word::decode(word, CorruptWord::StateIndices)?;
+    Ok(Consumer {
+        front: d.cons,
+        // Relaxed: ordered by the acquire above, after the producer's store of it.
+        seq: w.seqs[d.cons as usize].load(Ordering::Relaxed),
+    })
+}
+
+/// Publishes the producer's back slot: returns its sequence number, and the producer owns a new
+/// back slot.
 #[inline]
-pub(crate) fn publish(middle: &AtomicU64, p: &mut Producer) -> Result<u64, BadWord> {
-    let seq = p.seq + 1;
-    // AcqRel. Release: our plain writes into the back slot happen-before any consumer that
-    // acquires this word (its fetch swap) reads the slot. Acquire: the consumer's reads of the
-    // slot we receive (its former front, released by its fetch swap) happen-before our next
-    // writes into it.
-    let old = middle.swap((seq << SEQ_SHIFT) | DIRTY | p.back, Ordering::AcqRel);
-    let idx = old & IDX_MASK;
-    if idx >= SLOTS || idx == p.back {
-        return Err(BadWord {
-            word: old,
-            reason: CorruptWord::StateMiddleOnPublish,
-        });
+pub(crate) fn publish(w: Words<'_>, p: &mut Producer) -> Result<u64, BadWord> {
+    match publish_steps(w, p, &mut Run)? {
+        Ok(seq) => Ok(seq),
+        Err(Stopped) => unreachable!("`Run` never stops"),
     }
-    p.back = idx;
-    p.seq = seq;
-    Ok(seq)
+}
+
+/// [`publish`], stoppable at each atomic step.
+#[inline]
+pub(crate) fn publish_steps(
+    w: Words<'_>,
+    p: &mut Producer,
+    steps: &mut impl Steps,
+) -> Result<Result<u64, Stopped>, BadWord> {
+    let seq = (p.seq + 1).min(MAX_SEQ);
+    step!(steps);
+    // Relaxed: made visible with the slot's data by the release of the exchange below.
+    w.seqs[p.back as usize].store(seq, Ordering::Relaxed);
+    let mut cur = p.expect;
+    for _ in 0..PUBLISH_ATTEMPTS {
+        let d = Word::decode(cur, CorruptWord::StateMiddleOnPublish)?;
+        if d.back() != p.back {
+            return Err(BadWord {
+                word: cur,
+                reason: CorruptWord::StateMiddleOnPublish,
+            });
+        }
+        let new = if d.req {
+            // The consumer asked: hand it this publish, take its old slot into the middle.
+            Word {
+                mid: d.cons,
+                cons: p.back,
+                dirty: false,
+                req: false,
+                seq,
+            }
+        } else {
+            Word {
+                mid: p.back,
+                cons: d.cons,
+                dirty: true,
+                req: false,
+                seq,
+            }
+        };
+        step!(steps);
+        // AcqRel. Release: our writes into the back slot and its sequence word happen before
+        // any consumer that acquires this word reads them. Acquire: the consumer's reads of the
+        // slot we receive (its former front, released by its fetch) happen before our next
+        // writes into it. Acquire on failure: the next attempt decides on what it read.
+        match w
+            .state
+            .compare_exchange(cur, new.encode(), Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                // Either way the producer's new slot is the old middle.
+                p.back = d.mid;
+                p.seq = seq;
+                p.expect = new.encode();
+                return Ok(Ok(seq));
+            }
+            Err(actual) => cur = actual,
+        }
+    }
+    Err(BadWord {
+        word: cur,
+        reason: CorruptWord::StateContention,
+    })
 }
 
 /// Takes the newest published slot, if there is one the consumer has not seen.
 #[inline]
-pub(crate) fn fetch(middle: &AtomicU64, c: &mut Consumer) -> Result<Fetched, BadWord> {
-    // Relaxed: this load only decides whether to swap; no slot data is read on its account.
-    let cur = middle.load(Ordering::Relaxed);
-    if cur & DIRTY == 0 {
-        return Ok(if c.seq == 0 {
-            Fetched::Empty
-        } else {
-            Fetched::Unchanged
-        });
+pub(crate) fn fetch(w: Words<'_>, c: &mut Consumer) -> Result<Fetched, BadWord> {
+    match fetch_steps(w, c, &mut Run)? {
+        Ok(f) => Ok(f),
+        Err(Stopped) => unreachable!("`Run` never stops"),
     }
-    // AcqRel. Acquire pairs with the producer's release swap, so the slot's data is visible.
-    // Release: our reads of the front slot we hand back happen-before the producer's next
-    // writes into it (it acquires this word when it swaps).
-    let old = middle.swap(c.front, Ordering::AcqRel);
-    let idx = old & IDX_MASK;
-    let seq = old >> SEQ_SHIFT;
-    if old & DIRTY == 0 || idx >= SLOTS || idx == c.front {
+}
+
+/// [`fetch`], stoppable at each atomic step.
+#[inline]
+pub(crate) fn fetch_steps(
+    w: Words<'_>,
+    c: &mut Consumer,
+    steps: &mut impl Steps,
+) -> Result<Result<Fetched, Stopped>, BadWord> {
+    step!(steps);
+    // Relaxed: this load only decides whether to exchange; no slot data is read on its account.
+    let cur = w.state.load(Ordering::Relaxed);
+    let d = Word::decode(cur, CorruptWord::StateMiddleOnFetch)?;
+    if d.cons != c.front {
         return Err(BadWord {
-            word: old,
+            word: cur,
             reason: CorruptWord::StateMiddleOnFetch,
         });
     }
-    if seq <= c.seq {
+    if !d.dirty {
+        return Ok(Ok(if c.seq == 0 {
+            Fetched::Empty
+        } else {
+            Fetched::Unchanged
+        }));
+    }
+    let take = |d: Word| {
+        Word {
+            mid: c.front,
+            cons: d.mid,
+            dirty: false,
+            req: false,
+            seq: d.seq,
+        }
+        .encode()
+    };
+    step!(steps);
+    // AcqRel. Acquire pairs with the producer's release: the slot's data is visible. Release:
+    // our reads of the front slot we hand back happen before the producer's next writes to it.
+    let Err(_) = w
+        .state
+        .compare_exchange(cur, take(d), Ordering::AcqRel, Ordering::Relaxed)
+    else {
+        return took(w, c, d.mid).map(Ok);
+    };
+    // A publish landed in between: ask for the next one to be handed over, and try once more.
+    step!(steps);
+    // Relaxed: the request carries no data; the exchange below or the producer's hand-over
+    // (acquired on failure) does.
+    let asked = w.state.fetch_or(REQ, Ordering::Relaxed);
+    let d = Word::decode(asked, CorruptWord::StateMiddleOnFetch)?;
+    if d.cons != c.front || !d.dirty {
         return Err(BadWord {
-            word: old,
+            word: asked,
+            reason: CorruptWord::StateMiddleOnFetch,
+        });
+    }
+    step!(steps);
+    // As above; Acquire on failure: the producer handed us a slot with release.
+    match w
+        .state
+        .compare_exchange(asked | REQ, take(d), Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => took(w, c, d.mid).map(Ok),
+        Err(handed) => {
+            // Only a publish that saw our request changes the word now: it gave us its slot.
+            let h = Word::decode(handed, CorruptWord::StateMiddleOnFetch)?;
+            if h.cons == c.front || h.req {
+                return Err(BadWord {
+                    word: handed,
+                    reason: CorruptWord::StateMiddleOnFetch,
+                });
+            }
+            took(w, c, h.cons).map(Ok)
+        }
+    }
+}
+
+/// The consumer now holds `slot`: its sequence number tells how many updates were missed.
+fn took(w: Words<'_>, c: &mut Consumer, slot: u64) -> Result<Fetched, BadWord> {
+    // Relaxed: ordered after the producer's store by the acquire that gave us the slot.
+    let seq = w.seqs[slot as usize].load(Ordering::Relaxed);
+    if seq < c.seq || (seq == c.seq && seq != MAX_SEQ) {
+        return Err(BadWord {
+            word: seq,
             reason: CorruptWord::StateSeqBackwards,
         });
     }
-    let skipped = seq - c.seq - 1;
-    c.front = idx;
+    let missed = seq.saturating_sub(c.seq).saturating_sub(1);
+    c.front = slot;
     c.seq = seq;
-    Ok(Fetched::New { skipped })
+    Ok(Fetched::New { missed })
+}
+
+/// Whether the producer published since the consumer's last fetch (for waiting).
+pub(crate) fn has_data(w: Words<'_>) -> bool {
+    // Relaxed: only decides whether to sleep; the fetch acquires the data.
+    w.state.load(Ordering::Relaxed) & DIRTY != 0
+}
+
+/// The slot of the newest publish, if any: the middle while the consumer has not taken it,
+/// otherwise the consumer's. For the producer's `write_from_last`, which only reads it.
+pub(crate) fn last_published(w: Words<'_>, p: &Producer) -> Option<u64> {
+    // Relaxed: the producer reads data it wrote itself; the consumer only ever reads slots.
+    let d = Word::decode(w.state.load(Ordering::Relaxed), CorruptWord::StateIndices).ok()?;
+    if d.back() != p.back || d.seq == 0 {
+        return None;
+    }
+    Some(if d.dirty { d.mid } else { d.cons })
 }
 
 #[cfg(all(test, loom))]
-mod loom_tests {
-    use super::*;
-    use loom::cell::UnsafeCell;
-    use loom::sync::Arc;
-
-    struct Shared {
-        middle: AtomicU64,
-        // Each slot holds (sequence, sequence * 7) so that a torn read is detectable; loom's
-        // UnsafeCell also fails the model on any unsynchronised concurrent access.
-        slots: [UnsafeCell<(u64, u64)>; 3],
-    }
-
-    fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            middle: AtomicU64::new(1),
-            slots: [
-                UnsafeCell::new((0, 0)),
-                UnsafeCell::new((0, 0)),
-                UnsafeCell::new((0, 0)),
-            ],
-        })
-    }
-
-    fn model(publishes: u64, fetches: usize) {
-        loom::model(move || {
-            let s = shared();
-            let ps = s.clone();
-            let producer = loom::thread::spawn(move || {
-                let mut p = Producer { back: 0, seq: 0 };
-                for n in 1..=publishes {
-                    ps.slots[p.back as usize].with_mut(|v| {
-                        // SAFETY: the producer owns its back slot exclusively.
-                        unsafe { *v = (n, n * 7) }
-                    });
-                    assert_eq!(publish(&ps.middle, &mut p), Ok(n));
-                }
-            });
-            let mut c = Consumer { front: 2, seq: 0 };
-            let mut seen = 0;
-            let mut skipped_total = 0;
-            for _ in 0..fetches {
-                match fetch(&s.middle, &mut c).expect("valid protocol") {
-                    Fetched::Empty => assert_eq!(c.seq, 0),
-                    Fetched::Unchanged => assert!(c.seq > 0),
-                    Fetched::New { skipped } => {
-                        skipped_total += skipped;
-                        seen += 1;
-                        assert!(c.seq > 0);
-                    }
-                }
-                if c.seq > 0 {
-                    let (seq, check) = s.slots[c.front as usize].with(|v| {
-                        // SAFETY: the consumer owns its front slot exclusively.
-                        unsafe { *v }
-                    });
-                    assert_eq!(seq, c.seq, "front slot holds the fetched update");
-                    assert_eq!(check, seq * 7, "torn read");
-                }
-            }
-            producer.join().unwrap();
-            // Drain: after the producer is done, one more fetch sees the final update.
-            if let Fetched::New { skipped } = fetch(&s.middle, &mut c).unwrap() {
-                skipped_total += skipped;
-                seen += 1;
-            }
-            assert_eq!(c.seq, publishes, "the last update is always delivered");
-            assert_eq!(seen + skipped_total, publishes, "skipped counts add up");
-        });
-    }
-
-    #[test]
-    fn loom_triple_buffer_one_publish() {
-        model(1, 2);
-    }
-
-    #[test]
-    fn loom_triple_buffer_three_publishes() {
-        model(3, 2);
-    }
-
-    #[test]
-    fn loom_triple_buffer_four_publishes_three_fetches() {
-        model(4, 3);
-    }
-}
+mod loom_tests;
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequential_protocol() {
-        let m = AtomicU64::new(1);
-        let mut p = Producer { back: 0, seq: 0 };
-        let mut c = Consumer { front: 2, seq: 0 };
-        assert_eq!(fetch(&m, &mut c), Ok(Fetched::Empty));
-        assert_eq!(publish(&m, &mut p), Ok(1));
-        assert_eq!(fetch(&m, &mut c), Ok(Fetched::New { skipped: 0 }));
-        assert_eq!(fetch(&m, &mut c), Ok(Fetched::Unchanged));
-        for _ in 0..5 {
-            publish(&m, &mut p).unwrap();
-        }
-        assert_eq!(fetch(&m, &mut c), Ok(Fetched::New { skipped: 4 }));
-        assert_eq!(c.seq, 6);
-        let mut all = [p.back, c.front, m.load(Ordering::Relaxed) & IDX_MASK];
-        all.sort();
-        assert_eq!(all, [0, 1, 2], "the three slots stay distinct");
-    }
-
-    #[test]
-    fn bad_words_are_errors() {
-        let m = AtomicU64::new(3);
-        let mut p = Producer { back: 0, seq: 0 };
-        assert!(publish(&m, &mut p).is_err());
-        let m = AtomicU64::new(DIRTY | (5 << SEQ_SHIFT) | 2);
-        let mut c = Consumer { front: 2, seq: 0 };
-        assert!(fetch(&m, &mut c).is_err(), "middle equals front");
-        let m = AtomicU64::new(DIRTY | (5 << SEQ_SHIFT) | 1);
-        let mut c = Consumer { front: 2, seq: 9 };
-        assert!(fetch(&m, &mut c).is_err(), "sequence went backwards");
-    }
-}
+mod tests;

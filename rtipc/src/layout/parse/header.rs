@@ -45,7 +45,7 @@ pub(crate) fn header(raw: &[u8], mapped: u64) -> Result<Header> {
         h.cache_line.is_power_of_two() && (MIN_CACHE_LINE..=MAX_CACHE_LINE).contains(&h.cache_line),
         || hf("cache_line"),
         h.cache_line.into(),
-        "must be a power of two between 16 and 4096",
+        "must be a power of two between 32 and 4096",
     )?;
     let cl = u64::from(h.cache_line);
     check(

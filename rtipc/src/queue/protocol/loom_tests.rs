@@ -1,0 +1,170 @@
+//! Model checks of the queue, with sides that stop at every step and a successor that takes
+//! over from the shared words alone.
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+
+use super::*;
+
+/// Each slot holds (position + 1, check): a torn or foreign read is detectable, and loom's
+/// `UnsafeCell` fails the model on any access to a slot that races with a write.
+struct Shared {
+    cells: Vec<AtomicU64>,
+    headers: Vec<AtomicU64>,
+    words: [AtomicU64; 5],
+    slots: Vec<UnsafeCell<(u64, u64)>>,
+}
+
+impl Shared {
+    fn new(capacity: u64) -> Arc<Shared> {
+        let mut cells = Vec::new();
+        for i in 0..capacity {
+            let (pos, st) = initial_cell(i, capacity);
+            cells.push(AtomicU64::new(pos));
+            cells.push(AtomicU64::new(st));
+        }
+        let (p, c) = initial_records(capacity);
+        Arc::new(Shared {
+            cells,
+            headers: (0..capacity + 2).map(|_| AtomicU64::new(0)).collect(),
+            words: [
+                AtomicU64::new(0),
+                AtomicU64::new(p),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(c),
+            ],
+            slots: (0..capacity + 2).map(|_| UnsafeCell::new((0, 0))).collect(),
+        })
+    }
+
+    fn w(&self) -> Words<'_> {
+        Words {
+            cells: &self.cells,
+            headers: &self.headers,
+            head: &self.words[0],
+            producer: &self.words[1],
+            tail: &self.words[2],
+            pending: &self.words[3],
+            consumer: &self.words[4],
+        }
+    }
+}
+
+struct StopAfter(Option<u32>);
+
+impl Steps for StopAfter {
+    fn next(&mut self) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+        }
+    }
+}
+
+/// Pushes until `messages` messages are in, killed after `stop` steps and replaced by a
+/// successor that claims the end from the words.
+fn producer(s: &Shared, messages: u64, force: bool, stop: Option<u32>) -> u64 {
+    let mut p = claim_producer(s.w()).unwrap();
+    let mut steps = StopAfter(stop);
+    let mut tries = 0;
+    while p.head < messages && tries < 2 * messages + 2 {
+        tries += 1;
+        let number = p.head + 1;
+        s.slots[p.slot as usize].with_mut(|v| {
+            // SAFETY: the producer owns its slot exclusively (what the model checks).
+            unsafe { *v = (number, number * 7) }
+        });
+        match push_steps(s.w(), &mut p, force, &mut steps).unwrap() {
+            Ok(_) => {}
+            Err(Stopped) => {
+                p = claim_producer(s.w()).unwrap();
+                steps = StopAfter(None);
+            }
+        }
+    }
+    p.head
+}
+
+fn consumer(s: &Shared, pops: usize, stop: Option<u32>) -> (Consumer, u64) {
+    let mut c = claim_consumer(s.w()).unwrap();
+    let mut steps = StopAfter(stop);
+    let mut last = 0;
+    for _ in 0..pops {
+        match pop_steps(s.w(), &mut c, &mut steps).unwrap() {
+            Ok(Popped::Message { pos, missed }) => {
+                let (n, chk) = s.slots[c.slot as usize].with(|v| {
+                    // SAFETY: the consumer owns the slot of its last message.
+                    unsafe { *v }
+                });
+                assert_eq!(n, pos + 1, "the slot holds the popped message");
+                assert_eq!(chk, n * 7, "torn read");
+                assert!(n > last, "order preserved");
+                assert!(missed <= pos, "missed counts only earlier messages");
+                last = n;
+            }
+            Ok(Popped::Empty) => {}
+            Err(Stopped) => {
+                c = claim_consumer(s.w()).unwrap();
+                steps = StopAfter(None);
+                last = last.max(c.tail);
+            }
+        }
+    }
+    (c, last)
+}
+
+fn model(capacity: u64, messages: u64, pops: usize, force: bool, ps: Option<u32>, cs: Option<u32>) {
+    loom::model(move || {
+        let s = Shared::new(capacity);
+        let s2 = s.clone();
+        let prod = loom::thread::spawn(move || producer(&s2, messages, force, ps));
+        let (mut c, mut last) = consumer(&s, pops, cs);
+        let sent = prod.join().unwrap();
+        // Drain what is left: the newest message always arrives.
+        while let Popped::Message { pos, .. } = pop(s.w(), &mut c).unwrap() {
+            let (n, chk) = s.slots[c.slot as usize].with(|v| {
+                // SAFETY: the producer is done; the consumer owns the slot.
+                unsafe { *v }
+            });
+            assert_eq!((n, chk), (pos + 1, (pos + 1) * 7));
+            last = n;
+        }
+        if force {
+            assert_eq!(last, sent, "the newest message always arrives");
+        }
+    });
+}
+
+#[test]
+fn loom_queue_force_push_overwrites_and_wraps() {
+    model(2, 4, 2, true, None, None);
+}
+
+#[test]
+fn loom_queue_try_push_full_and_empty() {
+    model(2, 3, 2, false, None, None);
+}
+
+#[test]
+fn loom_queue_capacity_one_slot_handover() {
+    model(1, 3, 2, true, None, None);
+}
+
+#[test]
+fn loom_queue_producer_killed_at_every_step() {
+    for stop in 0..10 {
+        model(1, 2, 2, true, Some(stop), None);
+    }
+}
+
+#[test]
+fn loom_queue_consumer_killed_at_every_step() {
+    for stop in 0..8 {
+        model(1, 3, 2, true, None, Some(stop));
+    }
+}
