@@ -235,11 +235,12 @@ const HEADER_FIELDS: &[(&str, u64, usize, u64)] = &[
     ("buffers_len", 56, 8, u64::MAX),
     ("metadata_offset", 64, 8, u64::MAX - 8),
     ("metadata_len", 72, 8, 1 << 40),
-    ("creator_pid", 80, 4, 0x7fff_fff0),
     ("flags", 84, 4, 1),
-    ("creation_token", 88, 8, 12345),
     ("reserved", 96, 8, 1),
 ];
+// `creator_pid` and `creation_token` are informational: whether the creator runs is the
+// kernel's answer (its lock on the segment), so another value there is no error
+// (`the_creator_fields_are_informational`).
 
 /// Byte offsets within a channel entry and widths of every entry field.
 const ENTRY_FIELDS: &[(&str, u64, usize, u64)] = &[
@@ -280,9 +281,7 @@ fn every_corrupted_header_field_is_an_error() {
         let named = msg.contains(&format!("header.{field}"))
             || matches!(
                 (field, &err),
-                ("version", Error::UnsupportedVersion { .. })
-                    | ("ready", Error::NotReady)
-                    | ("creator_pid" | "creation_token", Error::Stale { .. })
+                ("version", Error::UnsupportedVersion { .. }) | ("ready", Error::NotReady)
             );
         assert!(named, "{field}: error should name the field: {msg}");
     }
@@ -400,50 +399,18 @@ fn anonymous_segments_check_seals_and_size() {
 }
 
 #[test]
-fn stale_segments_are_reported_and_replaceable() {
-    let name = seg_name("stale");
-    let seg = Segment::builder()
-        .state::<Gripper>("hand", Direction::CreatorToPeer)
-        .keep(true)
-        .create(&name)
-        .unwrap();
-    // A second creator is refused while the first runs.
-    let err = Segment::builder()
-        .state::<Gripper>("hand", Direction::CreatorToPeer)
-        .create(&name)
-        .unwrap_err();
-    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
-    drop(seg);
-    // Pretend the creator died: a pid that cannot exist.
+fn the_creator_fields_are_informational() {
+    let (seg, name) = create("creator-fields");
     let f = shm_file(&name);
     write_n(&f, HEADER_CREATOR_PID, 4, 0x7fff_fff0);
-    let err = Segment::open(&name).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Stale {
-                pid: 0x7fff_fff0,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(err.to_string().contains("remove_stale"), "{err}");
-    let err = Segment::builder()
-        .state::<Gripper>("hand", Direction::CreatorToPeer)
-        .create(&name)
-        .unwrap_err();
-    assert!(matches!(err, Error::Stale { .. }), "{err}");
-    // Replace it.
-    let seg = Segment::builder()
-        .state::<Gripper>("hand", Direction::CreatorToPeer)
-        .replace_stale(true)
-        .create(&name)
-        .unwrap();
-    assert!(Segment::open(&name).is_ok());
+    write_n(&f, HEADER_CREATOR_PID + 8, 8, 12345);
+    // The creator holds its lock: the segment is alive whatever its header says.
+    let peer = Segment::open(&name).unwrap();
+    assert_eq!(peer.creator_pid(), 0x7fff_fff0);
+    assert!(peer.creator_alive());
+    assert!(peer.check().is_ok());
     drop(seg);
-    // Dropping the creator unlinked it (keep was not set this time).
-    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
-    // remove_stale on a missing name reports nothing removed.
-    assert!(!Segment::remove_stale(&name).unwrap());
+    // The creator is gone (and unlinked the name).
+    assert!(!peer.creator_alive());
+    assert!(matches!(peer.check(), Err(Error::CreatorGone { .. })));
 }

@@ -688,3 +688,247 @@ fn the_client_refuses_bad_descriptors_from_the_listener() {
     assert_eq!(&report[8..12], &[0, 0, 0, 0], "attached");
     let _ = std::fs::remove_file(&path);
 }
+
+// --- Many clients at once. --------------------------------------------------------------------
+
+/// The client's report that it attached (kind 4, status 0, no message).
+fn attached_report() -> Vec<u8> {
+    let mut v = preamble(4);
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v
+}
+
+/// Answers `count` pings of a `Role::WakeClient` peer on `seg`.
+fn answer_pings(seg: &Segment, count: u64) {
+    let mut ping = StateConsumer::<Stamp>::new(seg, "ping").unwrap();
+    let mut pong = StateProducer::<Stamp>::new(seg, "pong").unwrap();
+    for k in 1..=count {
+        assert!(wait_for_seq(&mut ping, k, |s| s.seq), "ping {k}");
+        pong.publish_copy(&Stamp { seq: k, sent_ns: 0 }).unwrap();
+    }
+}
+
+/// Whether the listener has left `fd` open: nothing to read, not even the end of the stream.
+fn still_open(fd: &OwnedFd) -> bool {
+    poll_in(fd.as_raw_fd(), 0).is_none()
+}
+
+#[test]
+fn a_listener_with_eight_silent_connections_pending_still_serves_a_valid_client() {
+    const SILENT: usize = 8;
+    const PINGS: u64 = 3;
+    let timeout = Duration::from_secs(5);
+    let path = sock_path("silent-eight");
+    let listener = Listener::bind(&path)
+        .unwrap()
+        .handshake_timeout(timeout)
+        .accept_timeout(Some(Duration::from_secs(30)));
+    // Eight clients connect and say nothing; then a valid client, in another process.
+    let silent: Vec<OwnedFd> = (0..SILENT).map(|_| raw_connect(&path)).collect();
+    let peer = spawn_peer(Role::WakeClient, path.to_str().unwrap(), PINGS);
+    let start = Instant::now();
+    let mut requests = 0;
+    let conn = listener
+        .accept(|_| {
+            requests += 1;
+            Ok(())
+        })
+        .expect("the valid client is served before the silent ones time out");
+    assert!(
+        start.elapsed() < timeout,
+        "served within the silent ones' deadline"
+    );
+    assert_eq!(requests, 1, "only the valid client sent a request");
+    assert_eq!(conn.peer().pid, peer.id(), "the client is the peer process");
+    assert_eq!(
+        listener.pending(),
+        SILENT,
+        "the silent ones are still pending"
+    );
+    assert!(silent.iter().all(still_open));
+    // The valid client's segment works across the processes.
+    answer_pings(conn.segment(), PINGS);
+    wait_peer(peer, Duration::from_secs(30));
+    // Each silent connection then times out on its own, one error per `accept`, waiting for
+    // its request; the listener closes it.
+    for left in (0..SILENT).rev() {
+        let err = listener.accept(|_| Ok(())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    stage: Stage::ReadingRequest
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(listener.pending(), left);
+    }
+    for fd in &silent {
+        assert!(raw_recv(fd.as_fd()).is_none(), "the listener closed it");
+    }
+}
+
+/// `accept` again while only its (short) accept timeout passes, for up to 30 s.
+fn accept_next(listener: &Listener) -> Result<handshake::Connection, Error> {
+    let start = Instant::now();
+    loop {
+        match listener.accept(|_| Ok(())) {
+            Err(Error::Timeout {
+                stage: Stage::WaitingForClient,
+            }) if start.elapsed() < Duration::from_secs(30) => {}
+            result => return result,
+        }
+    }
+}
+
+#[test]
+fn a_listener_at_its_limit_refuses_new_connections_as_busy_and_keeps_the_pending_ones() {
+    const LIMIT: usize = 4;
+    let path = sock_path("busy");
+    let listener = Listener::bind(&path)
+        .unwrap()
+        .max_pending(LIMIT)
+        .handshake_timeout(Duration::from_secs(30))
+        .accept_timeout(Some(Duration::from_millis(50)));
+    // Four silent connections fill the listener: `accept` takes them and nothing completes.
+    let silent: Vec<OwnedFd> = (0..LIMIT).map(|_| raw_connect(&path)).collect();
+    assert!(matches!(
+        listener.accept(|_| Ok(())),
+        Err(Error::Timeout {
+            stage: Stage::WaitingForClient
+        })
+    ));
+    assert_eq!(listener.pending(), LIMIT);
+    // The fifth is refused at once with the reason, and closed.
+    let fifth = raw_connect(&path);
+    let err = accept_next(&listener).unwrap_err();
+    let busy = "the listener is busy: 4 handshakes are pending; retry";
+    match &err {
+        Error::Rejected { reason } => assert_eq!(reason, busy),
+        e => panic!("expected a rejection, got {e}"),
+    }
+    let (reply, fds) = raw_recv(fifth.as_fd()).expect("a reply");
+    assert_eq!((&reply[6..8], fds), (&[3u8, 0][..], 0), "a rejection");
+    assert_eq!(&reply[8..12], &(busy.len() as u32).to_le_bytes());
+    assert_eq!(String::from_utf8_lossy(&reply[12..]), busy);
+    assert!(raw_recv(fifth.as_fd()).is_none(), "then closed");
+    // The four are still pending, and still served: one sends its request, gets its segment
+    // and reports that it attached.
+    assert_eq!(listener.pending(), LIMIT);
+    assert!(silent.iter().all(still_open));
+    assert!(raw_send(silent[0].as_fd(), &echo_request(), &[]));
+    let accepted = std::thread::scope(|s| {
+        let server = s.spawn(|| accept_next(&listener));
+        let (reply, fds) = raw_recv(silent[0].as_fd()).expect("the segment");
+        assert!(raw_send(silent[0].as_fd(), &attached_report(), &[]));
+        (reply, fds, server.join().unwrap())
+    });
+    let (reply, fds, conn) = accepted;
+    assert_eq!(
+        (&reply[6..8], fds),
+        (&[2u8, 0][..], 3),
+        "a memfd and 2 eventfds"
+    );
+    assert_eq!(conn.unwrap().segment().channel_names(), ["cmd", "echo"]);
+    assert_eq!(listener.pending(), LIMIT - 1);
+    // Below the limit again, a new client is served.
+    let client = std::thread::spawn({
+        let path = path.clone();
+        move || handshake::connect(&path, &echo_channels(Segment::builder())).map(|_| ())
+    });
+    accept_next(&listener).unwrap();
+    client.join().unwrap().unwrap();
+    // The other three hang up: one error each, and none is left.
+    drop(silent);
+    for _ in 1..LIMIT {
+        let err = accept_next(&listener).unwrap_err();
+        assert!(err.to_string().contains("closed the connection"), "{err}");
+    }
+    assert_eq!(listener.pending(), 0);
+}
+
+#[test]
+fn valid_clients_interleaved_with_slow_ones_all_get_their_segments() {
+    const PINGS: u64 = 3;
+    let path = sock_path("interleaved");
+    let listener = std::sync::Arc::new(
+        Listener::bind(&path)
+            .unwrap()
+            .handshake_timeout(Duration::from_secs(10))
+            .accept_timeout(Some(Duration::from_secs(30))),
+    );
+    // The server: accepts three clients, counting the requests its filter sees.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn({
+        let listener = listener.clone();
+        move || {
+            let mut requests = 0;
+            for _ in 0..3 {
+                let result = listener.accept(|_| {
+                    requests += 1;
+                    Ok(())
+                });
+                tx.send(result).unwrap();
+            }
+            requests
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    // A silent client, and one that sends its request but never reports back.
+    let late = raw_connect(&path);
+    let unreported = raw_connect(&path);
+    assert!(raw_send(unreported.as_fd(), &echo_request(), &[]));
+    // Two valid clients: another process, and a thread of this one.
+    let peer = spawn_peer(Role::WakeClient, path.to_str().unwrap(), PINGS);
+    let client = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let conn = handshake::connect(&path, &echo_channels(Segment::builder()))?;
+            Ok::<_, Error>(conn.segment().channel_names().len())
+        }
+    });
+    let (reply, fds) = raw_recv(unreported.as_fd()).expect("the segment");
+    assert_eq!(
+        (&reply[6..8], fds),
+        (&[2u8, 0][..], 3),
+        "a memfd and 2 eventfds"
+    );
+    // Both valid clients get their segments while the slow ones are pending.
+    let (a, b) = (next(), next());
+    let (wake, echo) = if a.segment().channel_names() == ["ping", "pong"] {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(wake.peer().pid, peer.id());
+    assert_eq!(echo.segment().channel_names(), ["cmd", "echo"]);
+    assert_eq!(client.join().unwrap().unwrap(), 2);
+    answer_pings(wake.segment(), PINGS);
+    wait_peer(peer, Duration::from_secs(30));
+    assert_eq!(listener.pending(), 2, "the slow ones are still pending");
+    assert!(still_open(&late) && still_open(&unreported));
+    // The silent one sends its request after all, attaches (in this test, says so) and is
+    // served too.
+    assert!(raw_send(late.as_fd(), &echo_request(), &[]));
+    let (reply, fds) = raw_recv(late.as_fd()).expect("the segment");
+    assert_eq!((&reply[6..8], fds), (&[2u8, 0][..], 3));
+    assert!(raw_send(late.as_fd(), &attached_report(), &[]));
+    let third = next();
+    assert_eq!(third.peer().pid, std::process::id());
+    assert_eq!(
+        server.join().unwrap(),
+        4,
+        "four requests reached the filter"
+    );
+    // The one that never reported hangs up: its own error, and nothing is left.
+    assert_eq!(listener.pending(), 1);
+    drop(unreported);
+    let err = listener.accept(|_| Ok(())).unwrap_err();
+    assert!(
+        err.to_string().contains("waiting for the client to attach"),
+        "{err}"
+    );
+    assert_eq!(listener.pending(), 0);
+}

@@ -198,12 +198,17 @@ pub enum Error {
         /// What the channel is, such as `"a queue channel from creator to peer"`.
         found: String,
     },
-    /// The end of the channel is already held by another handle, in this or another process.
+    /// The end of the channel is held by another handle, in this or another process, which
+    /// is running (a claim ends with its holder's handle or process, and the end can then be
+    /// claimed at once).
     AlreadyClaimed {
         /// The channel.
         channel: String,
         /// Which end.
         end: End,
+        /// The holder's process id as the holder wrote it: in the holder's own pid namespace,
+        /// which may not be this process's.
+        holder: Option<u32>,
     },
     /// A named segment exists and its creator is alive.
     AlreadyExists {
@@ -214,8 +219,30 @@ pub enum Error {
     Stale {
         /// The segment's name.
         name: String,
-        /// The dead creator's process id.
+        /// The dead creator's process id, as its header records it.
         pid: u32,
+    },
+    /// Another process is resuming, replacing or removing this stale segment right now.
+    Replacing {
+        /// The segment's name.
+        name: String,
+    },
+    /// The segment's creator is gone (see [`Segment::check`](crate::Segment::check)); a
+    /// creator restarted with the same declaration resumes this very segment.
+    CreatorGone {
+        /// The segment's name, or `(anonymous)`.
+        segment: String,
+    },
+    /// The segment was replaced under its name by a creator with another declaration: attach
+    /// again with [`Segment::open`](crate::Segment::open).
+    Replaced {
+        /// The segment's name.
+        name: String,
+    },
+    /// No process holds the producer end of the channel: it exited or has not started yet.
+    NoProducer {
+        /// The channel.
+        channel: String,
     },
     /// The segment's creator has not finished initialising it yet; retry shortly.
     NotReady,
@@ -275,6 +302,29 @@ impl Error {
             value,
             reason: reason.into(),
         }
+    }
+}
+
+impl Error {
+    /// Whether trying the same call again later can succeed without anything else changing:
+    /// a segment not created yet ([`Error::NotFound`]), still being built
+    /// ([`Error::NotReady`]), left by a creator that may restart ([`Error::Stale`],
+    /// [`Error::CreatorGone`]), being taken over ([`Error::Replacing`]), an end held by a
+    /// process that may exit ([`Error::AlreadyClaimed`]), a channel without a producer yet
+    /// ([`Error::NoProducer`]), or a timeout. Everything else (corrupt or mismatching segments,
+    /// invalid arguments, a refusing listener) needs a change first.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::NotFound { .. }
+                | Error::NotReady
+                | Error::Stale { .. }
+                | Error::CreatorGone { .. }
+                | Error::Replacing { .. }
+                | Error::AlreadyClaimed { .. }
+                | Error::NoProducer { .. }
+                | Error::Timeout { .. }
+        )
     }
 }
 
@@ -374,20 +424,13 @@ impl fmt::Display for Error {
                 wanted,
                 found,
             } => write!(f, "channel `{channel}` is {found}, not {wanted}"),
-            Error::AlreadyClaimed { channel, end } => write!(
-                f,
-                "the {end} end of channel `{channel}` is already held by another handle; drop \
-                 that handle first"
-            ),
-            Error::AlreadyExists { name } => write!(
-                f,
-                "segment `{name}` already exists and its creator is running"
-            ),
-            Error::Stale { name, pid } => write!(
-                f,
-                "segment `{name}` was left by process {pid}, which is no longer running; \
-                 remove it with `Segment::remove_stale` or create with `replace_stale(true)`"
-            ),
+            Error::AlreadyClaimed { .. }
+            | Error::AlreadyExists { .. }
+            | Error::Stale { .. }
+            | Error::Replacing { .. }
+            | Error::CreatorGone { .. }
+            | Error::Replaced { .. }
+            | Error::NoProducer { .. } => self.fmt_lifecycle(f),
             Error::NotReady => {
                 f.write_str("the segment is still being initialised by its creator; retry shortly")
             }
@@ -417,6 +460,64 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// The messages of the errors about who holds what: claims, creators, producers.
+    fn fmt_lifecycle(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::AlreadyClaimed {
+                channel,
+                end,
+                holder,
+            } => {
+                write!(f, "the {end} end of channel `{channel}` is held by ")?;
+                match holder {
+                    Some(pid) if *pid == std::process::id() => {
+                        f.write_str("another handle in this process")?
+                    }
+                    Some(pid) => write!(f, "process {pid}, which is running")?,
+                    None => f.write_str("a running process")?,
+                }
+                f.write_str(
+                    "; drop that handle, or let that process exit: the end can be claimed as \
+                     soon as it has",
+                )
+            }
+            Error::AlreadyExists { name } => write!(
+                f,
+                "segment `{name}` already exists and its creator is running"
+            ),
+            Error::Stale { name, pid } => write!(
+                f,
+                "segment `{name}` was left by process {pid}, which is no longer running; a peer \
+                 can wait for its creator to restart and resume it (`Segment::wait_open`); a \
+                 creator with another declaration can replace it (`replace_stale(true)`) or \
+                 remove it (`Segment::remove_stale`)"
+            ),
+            Error::Replacing { name } => write!(
+                f,
+                "another process is resuming, replacing or removing stale segment `{name}` \
+                 right now; retry"
+            ),
+            Error::CreatorGone { segment } => write!(
+                f,
+                "the creator of segment `{segment}` is no longer running; a creator restarted \
+                 with the same declaration resumes it, and this handle carries on"
+            ),
+            Error::Replaced { name } => write!(
+                f,
+                "segment `{name}` was replaced by a creator with another declaration; attach \
+                 again with `Segment::open`"
+            ),
+            Error::NoProducer { channel } => write!(
+                f,
+                "no process holds the producer end of channel `{channel}`: it has exited or \
+                 not started yet; wait for it with `wait_for_producer`, or retry"
+            ),
+            _ => unreachable!("called for lifecycle errors only"),
+        }
+    }
+}
+
 impl fmt::Debug for Error {
     /// The variant's name and the `Display` text, so that a `main` returning
     /// `Result<(), Box<dyn Error>>` prints something a person can act on.
@@ -435,6 +536,10 @@ impl fmt::Debug for Error {
             Error::AlreadyClaimed { .. } => "AlreadyClaimed",
             Error::AlreadyExists { .. } => "AlreadyExists",
             Error::Stale { .. } => "Stale",
+            Error::Replacing { .. } => "Replacing",
+            Error::CreatorGone { .. } => "CreatorGone",
+            Error::Replaced { .. } => "Replaced",
+            Error::NoProducer { .. } => "NoProducer",
             Error::NotReady => "NotReady",
             Error::NotFound { .. } => "NotFound",
             Error::InvalidArgument(_) => "InvalidArgument",
@@ -471,10 +576,8 @@ mod tests {
         };
         let debug = format!("{e:?}");
         assert!(debug.starts_with("Stale: "), "{debug}");
-        assert!(
-            debug.contains("remove it with `Segment::remove_stale`"),
-            "{debug}"
-        );
+        assert!(debug.contains("(`Segment::wait_open`)"), "{debug}");
+        assert!(e.is_retryable(), "a creator may restart");
     }
 
     #[test]

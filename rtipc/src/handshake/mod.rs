@@ -104,6 +104,13 @@
 //! set); a request that is malformed, oversized, carries descriptors, or arrives late is
 //! rejected and `accept` returns an error for that connection only: the listener stays usable.
 //!
+//! # Many clients at once
+//!
+//! A listener runs the handshakes of up to [`Listener::max_pending`] clients at once
+//! ([`DEFAULT_MAX_PENDING`] unless set), each with its own deadline, so a client that is slow
+//! or silent delays nobody else: [`Listener::accept`] returns whichever client attaches first.
+//! A connection beyond the limit is rejected at once as busy, and its client may retry.
+//!
 //! # Where the code is
 //!
 //! `wire.rs` encodes and decodes the messages, `listener.rs` is the server, `client.rs` the
@@ -132,6 +139,9 @@ pub const MAX_NOTIFY_CHANNELS: usize = 252;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default bound on the segment a listener creates for one client.
 pub const DEFAULT_MAX_SEGMENT_SIZE: u64 = 256 << 20;
+/// How many handshakes a listener runs at once by default ([`Listener::max_pending`]): a
+/// connection that arrives while this many are under way is rejected at once as busy.
+pub const DEFAULT_MAX_PENDING: usize = 64;
 
 pub(crate) const MAGIC: [u8; 4] = *b"RTHS";
 pub(crate) const KIND_REQUEST: u16 = 1;

@@ -91,6 +91,8 @@ pub(crate) mod spec;
 mod tests;
 mod write;
 
+pub(crate) use write::record_creator;
+
 use std::sync::atomic::AtomicU64;
 
 pub(crate) use format::{Header, HEADER_SIZE, READY, READY_OFFSET};

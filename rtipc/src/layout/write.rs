@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use zerocopy::IntoBytes;
 
-use super::format::{READY, READY_OFFSET};
+use super::format::{Header, READY, READY_OFFSET};
 use super::plan::Plan;
 use super::Ctrl;
 use crate::sys::mem::Mapping;
@@ -57,4 +57,14 @@ impl Plan {
         img[READY_OFFSET as usize..READY_OFFSET as usize + 4].copy_from_slice(&READY.to_le_bytes());
         img
     }
+}
+
+/// Records a new creator in the header of a segment it resumes: its pid and start time, for
+/// people and tools (whether the creator runs is the creator lock's answer, not these).
+pub(crate) fn record_creator(map: &Mapping, pid: u32, token: u64) {
+    // Relaxed: informational words, which a peer reads only as part of the header it copies.
+    map.atomic_u32(std::mem::offset_of!(Header, creator_pid) as u64)
+        .store(pid, Ordering::Relaxed);
+    map.atomic_u64(std::mem::offset_of!(Header, creation_token) as u64)
+        .store(token, Ordering::Relaxed);
 }

@@ -19,6 +19,8 @@ pub struct QueueConsumer<T: Object> {
     chan: Channel<T>,
     c: Consumer,
     bell: Option<Bell>,
+    /// Whether a wait saw a producer (for reporting one gone).
+    producer_seen: bool,
 }
 
 impl<T: Object> std::fmt::Debug for QueueConsumer<T> {
@@ -37,7 +39,12 @@ impl<T: Object> QueueConsumer<T> {
         let mut chan = Channel::claim(seg, name, End::Consumer)?;
         let c = protocol::claim_consumer(chan.words()).map_err(|b| chan.corrupt(b))?;
         let bell = Bell::new(&chan.ch);
-        Ok(QueueConsumer { chan, c, bell })
+        Ok(QueueConsumer {
+            chan,
+            c,
+            bell,
+            producer_seen: false,
+        })
     }
 
     /// Takes the oldest unread message: `None` if there is none. The view is valid until the
@@ -85,6 +92,17 @@ impl<T: Object> QueueConsumer<T> {
         self.chan.ch.name()
     }
 
+    /// Whether a process holds the producer end (the kernel's answer; a system call).
+    pub fn producer_alive(&self) -> Result<bool> {
+        self.chan.ch.other_end_held()
+    }
+
+    /// Waits until a process holds the producer end (`Ok(true)`) or `timeout` passes
+    /// (`Ok(false)`; `None`: no limit).
+    pub fn wait_for_producer(&mut self, timeout: Option<std::time::Duration>) -> Result<bool> {
+        self.chan.ch.wait_for_other_end(timeout)
+    }
+
     fn bell(&self) -> Result<&Bell> {
         self.chan.ch.check()?;
         self.bell.as_ref().ok_or_else(|| Error::NotifyDisabled {
@@ -101,8 +119,21 @@ impl<T: Object> QueueConsumer<T> {
     /// Blocks until there is a message to pop (`Ok(true)`) or `timeout` passes (`Ok(false)`;
     /// `None`: no limit). Needs a channel created with
     /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`notify`](crate::notify).
+    ///
+    /// Fails with [`Error::NoProducer`] when the producer it saw is gone and no message is
+    /// left (it looks at the start and at least every 100 ms while it sleeps); a producer that
+    /// has not started yet is waited for, as in [`StateConsumer::wait`](crate::StateConsumer::wait).
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        self.bell()?.wait(self.has_data(), timeout)
+        let mut seen = self.producer_seen;
+        let r = self.bell()?.wait(
+            self.has_data(),
+            timeout,
+            || self.chan.ch.other_end_held(),
+            &mut seen,
+            self.chan.ch.name(),
+        );
+        self.producer_seen = seen;
+        r
     }
 
     /// Prepares a wait on the channel's eventfd; see [`Wait::arm`](crate::notify::Wait::arm).

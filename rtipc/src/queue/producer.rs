@@ -91,6 +91,11 @@ impl<T: Object> QueueProducer<T> {
         self.p.head
     }
 
+    /// Whether a process holds the consumer end (the kernel's answer; a system call).
+    pub fn consumer_alive(&self) -> Result<bool> {
+        self.chan.ch.other_end_held()
+    }
+
     /// How many unread messages the queue holds at most.
     pub fn capacity(&self) -> u32 {
         self.chan.capacity as u32

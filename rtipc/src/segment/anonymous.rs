@@ -9,7 +9,8 @@ use super::{Segment, SegmentBuilder};
 use crate::error::{Error, Result};
 use crate::layout::Side;
 use crate::sys::eventfd::{self, Checked};
-use crate::sys::mem::Mapping;
+use crate::sys::lock::{self, Lock};
+use crate::sys::mem::{Mapping, Owner};
 use crate::sys::{proc, shm};
 
 impl Segment {
@@ -94,10 +95,16 @@ impl SegmentBuilder {
         let file: File = shm::memfd().map_err(|e| Error::io("creating memfd", e))?;
         file.set_len(plan.size())
             .map_err(|e| Error::io("sizing memfd", e))?;
+        shm::reserve(&file, plan.size())
+            .map_err(|e| Error::io("reserving the segment's memory", e))?;
         shm::seal(&file).map_err(|e| Error::io("sealing memfd", e))?;
+        let lock = Lock::try_take(file.as_fd(), lock::creator_lock())
+            .map_err(|e| Error::io("taking the creator lock", e))?
+            .ok_or_else(|| Error::InvalidArgument("a new memfd is already locked".into()))?;
         let size = usize::try_from(plan.size())
             .map_err(|_| Error::InvalidArgument("the segment is too large to map".into()))?;
-        let map = Mapping::new(file, size).map_err(|e| Error::io("mapping the segment", e))?;
+        let mut map = Mapping::new(file, size).map_err(|e| Error::io("mapping the segment", e))?;
+        map.set_owner(Owner { lock, unlink: None });
         let eventfds = (self.channels.iter())
             .map(|c| c.notify.then(eventfd::new).transpose())
             .map(|fd| fd.map(|fd| fd.map(Arc::new)))

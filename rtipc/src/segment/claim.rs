@@ -1,20 +1,23 @@
 //! Channels of a mapped segment, and the claims that make each end single-owner.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{DataError, Error, Result};
 use crate::layout::{common_ctrl, ChannelInfo, Ctrl, End};
 use crate::schema::{self, Object};
 use crate::sync::BadWord;
+use crate::sys::lock::{self, Lock};
 use crate::sys::mem::Mapping;
-use crate::sys::proc;
 
 /// A validated channel of a mapped segment: what handles are built from.
 #[derive(Clone)]
 pub(crate) struct ChannelRef {
     pub map: Arc<Mapping>,
+    /// The channel's position in the table.
+    pub index: usize,
     pub info: Arc<ChannelInfo>,
     pub cache_line: u64,
     /// The channel's eventfd (notify-enabled channels of anonymous segments).
@@ -88,6 +91,7 @@ impl ChannelRef {
         let claim = Claim::take(&self, end)?;
         Ok(EndHandle {
             ch: self,
+            end,
             _claim: claim,
             poisoned: false,
         })
@@ -99,6 +103,7 @@ impl ChannelRef {
 /// to the channel.
 pub(crate) struct EndHandle {
     ch: ChannelRef,
+    end: End,
     _claim: Claim,
     poisoned: bool,
 }
@@ -126,6 +131,28 @@ impl EndHandle {
     pub fn name(&self) -> &str {
         &self.ch.info.name
     }
+
+    /// Whether a process holds the other end of the channel.
+    pub fn other_end_held(&self) -> Result<bool> {
+        Claim::other_end_held(&self.ch, self.end)
+    }
+
+    /// Waits until a process holds the other end of the channel (true) or `timeout` passes
+    /// (false), looking every few milliseconds.
+    pub fn wait_for_other_end(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if self.other_end_held()? {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
 }
 
 impl std::ops::Deref for EndHandle {
@@ -135,59 +162,68 @@ impl std::ops::Deref for EndHandle {
     }
 }
 
-/// A held claim on one end of a channel.
+/// A held claim on one end of a channel: a lock the kernel releases when this process dies
+/// (see [`crate::sys::lock`]), and the holder's pid in the channel's claim word, for people and
+/// tools to read.
 pub(crate) struct Claim {
+    lock: Lock,
     map: Arc<Mapping>,
     word: u64,
-    me: u64,
 }
 
 impl Claim {
-    /// Takes the claim on `end`; released by the drop.
+    /// Takes the claim on `end`; released by the drop, or by the kernel when the process dies.
     fn take(ch: &ChannelRef, end: End) -> Result<Claim> {
-        let word =
-            ch.ctrl_line(common_ctrl::LINE_CLAIMS) + if end == End::Producer { 0 } else { 8 };
-        let me = u64::from(std::process::id());
-        let atom = ch.map.atomic_u64(word);
-        // Acquire on success: whatever the previous holder wrote before releasing its claim
-        // (its private protocol state) is visible to us. Relaxed on failure: we only look at
-        // the holder's pid.
-        let mut current = 0;
-        loop {
-            match atom.compare_exchange(current, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => {
-                    return Ok(Claim {
-                        map: Arc::clone(&ch.map),
-                        word,
-                        me,
-                    })
-                }
-                Err(holder) => {
-                    let dead = holder != me
-                        && (holder > u64::from(i32::MAX as u32) || !proc::exists(holder as u32));
-                    if holder != 0 && !dead {
-                        return Err(Error::AlreadyClaimed {
-                            channel: ch.info.name.clone(),
-                            end,
-                        });
-                    }
-                    // Free, or held by a process that no longer exists: take it over.
-                    current = holder;
-                }
-            }
-        }
+        let index = match end {
+            End::Producer => 0,
+            End::Consumer => 1,
+        };
+        let word = ch.ctrl_line(common_ctrl::LINE_CLAIMS) + 8 * index;
+        let lock = lock::Lock::try_take(ch.map.as_fd(), lock::end_lock(ch.index, index))
+            .map_err(|e| Error::io("claiming a channel end", e))?;
+        let Some(lock) = lock else {
+            // Relaxed: the pid is for the error message only.
+            let holder = ch.map.atomic_u64(word).load(Ordering::Relaxed);
+            return Err(Error::AlreadyClaimed {
+                channel: ch.info.name.clone(),
+                end,
+                holder: u32::try_from(holder).ok().filter(|&p| p != 0),
+            });
+        };
+        // Relaxed: informational, for people and tools; liveness is the lock's.
+        ch.map
+            .atomic_u64(word)
+            .store(u64::from(std::process::id()), Ordering::Relaxed);
+        Ok(Claim {
+            lock,
+            map: Arc::clone(&ch.map),
+            word,
+        })
+    }
+
+    /// Whether a process holds the other end of the channel (`end` names this one).
+    pub fn other_end_held(ch: &ChannelRef, end: End) -> Result<bool> {
+        let other = match end {
+            End::Producer => 1,
+            End::Consumer => 0,
+        };
+        lock::is_held(ch.map.as_fd(), lock::end_lock(ch.index, other))
+            .map_err(|e| Error::io("looking at a channel's other end", e))
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        // Release: our last protocol-state stores happen before the next holder's acquire.
-        // A failed exchange means someone took the claim over (they judged us dead): leave it.
-        let _ = self.map.atomic_u64(self.word).compare_exchange(
-            self.me,
-            0,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        // A forked child's copy of a handle holds no claim: it writes nothing.
+        if self.lock.ours() {
+            // Relaxed: informational. Cleared only if it is still our pid.
+            let me = u64::from(std::process::id());
+            let _ = self.map.atomic_u64(self.word).compare_exchange(
+                me,
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
     }
 }

@@ -42,6 +42,8 @@ struct Inner {
     map: Arc<Mapping>,
     layout: Layout,
     side: Side,
+    /// The name of a named segment.
+    name: Option<String>,
     /// Per channel, in table order: its eventfd (notify-enabled channels of anonymous
     /// segments).
     eventfds: Vec<Option<Arc<OwnedFd>>>,
@@ -130,20 +132,22 @@ impl Segment {
             )
         })?;
         let map = Mapping::new(file, size).map_err(|e| Error::io("mapping the segment", e))?;
-        // Acquire pairs with the creator's release store of `READY`: everything it wrote
-        // before is visible to the reads below, which the header read above may have missed.
+        Self::attach_mapped(map, Side::Peer)
+    }
+
+    /// Checks a mapped segment written by another process (or by a creator this one resumes):
+    /// the header again, now ordered after the creator's ready word, then the table and the
+    /// metadata.
+    fn attach_mapped(map: Mapping, side: Side) -> Result<Segment> {
+        // Acquire pairs with the creator's release store of `READY`: everything it wrote before
+        // is visible to the reads below.
         if map.atomic_u32(READY_OFFSET).load(Ordering::Acquire) != READY {
             return Err(Error::NotReady);
         }
-        if copy_out(&map, 0, HEADER_SIZE, "header")? != raw {
-            return Err(Error::corrupt(
-                "header",
-                0,
-                "changed while it was read, after the creator had finished it",
-            ));
-        }
+        let raw = copy_out(&map, 0, HEADER_SIZE, "header")?;
+        let header = layout::parse::header(&raw, map.len() as u64)?;
         let layout = read_layout(&map, header)?;
-        Ok(Segment::new(map, layout, Side::Peer, Vec::new()))
+        Ok(Segment::new(map, layout, side, Vec::new()))
     }
 
     /// The segment that a creator has just written from `plan` into `map`: parsing what was
@@ -171,6 +175,7 @@ impl Segment {
                 map: Arc::new(map),
                 layout,
                 side,
+                name: None,
                 eventfds,
             }),
         }
@@ -215,10 +220,48 @@ impl Segment {
         self.inner.layout.header.creator_pid
     }
 
-    /// Whether the creator process is still running (always true on the creator's side).
+    /// Whether the creator process is still running (always true on the creator's side): the
+    /// kernel's answer, from the creator's lock on the segment.
     pub fn creator_alive(&self) -> bool {
-        let h: &Header = &self.inner.layout.header;
-        self.inner.side == Side::Creator || named::creator_alive(h.creator_pid, h.creation_token)
+        self.inner.side == Side::Creator
+            || named::creator_alive(self.inner.map.as_fd()).unwrap_or(false)
+    }
+
+    /// Whether this segment is still served by a creator: `Ok` if so; [`Error::CreatorGone`]
+    /// if its creator is gone (a creator restarted with the same declaration resumes this very
+    /// segment, and this handle carries on); [`Error::Replaced`] if a creator with another
+    /// declaration replaced it under its name (attach again with [`Segment::open`]).
+    pub fn check(&self) -> Result<()> {
+        if self.creator_alive() {
+            return Ok(());
+        }
+        if let Some(name) = &self.inner.name {
+            let cname = named::shm_name(name)?;
+            let ours = crate::sys::shm::identity(self.inner.map.as_fd())
+                .map_err(|e| Error::io("reading the segment's identity", e))?;
+            if crate::sys::shm::identity_of_name(&cname).is_some_and(|id| id != ours) {
+                return Err(Error::Replaced { name: name.clone() });
+            }
+        }
+        Err(Error::CreatorGone {
+            segment: self
+                .inner
+                .name
+                .clone()
+                .unwrap_or_else(|| "(anonymous)".into()),
+        })
+    }
+
+    /// Records the name of a named segment (before any clone exists).
+    fn set_name(&mut self, name: &str) {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.name = Some(name.trim_start_matches('/').to_owned());
+        }
+    }
+
+    /// The name of a named segment.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
     }
 
     /// The validated channel `name`, checked to be of `kind` and to be produced (or consumed)
@@ -236,6 +279,7 @@ impl Segment {
         }
         Ok(ChannelRef {
             map: Arc::clone(&self.inner.map),
+            index,
             info: Arc::new(c.clone()),
             cache_line: u64::from(self.inner.layout.header.cache_line),
             eventfd: self.inner.eventfds[index].clone(),

@@ -80,13 +80,25 @@ impl Channel {
         unsafe { base.add(offset).cast::<T>() }
     }
 
-    /// Blocks on `bell` until the producer publishes (see `StateConsumer::wait`).
-    pub fn wait(&self, bell: Option<&Bell>, timeout: Option<Duration>) -> Result<bool> {
+    /// Blocks on `bell` until the producer publishes (see `StateConsumer::wait`); `seen`
+    /// remembers whether a producer was there.
+    pub fn wait(
+        &self,
+        bell: Option<&Bell>,
+        timeout: Option<Duration>,
+        seen: &mut bool,
+    ) -> Result<bool> {
         self.ch.check()?;
         let bell = bell.ok_or_else(|| crate::Error::NotifyDisabled {
             channel: self.ch.name().to_owned(),
         })?;
-        bell.wait(|| protocol::has_data(self.words()), timeout)
+        bell.wait(
+            || protocol::has_data(self.words()),
+            timeout,
+            || self.ch.other_end_held(),
+            seen,
+            self.ch.name(),
+        )
     }
 
     /// Prepares a wait on the eventfd (see `StateConsumer::arm`).

@@ -25,12 +25,19 @@ pub(super) struct Fetcher {
     pub chan: Channel,
     pub c: Consumer,
     pub bell: Option<Bell>,
+    /// Whether a wait saw a producer (for reporting one gone).
+    producer_seen: bool,
 }
 
 impl Fetcher {
     pub fn new(seg: &Segment, name: &str) -> Result<Fetcher> {
         let (chan, c, bell) = Channel::consumer(seg, name)?;
-        Ok(Fetcher { chan, c, bell })
+        Ok(Fetcher {
+            chan,
+            c,
+            bell,
+            producer_seen: false,
+        })
     }
 
     /// The protocol step of a fetch: `None` if nothing was ever published.
@@ -49,7 +56,8 @@ impl Fetcher {
     }
 
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        self.chan.wait(self.bell.as_ref(), timeout)
+        self.chan
+            .wait(self.bell.as_ref(), timeout, &mut self.producer_seen)
     }
 
     pub fn arm(&mut self) -> Result<bool> {
@@ -70,6 +78,12 @@ macro_rules! waiting {
             /// or `timeout` passes (`Ok(false)`; `None`: no limit). Needs a channel created
             /// with [`ChannelSpec::notify`](crate::ChannelSpec::notify); see
             /// [`notify`](crate::notify).
+            ///
+            /// Fails with [`Error::NoProducer`](crate::Error::NoProducer) when the producer it
+            /// saw is gone (it looks at the start and at least every 100 ms while it sleeps): a
+            /// consumer never sleeps forever on a producer that died. A producer that has not
+            /// started yet is waited for; after reporting one gone, the next `wait` waits for
+            /// a new one, so a loop of waits carries on across producer restarts.
             pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
                 self.r.wait(timeout)
             }
@@ -89,6 +103,20 @@ macro_rules! waiting {
             /// The channel's name.
             pub fn channel(&self) -> &str {
                 self.r.chan.ch.name()
+            }
+
+            /// Whether a process holds the producer end: the kernel's answer (a claim is a
+            /// lock it releases when its holder dies), so a dead, zombie or foreign-namespace
+            /// process is never mistaken for a live one. A system call: not for the data path.
+            pub fn producer_alive(&self) -> Result<bool> {
+                self.r.chan.ch.other_end_held()
+            }
+
+            /// Waits until a process holds the producer end (`Ok(true)`) or `timeout` passes
+            /// (`Ok(false)`; `None`: no limit): for a consumer started before its producer, or
+            /// whose producer is restarting.
+            pub fn wait_for_producer(&mut self, timeout: Option<Duration>) -> Result<bool> {
+                self.r.chan.ch.wait_for_other_end(timeout)
             }
         }
     };

@@ -134,6 +134,11 @@ impl<T: Object> StateProducer<T> {
     pub fn published(&self) -> u64 {
         self.w.p.seq
     }
+
+    /// Whether a process holds the consumer end (the kernel's answer; a system call).
+    pub fn consumer_alive(&self) -> Result<bool> {
+        self.w.chan.ch.other_end_held()
+    }
 }
 
 /// The next update of one object, written in place; derefs to `&mut T`. Nothing is published

@@ -15,8 +15,16 @@ pub(crate) struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     fd: OwnedFd,
-    /// A POSIX shared-memory name to unlink when the mapping goes (a named segment's creator).
-    unlink: Option<CString>,
+    /// What the segment's creator holds with its mapping.
+    owner: Option<Owner>,
+}
+
+/// What the creator of a segment holds with its mapping: the creator lock (its presence, for
+/// every peer) and, for a named segment it does not keep, the name to unlink when the last
+/// handle goes.
+pub(crate) struct Owner {
+    pub lock: super::lock::Lock,
+    pub unlink: Option<CString>,
 }
 
 // SAFETY: `Mapping` owns a shared mapping that lives until it is dropped; the raw pointer is
@@ -31,8 +39,13 @@ impl Drop for Mapping {
         // SAFETY: `ptr..ptr + len` is the mapping this value created and still owns; nothing
         // borrowed from it outlives `self` (handles keep the mapping alive through an `Arc`).
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        if let Some(name) = &self.unlink {
-            super::shm::unlink(name);
+        if let Some(owner) = self.owner.take() {
+            // A forked child's copy owns nothing: it neither unlinks nor releases.
+            if owner.lock.ours() {
+                if let Some(name) = &owner.unlink {
+                    super::shm::unlink(name);
+                }
+            }
         }
     }
 }
@@ -66,13 +79,13 @@ impl Mapping {
             ptr,
             len,
             fd: OwnedFd::from(file),
-            unlink: None,
+            owner: None,
         })
     }
 
-    /// Unlinks the shared-memory object `name` when the mapping is dropped.
-    pub(crate) fn unlink_on_drop(&mut self, name: CString) {
-        self.unlink = Some(name);
+    /// Makes this the creator's mapping: it holds `owner` until the last handle goes.
+    pub(crate) fn set_owner(&mut self, owner: Owner) {
+        self.owner = Some(owner);
     }
 
     /// The mapped length in bytes.

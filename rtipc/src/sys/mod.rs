@@ -7,6 +7,7 @@
 
 pub(crate) mod eventfd;
 pub(crate) mod futex;
+pub(crate) mod lock;
 pub(crate) mod mem;
 pub(crate) mod proc;
 pub(crate) mod shm;

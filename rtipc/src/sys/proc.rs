@@ -16,13 +16,3 @@ pub(crate) fn start_time(pid: u32) -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
-
-/// Whether a process with this pid exists (in this process's pid namespace).
-pub(crate) fn exists(pid: u32) -> bool {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks for existence and permission.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}

@@ -4,19 +4,7 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-
-/// `shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600)`.
-pub(crate) fn open_exclusive(name: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is a valid NUL-terminated string; the flags and mode are valid.
-    let fd = unsafe {
-        libc::shm_open(
-            name.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600,
-        )
-    };
-    owned(fd)
-}
+use std::os::unix::ffi::OsStrExt;
 
 /// `shm_open(name, O_RDWR | O_CLOEXEC)` of an existing object.
 pub(crate) fn open_existing(name: &CStr) -> io::Result<OwnedFd> {
@@ -70,4 +58,85 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     }
     // SAFETY: `fd` is a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Where POSIX shared-memory objects live.
+const SHM_DIR: &CStr = c"/dev/shm";
+
+/// A new, nameless file in `/dev/shm` (`O_TMPFILE`), mode 0600, closed on exec. It disappears
+/// with its last descriptor unless [`link`] gives it a name: what makes creating a named
+/// segment atomic.
+pub(crate) fn tmpfile() -> io::Result<File> {
+    // SAFETY: a valid NUL-terminated path; valid flags and mode.
+    let fd = unsafe {
+        libc::open(
+            SHM_DIR.as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600,
+        )
+    };
+    owned(fd).map(File::from)
+}
+
+/// The path of the shared-memory object `name` (in `shm_open`'s `/name` form).
+fn path_of(name: &CStr) -> std::ffi::CString {
+    let mut path = SHM_DIR.to_bytes().to_vec();
+    path.extend_from_slice(name.to_bytes());
+    std::ffi::CString::new(path).expect("no NUL: both parts are C strings")
+}
+
+/// Gives the nameless `file` the name `name` (in `shm_open`'s `/name` form); fails with
+/// `EEXIST` if the name is taken, atomically.
+pub(crate) fn link(file: &File, name: &CStr) -> io::Result<()> {
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .expect("no NUL in a number");
+    let to = path_of(name);
+    // SAFETY: two valid NUL-terminated paths; AT_SYMLINK_FOLLOW links the file that the
+    // `/proc` link names, which needs no privilege (unlike AT_EMPTY_PATH).
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The device and inode of the object called `name`, if it exists.
+pub(crate) fn identity_of_name(name: &CStr) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let path = path_of(name);
+    let meta = std::fs::metadata(std::ffi::OsStr::from_bytes(path.to_bytes())).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// The device and inode of an open file.
+pub(crate) fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = File::from(fd.try_clone_to_owned()?).metadata()?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Reserves the memory of the first `len` bytes of a shared-memory file (`fallocate`), so that
+/// a full `/dev/shm` or a memory limit is an error now rather than a `SIGBUS` at the first write.
+pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too large"))?;
+    loop {
+        // SAFETY: fallocate on a valid descriptor with a valid range.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
 }

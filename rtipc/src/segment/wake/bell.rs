@@ -12,6 +12,9 @@ use crate::segment::claim::ChannelRef;
 use crate::sys::mem::Mapping;
 use crate::sys::{eventfd, futex};
 
+/// How often a sleeping consumer looks whether its producer is still there.
+pub(crate) const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
+
 /// The notification state of one end of a channel: the `waiting` word and, for anonymous
 /// segments, the channel's eventfd.
 struct Shared {
@@ -86,14 +89,50 @@ impl Bell {
         Shared::new(ch).map(|shared| Bell { shared })
     }
 
-    /// Blocks until `has_data` holds (true) or `timeout` passes (false).
+    /// Blocks until `has_data` holds (true) or `timeout` passes (false). While it sleeps it
+    /// looks at least every [`LIVENESS_PERIOD`] whether a producer is there (`producer`): if the
+    /// producer it saw (`seen`, kept by the handle across calls) is gone, it fails with
+    /// [`Error::NoProducer`], so that a consumer never sleeps forever on a producer that died.
+    /// A producer not seen yet is waited for; after reporting one gone, the next wait waits for
+    /// a new one.
     pub(crate) fn wait(
         &self,
         has_data: impl Fn() -> bool,
         timeout: Option<Duration>,
+        producer: impl Fn() -> Result<bool>,
+        seen: &mut bool,
+        channel: &str,
     ) -> Result<bool> {
         // A timeout too far in the future to represent is no timeout.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            if has_data() {
+                return Ok(true);
+            }
+            if producer()? {
+                *seen = true;
+            } else if std::mem::take(seen) {
+                return Err(Error::NoProducer {
+                    channel: channel.to_owned(),
+                });
+            }
+            let now = Instant::now();
+            let slice = now.checked_add(LIVENESS_PERIOD);
+            let until = match (deadline, slice) {
+                (Some(d), Some(s)) => Some(d.min(s)),
+                (d, s) => d.or(s),
+            };
+            if self.wait_until(&has_data, until)? {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Blocks until `has_data` holds (true) or `deadline` passes (false).
+    fn wait_until(&self, has_data: impl Fn() -> bool, deadline: Option<Instant>) -> Result<bool> {
         let word = self.shared.waiting();
         match &self.shared.eventfd {
             Some(fd) => protocol::wait(

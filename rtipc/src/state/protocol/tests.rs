@@ -133,7 +133,6 @@ fn bad_words_are_errors() {
     publish(s.words(), &mut p).unwrap();
     fetch(s.words(), &mut c).unwrap();
     publish(s.words(), &mut p).unwrap();
-    s.seqs[p.back as usize ^ 0].store(0, Ordering::Relaxed);
     let mid = Word::decode(s.state.load(Ordering::Relaxed), CorruptWord::StateIndices)
         .unwrap()
         .mid;
