@@ -76,23 +76,38 @@ impl CorruptWord {
 }
 
 /// Where a side stops in a model of a crash: production code passes [`Run`], which never stops
-/// and compiles away; loom models pass a counter that stops a side after a number of atomic
-/// steps, as a SIGKILL would.
+/// (its `Stop` is uninhabited, so the stopping paths compile away); loom models pass a counter
+/// that stops a side after a number of atomic steps, as a SIGKILL would.
 pub(crate) trait Steps {
+    /// What `next` returns when the side stops.
+    type Stop;
     /// Whether the side may take its next step (an atomic operation on shared memory).
-    fn next(&mut self) -> bool;
+    fn next(&mut self) -> Result<(), Self::Stop>;
 }
 
 /// Runs to completion: the production [`Steps`].
 pub(crate) struct Run;
 
 impl Steps for Run {
+    type Stop = core::convert::Infallible;
     #[inline(always)]
-    fn next(&mut self) -> bool {
-        true
+    fn next(&mut self) -> Result<(), Self::Stop> {
+        Ok(())
     }
 }
 
 /// The side stopped before finishing, as if killed: only models see this.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stopped;
+
+/// A step of a side that may be stopped: returns `Ok(Err(stop))` from the operation, leaving it
+/// where it is.
+macro_rules! step {
+    ($steps:expr) => {
+        if let Err(stop) = $steps.next() {
+            return Ok(Err(stop));
+        }
+    };
+}
+pub(crate) use step;

@@ -42,7 +42,8 @@
 //! So a successor claims at once, from the words, without waiting for the other side or asking
 //! it, and whatever instruction a side was killed at, no slot is ever owned twice.
 
-use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps, Stopped};
+use crate::sync::step;
+use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps};
 
 /// Set in a cell's state word whose slot holds no unread message.
 pub(crate) const FREE: u64 = 1 << 63;
@@ -136,14 +137,6 @@ pub(crate) enum Popped {
     Message { pos: u64, missed: u64 },
 }
 
-macro_rules! step {
-    ($steps:expr) => {
-        if !$steps.next() {
-            return Ok(Err(Stopped));
-        }
-    };
-}
-
 fn bad(word: u64, reason: CorruptWord) -> BadWord {
     BadWord { word, reason }
 }
@@ -233,17 +226,17 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
 pub(crate) fn push(w: Words<'_>, p: &mut Producer, force: bool) -> Result<Pushed, BadWord> {
     match push_steps(w, p, force, &mut Run)? {
         Ok(pushed) => Ok(pushed),
-        Err(Stopped) => unreachable!("`Run` never stops"),
+        Err(never) => match never {},
     }
 }
 
 /// [`push`], stoppable at each atomic step.
-pub(crate) fn push_steps(
+pub(crate) fn push_steps<S: Steps>(
     w: Words<'_>,
     p: &mut Producer,
     force: bool,
-    steps: &mut impl Steps,
-) -> Result<Result<Pushed, Stopped>, BadWord> {
+    steps: &mut S,
+) -> Result<Result<Pushed, S::Stop>, BadWord> {
     let h = p.head;
     if !force {
         step!(steps);
@@ -374,16 +367,16 @@ fn pending_pop_happened(w: Words<'_>, p: u64, give: u64, take: u64) -> Result<bo
 pub(crate) fn pop(w: Words<'_>, c: &mut Consumer) -> Result<Popped, BadWord> {
     match pop_steps(w, c, &mut Run)? {
         Ok(popped) => Ok(popped),
-        Err(Stopped) => unreachable!("`Run` never stops"),
+        Err(never) => match never {},
     }
 }
 
 /// [`pop`], stoppable at each atomic step.
-pub(crate) fn pop_steps(
+pub(crate) fn pop_steps<S: Steps>(
     w: Words<'_>,
     c: &mut Consumer,
-    steps: &mut impl Steps,
-) -> Result<Result<Popped, Stopped>, BadWord> {
+    steps: &mut S,
+) -> Result<Result<Popped, S::Stop>, BadWord> {
     let start = c.tail;
     let mut t = c.tail;
     let mut resyncs = 0;

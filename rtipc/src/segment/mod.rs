@@ -5,17 +5,22 @@
 //! use (see [`layout`](crate::layout) for what is checked). Two backends, both real shared
 //! memory:
 //!
-//! * **Named** ([`SegmentBuilder::create`], [`Segment::open`]): POSIX shared memory, created
-//!   exclusively (`O_EXCL`) with mode `0600`. The creator unlinks the name when its last handle
-//!   on the segment is dropped, unless [`SegmentBuilder::keep`] was set. A segment whose creator
-//!   has died is reported as [`Error::Stale`]; remove it with [`Segment::remove_stale`] or create
-//!   over it with [`SegmentBuilder::replace_stale`].
+//! * **Named** ([`SegmentBuilder::create`], [`Segment::open`]): POSIX shared memory, mode
+//!   `0600`, built in a nameless file and linked under its name only when complete. The creator
+//!   unlinks the name when its last handle on the segment is dropped, unless
+//!   [`SegmentBuilder::keep`] was set. A segment whose creator has died is reported as
+//!   [`Error::Stale`]; a creator restarted with the same declaration resumes it, one with
+//!   another replaces it with [`SegmentBuilder::replace_stale`], and [`Segment::remove_stale`]
+//!   removes it (`named.rs` says how).
 //! * **Anonymous** ([`SegmentBuilder::create_anonymous`], [`Segment::from_fd`]): a memfd sealed
 //!   against growing and shrinking, handed to the peer as a file descriptor (inherited, or
 //!   passed over a unix socket). The peer checks the seals and the size. Each notify-enabled
 //!   channel has an eventfd, which travels with the memfd ([`Segment::event_fds`],
 //!   [`Segment::from_fds`]); the [`handshake`](crate::handshake) module does all of it over a
 //!   unix socket.
+//!
+//! Whether a creator runs, and who holds each channel end, is the kernel's answer: a lock on
+//! the segment file that it releases when the holder dies (see `sys/lock.rs`), not a pid.
 
 mod anonymous;
 mod builder;

@@ -16,8 +16,9 @@ pub(super) struct Channel {
     pub ch: EndHandle,
     /// The state word followed by the three slots' sequence words.
     words: *const AtomicU64,
-    /// The start of each of the three slots.
-    slots: [*mut u8; 3],
+    /// The start of each of the three slots (a fourth entry, never used, lets an index masked to
+    /// two bits go unchecked).
+    slots: [*mut u8; 4],
 }
 
 // SAFETY: the raw pointers point into the mapping that `ch` keeps alive; the claim makes this
@@ -29,7 +30,7 @@ impl Channel {
     fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel> {
         let ch = seg.channel(name, ChannelKind::State, end)?.claim_end(end)?;
         let words = ch.ctrl().words_from(state_ctrl::LINE_STATE, 4).as_ptr();
-        let slots = [0, 1, 2].map(|i| ch.slot(i));
+        let slots = [ch.slot(0), ch.slot(1), ch.slot(2), std::ptr::null_mut()];
         Ok(Channel { ch, words, slots })
     }
 
@@ -73,8 +74,8 @@ impl Channel {
     #[inline]
     pub fn at<T>(&self, slot: u64, offset: usize) -> *mut T {
         // The protocol only ever holds indices below 3: it checks every index it reads from
-        // shared memory.
-        let base = self.slots[slot as usize];
+        // shared memory. The mask only spares the bounds check.
+        let base = self.slots[(slot & 3) as usize];
         // SAFETY: the object lies within the slot (`offset + size_of::<T>() <= slot_size <=
         // stride`, checked at attach), so the pointer stays inside the slot.
         unsafe { base.add(offset).cast::<T>() }

@@ -32,7 +32,8 @@
 //! which is which at every instant, so neither side, nor a successor, can ever touch a slot the
 //! other holds.
 
-use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps, Stopped};
+use crate::sync::step;
+use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps};
 
 /// Number of slots.
 pub(crate) const SLOTS: u64 = 3;
@@ -67,6 +68,9 @@ pub(crate) struct Producer {
     pub seq: u64,
     /// The state word as the producer last saw it: what its next publish expects.
     pub expect: u64,
+    /// Whether the consumer took the last publish before the next one: what the next publish
+    /// expects first.
+    pub predict_fetched: bool,
 }
 
 /// The consumer's private state.
@@ -118,29 +122,12 @@ impl Word {
     fn back(self) -> u64 {
         SLOTS - self.mid - self.cons
     }
-
-    fn encode(self) -> u64 {
-        self.mid
-            | self.cons << CONS_SHIFT
-            | if self.dirty { DIRTY } else { 0 }
-            | if self.req { REQ } else { 0 }
-            | self.seq << SEQ_SHIFT
-    }
 }
 
 /// The state word of a fresh channel: slot 1 in the middle, slot 2 the consumer's, slot 0 the
 /// producer's, nothing published.
 pub(crate) const fn initial_word() -> u64 {
     1 | 2 << CONS_SHIFT
-}
-
-/// A step of a side that may be stopped: `Err(Stopped)` ends the operation where it is.
-macro_rules! step {
-    ($steps:expr) => {
-        if !$steps.next() {
-            return Ok(Err(Stopped));
-        }
-    };
 }
 
 /// The state of a new holder of the producer end, read from the word alone.
@@ -153,6 +140,7 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
         back: d.back(),
         seq: d.seq,
         expect: word,
+        predict_fetched: false,
     })
 }
 
@@ -171,53 +159,82 @@ pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
     })
 }
 
+/// The producer's slot for each value of a word's low four bits (middle, consumer), or 3 when
+/// the two are not two distinct slots.
+const BACK: [u64; 16] = {
+    let mut t = [3; 16];
+    let mut i = 0;
+    while i < 16 {
+        let (mid, cons) = (i as u64 & MID_MASK, (i as u64) >> CONS_SHIFT);
+        if mid < SLOTS && cons < SLOTS && mid != cons {
+            t[i] = SLOTS - mid - cons;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The low four bits (middle, consumer) after the consumer takes the middle: swapped.
+const SWAPPED: [u64; 16] = {
+    let mut t = [0; 16];
+    let mut i = 0;
+    while i < 16 {
+        t[i] = (i as u64 >> CONS_SHIFT) | (i as u64 & MID_MASK) << CONS_SHIFT;
+        i += 1;
+    }
+    t
+};
+
+/// The bits of a word that hold the sequence number.
+const SEQ_BITS: u64 = !(u64::MAX >> (64 - SEQ_SHIFT));
+
+/// The word after the consumer takes the middle of the dirty word `w`: the middle and the
+/// consumer's slot swap places, clean, same sequence number.
+#[inline(always)]
+fn fetched(w: u64) -> u64 {
+    SWAPPED[(w & 0xF) as usize] | w & SEQ_BITS
+}
+
 /// Publishes the producer's back slot: returns its sequence number, and the producer owns a new
 /// back slot.
 #[inline]
 pub(crate) fn publish(w: Words<'_>, p: &mut Producer) -> Result<u64, BadWord> {
     match publish_steps(w, p, &mut Run)? {
         Ok(seq) => Ok(seq),
-        Err(Stopped) => unreachable!("`Run` never stops"),
+        Err(never) => match never {},
     }
 }
 
 /// [`publish`], stoppable at each atomic step.
 #[inline]
-pub(crate) fn publish_steps(
+pub(crate) fn publish_steps<S: Steps>(
     w: Words<'_>,
     p: &mut Producer,
-    steps: &mut impl Steps,
-) -> Result<Result<u64, Stopped>, BadWord> {
+    steps: &mut S,
+) -> Result<Result<u64, S::Stop>, BadWord> {
     let seq = (p.seq + 1).min(MAX_SEQ);
     step!(steps);
     // Relaxed: made visible with the slot's data by the release of the exchange below.
     w.seqs[p.back as usize].store(seq, Ordering::Relaxed);
-    let mut cur = p.expect;
-    for _ in 0..PUBLISH_ATTEMPTS {
-        let d = Word::decode(cur, CorruptWord::StateMiddleOnPublish)?;
-        if d.back() != p.back {
+    // The word as we expect it: as we left it, or with our last publish taken by the consumer,
+    // whichever the last publish found.
+    let mut cur = if p.predict_fetched {
+        fetched(p.expect)
+    } else {
+        p.expect
+    };
+    for attempt in 0..PUBLISH_ATTEMPTS {
+        if BACK[(cur & 0xF) as usize] != p.back {
             return Err(BadWord {
                 word: cur,
                 reason: CorruptWord::StateMiddleOnPublish,
             });
         }
-        let new = if d.req {
-            // The consumer asked: hand it this publish, take its old slot into the middle.
-            Word {
-                mid: d.cons,
-                cons: p.back,
-                dirty: false,
-                req: false,
-                seq,
-            }
+        let new = if cur & REQ == 0 {
+            p.back | cur & (MID_MASK << CONS_SHIFT) | DIRTY | seq << SEQ_SHIFT
         } else {
-            Word {
-                mid: p.back,
-                cons: d.cons,
-                dirty: true,
-                req: false,
-                seq,
-            }
+            // The consumer asked: hand it this publish, take its old slot into the middle.
+            (cur >> CONS_SHIFT) & MID_MASK | p.back << CONS_SHIFT | seq << SEQ_SHIFT
         };
         step!(steps);
         // AcqRel. Release: our writes into the back slot and its sequence word happen before
@@ -226,16 +243,21 @@ pub(crate) fn publish_steps(
         // writes into it. Acquire on failure: the next attempt decides on what it read.
         match w
             .state
-            .compare_exchange(cur, new.encode(), Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
                 // Either way the producer's new slot is the old middle.
-                p.back = d.mid;
+                p.back = cur & MID_MASK;
                 p.seq = seq;
-                p.expect = new.encode();
+                p.expect = new;
                 return Ok(Ok(seq));
             }
-            Err(actual) => cur = actual,
+            Err(actual) => {
+                if attempt == 0 {
+                    p.predict_fetched = actual == fetched(p.expect);
+                }
+                cur = actual;
+            }
         }
     }
     Err(BadWord {
@@ -249,54 +271,55 @@ pub(crate) fn publish_steps(
 pub(crate) fn fetch(w: Words<'_>, c: &mut Consumer) -> Result<Fetched, BadWord> {
     match fetch_steps(w, c, &mut Run)? {
         Ok(f) => Ok(f),
-        Err(Stopped) => unreachable!("`Run` never stops"),
+        Err(never) => match never {},
     }
 }
 
 /// [`fetch`], stoppable at each atomic step.
 #[inline]
-pub(crate) fn fetch_steps(
+pub(crate) fn fetch_steps<S: Steps>(
     w: Words<'_>,
     c: &mut Consumer,
-    steps: &mut impl Steps,
-) -> Result<Result<Fetched, Stopped>, BadWord> {
+    steps: &mut S,
+) -> Result<Result<Fetched, S::Stop>, BadWord> {
     step!(steps);
     // Relaxed: this load only decides whether to exchange; no slot data is read on its account.
     let cur = w.state.load(Ordering::Relaxed);
-    let d = Word::decode(cur, CorruptWord::StateMiddleOnFetch)?;
-    if d.cons != c.front {
+    if BACK[(cur & 0xF) as usize] == 3 || (cur >> CONS_SHIFT) & MID_MASK != c.front {
         return Err(BadWord {
             word: cur,
             reason: CorruptWord::StateMiddleOnFetch,
         });
     }
-    if !d.dirty {
+    if cur & DIRTY == 0 {
         return Ok(Ok(if c.seq == 0 {
             Fetched::Empty
         } else {
             Fetched::Unchanged
         }));
     }
-    let take = |d: Word| {
-        Word {
-            mid: c.front,
-            cons: d.mid,
-            dirty: false,
-            req: false,
-            seq: d.seq,
-        }
-        .encode()
-    };
     step!(steps);
     // AcqRel. Acquire pairs with the producer's release: the slot's data is visible. Release:
     // our reads of the front slot we hand back happen before the producer's next writes to it.
-    let Err(_) = w
-        .state
-        .compare_exchange(cur, take(d), Ordering::AcqRel, Ordering::Relaxed)
-    else {
-        return took(w, c, d.mid).map(Ok);
-    };
-    // A publish landed in between: ask for the next one to be handed over, and try once more.
+    if w.state
+        .compare_exchange(cur, fetched(cur), Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        // A dirty word's sequence number is that of the data in its middle.
+        return took(c, cur & MID_MASK, cur >> SEQ_SHIFT).map(Ok);
+    }
+    fetch_contended(w, c, steps)
+}
+
+/// The rest of a fetch whose exchange lost a race with a publish: ask for the next publish to
+/// be handed over, and try once more; if a publish lands again, it handed us its slot.
+#[cold]
+#[inline(never)]
+fn fetch_contended<S: Steps>(
+    w: Words<'_>,
+    c: &mut Consumer,
+    steps: &mut S,
+) -> Result<Result<Fetched, S::Stop>, BadWord> {
     step!(steps);
     // Relaxed: the request carries no data; the exchange below or the producer's hand-over
     // (acquired on failure) does.
@@ -309,12 +332,14 @@ pub(crate) fn fetch_steps(
         });
     }
     step!(steps);
-    // As above; Acquire on failure: the producer handed us a slot with release.
-    match w
-        .state
-        .compare_exchange(asked | REQ, take(d), Ordering::AcqRel, Ordering::Acquire)
-    {
-        Ok(_) => took(w, c, d.mid).map(Ok),
+    // As in `fetch_steps`; Acquire on failure: the producer handed us a slot with release.
+    match w.state.compare_exchange(
+        asked | REQ,
+        fetched(asked),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => took(c, d.mid, d.seq).map(Ok),
         Err(handed) => {
             // Only a publish that saw our request changes the word now: it gave us its slot.
             let h = Word::decode(handed, CorruptWord::StateMiddleOnFetch)?;
@@ -324,16 +349,18 @@ pub(crate) fn fetch_steps(
                     reason: CorruptWord::StateMiddleOnFetch,
                 });
             }
-            took(w, c, h.cons).map(Ok)
+            // Relaxed: ordered after the producer's store by the acquire that gave us the slot.
+            let seq = w.seqs[h.cons as usize].load(Ordering::Relaxed);
+            took(c, h.cons, seq).map(Ok)
         }
     }
 }
 
-/// The consumer now holds `slot`: its sequence number tells how many updates were missed.
-fn took(w: Words<'_>, c: &mut Consumer, slot: u64) -> Result<Fetched, BadWord> {
-    // Relaxed: ordered after the producer's store by the acquire that gave us the slot.
-    let seq = w.seqs[slot as usize].load(Ordering::Relaxed);
-    if seq < c.seq || (seq == c.seq && seq != MAX_SEQ) {
+/// The consumer now holds `slot`, whose data has sequence number `seq`: tells how many updates
+/// were missed.
+#[inline]
+fn took(c: &mut Consumer, slot: u64, seq: u64) -> Result<Fetched, BadWord> {
+    if seq <= c.seq && seq != MAX_SEQ {
         return Err(BadWord {
             word: seq,
             reason: CorruptWord::StateSeqBackwards,

@@ -1,7 +1,7 @@
 //! The object descriptors of a table entry, and their schemas.
 
 use super::super::format::{ChannelEntry, ObjectDesc, DESC_SIZE};
-use super::super::{FormatError, MAX_CACHE_LINE, MAX_OBJECTS};
+use super::super::{ChannelKind, FormatError, MAX_CACHE_LINE, MAX_OBJECTS};
 use super::{check, read, Metadata, ObjectInfo, Result};
 use crate::schema;
 
@@ -35,6 +35,13 @@ pub(super) fn parse_objects(
             &of,
             meta,
             &format!("object[{j}] of channel `{name}`"),
+        )?;
+        // A queue's one object fills its slot from the start: its handles rely on it.
+        check(
+            e.kind != ChannelKind::Queue.code() || o.offset == 0,
+            || of("offset"),
+            o.offset,
+            "a queue's object must be at offset 0",
         )?;
         for (k, other) in objects.iter().enumerate() {
             let disjoint =

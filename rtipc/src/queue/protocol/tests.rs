@@ -1,6 +1,7 @@
 //! Sequential tests of the queue protocol, its recovery, and every word a peer could write.
 
 use super::*;
+use crate::sync::Stopped;
 
 struct Shared {
     cells: Vec<AtomicU64>,
@@ -134,10 +135,15 @@ fn successors_resolve_every_kill_point_of_a_push() {
         push(s.w(), &mut p, true).unwrap();
         struct Stop(u32);
         impl Steps for Stop {
-            fn next(&mut self) -> bool {
+            type Stop = Stopped;
+            fn next(&mut self) -> Result<(), Stopped> {
                 let go = self.0 > 0;
                 self.0 = self.0.saturating_sub(1);
-                go
+                if go {
+                    Ok(())
+                } else {
+                    Err(Stopped)
+                }
             }
         }
         let _ = push_steps(s.w(), &mut p, true, &mut Stop(stop)).unwrap();
@@ -165,10 +171,15 @@ fn successors_resolve_every_kill_point_of_a_pop() {
             push(s.w(), &mut p, true).unwrap();
             struct Stop(u32);
             impl Steps for Stop {
-                fn next(&mut self) -> bool {
+                type Stop = Stopped;
+                fn next(&mut self) -> Result<(), Stopped> {
                     let go = self.0 > 0;
                     self.0 = self.0.saturating_sub(1);
-                    go
+                    if go {
+                        Ok(())
+                    } else {
+                        Err(Stopped)
+                    }
                 }
             }
             let _ = pop_steps(s.w(), &mut c, &mut Stop(stop)).unwrap();

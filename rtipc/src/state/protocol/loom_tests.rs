@@ -5,6 +5,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 
 use super::*;
+use crate::sync::Stopped;
 
 /// Each slot holds (sequence, sequence * 7): a torn or foreign read is detectable, and loom's
 /// `UnsafeCell` fails the model on any access to a slot that races with a write.
@@ -39,13 +40,14 @@ impl Shared {
 struct StopAfter(Option<u32>);
 
 impl Steps for StopAfter {
-    fn next(&mut self) -> bool {
+    type Stop = Stopped;
+    fn next(&mut self) -> Result<(), Stopped> {
         match &mut self.0 {
-            None => true,
-            Some(0) => false,
+            None => Ok(()),
+            Some(0) => Err(Stopped),
             Some(n) => {
                 *n -= 1;
-                true
+                Ok(())
             }
         }
     }

@@ -133,10 +133,9 @@ fn bad_words_are_errors() {
     publish(s.words(), &mut p).unwrap();
     fetch(s.words(), &mut c).unwrap();
     publish(s.words(), &mut p).unwrap();
-    let mid = Word::decode(s.state.load(Ordering::Relaxed), CorruptWord::StateIndices)
-        .unwrap()
-        .mid;
-    s.seqs[mid as usize].store(0, Ordering::Relaxed);
+    // The dirty word claims a sequence number before the one the consumer holds.
+    let word = s.state.load(Ordering::Relaxed);
+    s.state.store(word & 0x3f, Ordering::Relaxed);
     assert_eq!(
         fetch(s.words(), &mut c).map_err(|b| b.reason),
         Err(CorruptWord::StateSeqBackwards)
