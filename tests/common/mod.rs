@@ -217,10 +217,25 @@ pub enum Role {
     QueueForce,
     /// Pushes numbered messages on queue `numbers` with `try_push`, retrying when full.
     QueueTry,
+    /// Lifecycle tests: creates a `life_channels` segment, holds both producer ends (`life/state`
+    /// as the creator, `life/up` through its own peer handle), publishes `count` updates on
+    /// `life/state` (0: until killed), prints `ready PID`, then idles until killed.
+    LifeCreator,
+    /// Lifecycle tests: replaces a stale segment with another declaration, then idles.
+    LifeReplacer,
+    /// Lifecycle tests: claims `life/up`, publishes `count` updates, prints `claimed PID`, exits
+    /// when its stdin closes.
+    LifeZombie,
+    /// Lifecycle tests: claims an end, forks a child that drops everything, then one that sleeps.
+    LifeFork,
+    /// Lifecycle tests: a 16 MiB segment in an 8 MiB tmpfs (run inside a mount namespace).
+    LifeFullShm,
+    /// Lifecycle tests: attaches a 64 GiB sparse memfd (target: `zero`, `header` or `huge-size`).
+    LifeSparse,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 15] = [
         Role::StressProducer,
         Role::Multi,
         Role::SecondOnly,
@@ -230,6 +245,12 @@ impl Role {
         Role::Server,
         Role::QueueForce,
         Role::QueueTry,
+        Role::LifeCreator,
+        Role::LifeReplacer,
+        Role::LifeZombie,
+        Role::LifeFork,
+        Role::LifeFullShm,
+        Role::LifeSparse,
     ];
 
     /// The role's name on the peer's command line.
@@ -244,6 +265,12 @@ impl Role {
             Role::Server => "server",
             Role::QueueForce => "queue-force",
             Role::QueueTry => "queue-try",
+            Role::LifeCreator => "life-creator",
+            Role::LifeReplacer => "life-replacer",
+            Role::LifeZombie => "life-zombie",
+            Role::LifeFork => "life-fork",
+            Role::LifeFullShm => "life-full-shm",
+            Role::LifeSparse => "life-sparse",
         }
     }
 }

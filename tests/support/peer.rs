@@ -4,6 +4,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "life.rs"]
+mod life;
 
 use std::time::Duration;
 
@@ -33,6 +35,12 @@ fn main() {
         Role::Server => server(name, count),
         Role::QueueForce => queue_producer(name, count, true),
         Role::QueueTry => queue_producer(name, count, false),
+        Role::LifeCreator => life::creator(name, count),
+        Role::LifeReplacer => life::replacer(name),
+        Role::LifeZombie => life::zombie(name, count),
+        Role::LifeFork => life::fork(name),
+        Role::LifeFullShm => life::full_shm(name),
+        Role::LifeSparse => life::sparse(name),
     };
     std::process::exit(code);
 }
