@@ -414,3 +414,23 @@ fn the_creator_fields_are_informational() {
     assert!(!peer.creator_alive());
     assert!(matches!(peer.check(), Err(Error::CreatorGone { .. })));
 }
+
+/// 64 KiB, to make a segment larger than any test machine's memory with few messages.
+#[derive(Object)]
+#[repr(C)]
+struct Huge {
+    words: [u64; 8192],
+}
+
+#[test]
+fn a_segment_larger_than_memory_is_an_error_at_create() {
+    // 2^20 messages of 64 KiB: 64 GiB of slots.
+    let builder = Segment::builder().queue::<Huge>("huge", Direction::CreatorToPeer, 1 << 20);
+    let err = builder.create_anonymous().unwrap_err();
+    assert!(
+        err.to_string().contains("reserving the segment's memory"),
+        "{err}"
+    );
+    let err = builder.create(&seg_name("huge")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+}

@@ -125,7 +125,19 @@ pub(crate) fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
 
 /// Reserves the memory of the first `len` bytes of a shared-memory file (`fallocate`), so that
 /// a full `/dev/shm` or a memory limit is an error now rather than a `SIGBUS` at the first write.
+///
+/// A segment larger than the machine's memory and swap together is refused before anything is
+/// allocated: on a file system without a size limit (a memfd's) the kernel would otherwise
+/// allocate until the out-of-memory killer stepped in.
 pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
+    if let Some(total) = memory_and_swap() {
+        if len > total {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("{len} bytes is more than this machine's memory and swap ({total} bytes)"),
+            ));
+        }
+    }
     let len = libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too large"))?;
     loop {
@@ -139,4 +151,18 @@ pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
             return Err(e);
         }
     }
+}
+
+/// The machine's memory plus swap, in bytes, if the kernel says.
+fn memory_and_swap() -> Option<u64> {
+    // SAFETY: `sysinfo` is plain data; all zeroes is a valid value.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: sysinfo fills in a live struct.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    let unit = u64::from(info.mem_unit.max(1));
+    (info.totalram as u64)
+        .checked_add(info.totalswap as u64)?
+        .checked_mul(unit)
 }
