@@ -312,7 +312,7 @@ pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
     if give >= w.slots() || take >= w.slots() {
         return Err(bad(rec, CorruptWord::QueueSaved));
     }
-    let c = if rec & PENDING == 0 {
+    let mut c = if rec & PENDING == 0 {
         Consumer { tail, slot: give }
     } else {
         let p = w.pending.load(Ordering::Acquire);
@@ -326,6 +326,17 @@ pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
             Consumer { tail, slot: give }
         }
     };
+    // A saved position that no producer has reached (at most one past its published head, for a
+    // message taken before the head moved on) or that is more than a ring behind it is not one
+    // a consumer left: start from what the ring can still hold.
+    // Acquire: the producer's head, as a bound only.
+    let head = w.head.load(Ordering::Acquire);
+    let behind = distance(head, c.tail);
+    if behind < -1 {
+        c.tail = head;
+    } else if behind > w.capacity() as i64 {
+        c.tail = head.wrapping_sub(w.capacity());
+    }
     // Relaxed / release: as the producer's claim.
     w.tail.store(c.tail, Ordering::Release);
     w.consumer.store(c.slot, Ordering::Release);
@@ -377,7 +388,7 @@ pub(crate) fn pop_steps<S: Steps>(
     c: &mut Consumer,
     steps: &mut S,
 ) -> Result<Result<Popped, S::Stop>, BadWord> {
-    let start = c.tail;
+    let mut start = c.tail;
     let mut t = c.tail;
     let mut resyncs = 0;
     let mut announced = false;
@@ -388,6 +399,17 @@ pub(crate) fn pop_steps<S: Steps>(
         let st = w.state_word(t).load(Ordering::Acquire);
         let pos = position(w.pos_word(t).load(Ordering::Relaxed), st);
         let d = distance(pos, t);
+        if st & FREE != 0 && d == 0 {
+            // Taken already, by a consumer before us that was killed before it moved on: not
+            // ours to deliver, nor missed.
+            t = t.wrapping_add(1);
+            start = t;
+            continue;
+        }
+        if d < -(w.capacity() as i64) {
+            // Nothing in the ring is that old: the position is not one the producer reached.
+            return Err(bad(t, CorruptWord::QueueTail));
+        }
         if st & FREE != 0 || d < 0 {
             // Free, or a message from an earlier lap that we took: nothing at `t` yet.
             break;

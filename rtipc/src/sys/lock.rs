@@ -11,7 +11,10 @@
 //! alive after the parent died. A `pthread_atfork` handler closes, in the child, every
 //! descriptor that holds a lock, before the child runs any code of its own; the child's copies
 //! of the handles then know (by the fork count) that their lock is not theirs and release
-//! nothing when dropped. The locks stay with the parent.
+//! nothing when dropped. The locks stay with the parent. While the process holds locks, `fork`
+//! returns in the parent only once the child has closed its copies (the child says so over a
+//! pipe), so a parent killed at any point after `fork` returns leaves nothing held; only a child
+//! stopped before it runs its fork handlers (by a debugger, say) keeps them until it runs.
 //!
 //! The locks sit past the end of the file (from 2^62 on), where no data is, so they can never
 //! be confused with anything else a program does with the file.
@@ -138,11 +141,44 @@ fn spin_unlock() {
     BUSY.store(false, Ordering::Release);
 }
 
+/// The pipe over which a forked child says that it has closed its copies of the locks.
+static FORK_PIPE: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
+
 extern "C" fn before_fork() {
     spin_lock();
+    if chunks().any(|c| c.fds.iter().any(|fd| fd.load(Ordering::Relaxed) >= 0)) {
+        let mut fds: [libc::c_int; 2] = [-1; 2];
+        // SAFETY: pipe2 writes two descriptors into a live array of two.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
+            FORK_PIPE[0].store(fds[0], Ordering::Relaxed);
+            FORK_PIPE[1].store(fds[1], Ordering::Relaxed);
+        }
+    }
 }
 
 extern "C" fn after_fork_parent() {
+    let (read, write) = (
+        FORK_PIPE[0].swap(-1, Ordering::Relaxed),
+        FORK_PIPE[1].swap(-1, Ordering::Relaxed),
+    );
+    if write >= 0 {
+        // SAFETY: our end of the pipe made in `before_fork`; the child has its own copy.
+        unsafe { libc::close(write) };
+    }
+    if read >= 0 {
+        let mut byte = 0u8;
+        // Until the child writes (it closed its copies) or its end closes (it died, and its
+        // copies with it); retried on a signal.
+        loop {
+            // SAFETY: reads at most one byte into a live buffer from our pipe.
+            let r = unsafe { libc::read(read, (&mut byte as *mut u8).cast(), 1) };
+            if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break;
+            }
+        }
+        // SAFETY: our end of the pipe, closed once.
+        unsafe { libc::close(read) };
+    }
     spin_unlock();
 }
 
@@ -163,6 +199,21 @@ extern "C" fn after_fork_child() {
         chunk = c.next.load(Ordering::Acquire);
     }
     FORKS.fetch_add(1, Ordering::Release);
+    let (read, write) = (
+        FORK_PIPE[0].swap(-1, Ordering::Relaxed),
+        FORK_PIPE[1].swap(-1, Ordering::Relaxed),
+    );
+    if read >= 0 {
+        // SAFETY: the child's copy of the parent's read end, closed once.
+        unsafe { libc::close(read) };
+    }
+    if write >= 0 {
+        let byte = 1u8;
+        // SAFETY: writes one byte from a live buffer to our copy of the pipe.
+        unsafe { libc::write(write, (&byte as *const u8).cast(), 1) };
+        // SAFETY: our copy of the write end, closed once.
+        unsafe { libc::close(write) };
+    }
     spin_unlock();
 }
 
