@@ -1,7 +1,8 @@
 //! Object types and helpers shared by the cross-process tests and their peer binary
 //! (`tests/support/peer.rs` includes this file with `#[path]`): the objects and their checks,
-//! the channels of the wake-up and handshake tests, the peer's roles, unique segment and socket
-//! names, spawning and watching the peer, and reading and writing a segment's bytes.
+//! the channels of the wake-up and handshake tests, the crash tests' declarations, value checks
+//! and report lines, the peer's roles, unique segment and socket names, spawning and watching
+//! the peer, and reading and writing a segment's bytes.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -14,7 +15,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rtipc::{ChannelSpec, Direction, Object, SegmentBuilder, StateConsumer};
+use rtipc::{ChannelSpec, Direction, Object, Segment, SegmentBuilder, StateConsumer};
 
 // --- Objects. ---------------------------------------------------------------------------------
 
@@ -193,6 +194,257 @@ pub fn wait_for_seq<T: Object>(
     }
 }
 
+// --- The crash tests. ------------------------------------------------------------------------
+
+/// 512 bytes: every word carries the sequence number of the update or message, so that a torn
+/// value (words of two values) or a foreign one (another value's number) shows.
+#[derive(Object)]
+#[repr(C)]
+pub struct Payload {
+    pub words: [u64; 64],
+}
+
+/// The capacity of the crash tests' queue: small, so that the producer laps the consumer often.
+pub const CRASH_QUEUE_CAPACITY: u32 = 8;
+
+/// The channels of the crash tests: state channel `state` and queue `queue`, both `direction`.
+pub fn crash_channels(builder: SegmentBuilder, direction: Direction) -> SegmentBuilder {
+    builder
+        .state::<Payload>("state", direction)
+        .queue::<Payload>("queue", direction, CRASH_QUEUE_CAPACITY)
+}
+
+/// The declaration of the creator scenarios: the creator publishes on `state`.
+pub fn crash_declaration() -> SegmentBuilder {
+    crash_channels(Segment::builder(), Direction::CreatorToPeer)
+}
+
+/// Another declaration under the same name: one channel more.
+pub fn crash_other_declaration() -> SegmentBuilder {
+    crash_declaration().state::<Payload>("extra", Direction::CreatorToPeer)
+}
+
+/// What a [`Role::CrashRacer`] does with the stale segment; its `count` argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Racer {
+    /// `create` with the stale segment's declaration: resumes it.
+    Resume,
+    /// `create` with another declaration and `replace_stale(true)`: replaces it.
+    Replace,
+}
+
+impl Racer {
+    pub const fn code(self) -> u64 {
+        match self {
+            Racer::Resume => 0,
+            Racer::Replace => 1,
+        }
+    }
+
+    pub const fn from_code(code: u64) -> Racer {
+        if code == 0 {
+            Racer::Resume
+        } else {
+            Racer::Replace
+        }
+    }
+
+    /// The builder the racer creates with.
+    pub fn builder(self) -> SegmentBuilder {
+        match self {
+            Racer::Resume => crash_declaration(),
+            Racer::Replace => crash_other_declaration().replace_stale(true),
+        }
+    }
+}
+
+/// What is wrong with a value that should carry its sequence number in every word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadValue {
+    /// Its words differ: written while it was read, or parts of two values.
+    Torn { at: usize, word: u64, first: u64 },
+    /// Every word the same, but another value's number.
+    Foreign { found: u64 },
+}
+
+/// Checks that every word of `p` is `seq`, on one copy of it (so that what is reported is what
+/// was read).
+pub fn check_payload(p: &Payload, seq: u64) -> Result<(), BadValue> {
+    let words = p.words;
+    if words.iter().all(|&w| w == seq) {
+        return Ok(());
+    }
+    let first = words[0];
+    match words.iter().position(|&w| w != first) {
+        Some(at) => Err(BadValue::Torn {
+            at,
+            word: words[at],
+            first,
+        }),
+        None => Err(BadValue::Foreign { found: first }),
+    }
+}
+
+/// A problem in a stream of values that a consumer reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// The value does not carry the sequence number it was given.
+    Bad { seq: u64, bad: BadValue },
+    /// A new value whose number is not after the last one's.
+    Order { seq: u64, last: u64 },
+    /// The count of missed values does not fill the gap to the last one.
+    Missed { seq: u64, last: u64, missed: u64 },
+    /// A value reported as unchanged under another number than the last one.
+    Unchanged { seq: u64, last: u64 },
+    /// A publish or push numbered otherwise than one after the producer's last.
+    Numbered { got: u64, expected: u64 },
+}
+
+impl Problem {
+    /// The word the crash tests count it under.
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Problem::Bad {
+                bad: BadValue::Torn { .. },
+                ..
+            } => "torn",
+            Problem::Bad {
+                bad: BadValue::Foreign { .. },
+                ..
+            } => "foreign",
+            Problem::Order { .. } | Problem::Unchanged { .. } => "order",
+            Problem::Missed { .. } => "missed",
+            Problem::Numbered { .. } => "numbered",
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ", self.kind())?;
+        match *self {
+            Problem::Bad {
+                seq,
+                bad: BadValue::Torn { at, word, first },
+            } => write!(f, "value {seq}: word 0 is {first}, word {at} is {word}"),
+            Problem::Bad {
+                seq,
+                bad: BadValue::Foreign { found },
+            } => write!(f, "value {seq}: every word is {found}"),
+            Problem::Order { seq, last } => write!(f, "value {seq} after {last}"),
+            Problem::Missed { seq, last, missed } => {
+                write!(f, "value {seq} after {last} reports {missed} missed")
+            }
+            Problem::Unchanged { seq, last } => write!(f, "unchanged value {seq} after {last}"),
+            Problem::Numbered { got, expected } => {
+                write!(f, "got number {got}, expected {expected}")
+            }
+        }
+    }
+}
+
+/// Checks a stream of fetched updates or popped messages: every value against its number, the
+/// order, and the count of missed values.
+#[derive(Clone, Debug, Default)]
+pub struct StreamCheck {
+    /// The number of the last value read; `None` until the first when the stream's past is
+    /// unknown (a consumer that took over from another).
+    pub last: Option<u64>,
+    /// New values checked.
+    pub values: u64,
+    /// Reads checked, new or not.
+    pub reads: u64,
+    pub torn: u64,
+    pub foreign: u64,
+    pub order: u64,
+    pub missed: u64,
+}
+
+impl StreamCheck {
+    /// A check of a stream read from its beginning (a consumer on a fresh channel).
+    pub fn from_start() -> StreamCheck {
+        StreamCheck {
+            last: Some(0),
+            ..StreamCheck::default()
+        }
+    }
+
+    /// Checks one read: value `p` given number `seq`, new or not, with `missed` values skipped
+    /// before it (by the library's count). Calls `problem` for each problem found.
+    pub fn read(
+        &mut self,
+        p: &Payload,
+        seq: u64,
+        new: bool,
+        missed: u64,
+        mut problem: impl FnMut(Problem),
+    ) {
+        self.reads += 1;
+        let mut found = |this: &mut StreamCheck, pr: Problem| {
+            match pr.kind() {
+                "torn" => this.torn += 1,
+                "foreign" => this.foreign += 1,
+                "missed" => this.missed += 1,
+                _ => this.order += 1,
+            }
+            problem(pr);
+        };
+        if let Err(bad) = check_payload(p, seq) {
+            found(self, Problem::Bad { seq, bad });
+        }
+        match (self.last, new) {
+            (Some(last), true) if seq <= last => found(self, Problem::Order { seq, last }),
+            (Some(last), true) if missed != seq - last - 1 => {
+                found(self, Problem::Missed { seq, last, missed });
+            }
+            (Some(last), false) if seq != last => found(self, Problem::Unchanged { seq, last }),
+            _ => {}
+        }
+        if new {
+            self.values += 1;
+        }
+        self.last = Some(seq);
+    }
+
+    /// Problems found: torn or foreign values.
+    pub fn torn_or_foreign(&self) -> u64 {
+        self.torn + self.foreign
+    }
+
+    /// Problems found: all kinds.
+    pub fn problems(&self) -> u64 {
+        self.torn + self.foreign + self.order + self.missed
+    }
+}
+
+/// The lines a crash role prints on stdout, one per event; the crash tests read them from the
+/// pipe, also after killing the role (what it wrote before stays in the pipe).
+pub mod crash_line {
+    /// `claimed N`: the role holds its end; N is the channel's count so far.
+    pub const CLAIMED: &str = "claimed";
+    /// `claim-failed ERROR`: the role could not claim its end (exit code 3).
+    pub const CLAIM_FAILED: &str = "claim-failed";
+    /// `creating`: the creator role calls `create`.
+    pub const CREATING: &str = "creating";
+    /// `created`: the creator role has its segment.
+    pub const CREATED: &str = "created";
+    /// `create-failed ERROR`: the creator role could not create it (exit code 3).
+    pub const CREATE_FAILED: &str = "create-failed";
+    /// `problem KIND TEXT`: a problem found (the first 100; the progress lines count all).
+    pub const PROBLEM: &str = "problem";
+    /// `progress values=N last=S problems=P`: after the first value, then every 4096 values or
+    /// every millisecond, and at the end.
+    pub const PROGRESS: &str = "progress";
+    /// `error ERROR`: a data-path error (exit code 4).
+    pub const ERROR: &str = "error";
+    /// `ready`: a racer waits for the line that starts it.
+    pub const READY: &str = "ready";
+    /// `BEGAN ENDED ok` / `BEGAN ENDED err VARIANT: TEXT`: a racer's outcome, after the span of
+    /// its `create` call in `CLOCK_MONOTONIC` nanoseconds.
+    pub const OK: &str = "ok";
+    pub const ERR: &str = "err";
+}
+
 // --- The peer process. ------------------------------------------------------------------------
 
 /// What the peer binary does; its first argument, followed by a segment name or socket path
@@ -228,14 +480,38 @@ pub enum Role {
     LifeZombie,
     /// Lifecycle tests: claims an end, forks a child that drops everything, then one that sleeps.
     LifeFork,
+    /// Forks a sleeping child and kills itself with SIGKILL the moment `fork` returns.
+    LifeForkThenDie,
+    /// Lifecycle tests: claims ends and forks a child that stops before rtipc's fork handler.
+    LifeForkStall,
     /// Lifecycle tests: a 16 MiB segment in an 8 MiB tmpfs (run inside a mount namespace).
     LifeFullShm,
     /// Lifecycle tests: attaches a 64 GiB sparse memfd (target: `zero`, `header` or `huge-size`).
     LifeSparse,
+    /// Crash tests: claims the producer end of state channel `state` and publishes `Payload`s
+    /// as fast as it can, every word the update's sequence number (`count` updates; 0: until
+    /// killed).
+    CrashStateProducer,
+    /// Crash tests: claims the producer end of queue `queue` and force-pushes `Payload`s as
+    /// fast as it can, every word the message's number (`count` messages; 0: until killed).
+    CrashQueueProducer,
+    /// Crash tests: claims the consumer end of state channel `state` and checks every update it
+    /// fetches (`count` new updates; 0: until killed).
+    CrashStateConsumer,
+    /// Crash tests: claims the consumer end of queue `queue` and checks every message it pops
+    /// (`count` messages; 0: until killed).
+    CrashQueueConsumer,
+    /// Crash tests: creates (or resumes, or replaces) the segment with `crash_declaration`, then
+    /// publishes on `state` like `CrashStateProducer`.
+    CrashCreator,
+    /// Crash tests: waits for a line on stdin, then creates the stale segment's successor as
+    /// the `Racer` numbered `count` does; prints the outcome and holds the segment until stdin
+    /// closes.
+    CrashRacer,
 }
 
 impl Role {
-    pub const ALL: [Role; 15] = [
+    pub const ALL: [Role; 23] = [
         Role::StressProducer,
         Role::Multi,
         Role::SecondOnly,
@@ -249,8 +525,16 @@ impl Role {
         Role::LifeReplacer,
         Role::LifeZombie,
         Role::LifeFork,
+        Role::LifeForkThenDie,
+        Role::LifeForkStall,
         Role::LifeFullShm,
         Role::LifeSparse,
+        Role::CrashStateProducer,
+        Role::CrashQueueProducer,
+        Role::CrashStateConsumer,
+        Role::CrashQueueConsumer,
+        Role::CrashCreator,
+        Role::CrashRacer,
     ];
 
     /// The role's name on the peer's command line.
@@ -269,8 +553,16 @@ impl Role {
             Role::LifeReplacer => "life-replacer",
             Role::LifeZombie => "life-zombie",
             Role::LifeFork => "life-fork",
+            Role::LifeForkThenDie => "life-fork-then-die",
+            Role::LifeForkStall => "life-fork-stall",
             Role::LifeFullShm => "life-full-shm",
             Role::LifeSparse => "life-sparse",
+            Role::CrashStateProducer => "crash-state-producer",
+            Role::CrashQueueProducer => "crash-queue-producer",
+            Role::CrashStateConsumer => "crash-state-consumer",
+            Role::CrashQueueConsumer => "crash-queue-consumer",
+            Role::CrashCreator => "crash-creator",
+            Role::CrashRacer => "crash-racer",
         }
     }
 }
@@ -496,4 +788,25 @@ pub fn poll_in(fd: RawFd, ms: i32) -> Option<i16> {
         0 => None,
         r => panic!("poll returned {r}: {}", std::io::Error::last_os_error()),
     }
+}
+
+// --- Lifecycle (tests/lifecycle.rs and the peer's `Life*` roles). -----------------------------
+
+/// The channels of the lifecycle tests: `life/state` from the creator (notify-enabled, so its
+/// consumer can wait) and `life/up` from the peer, both carrying `Numbered` updates whose number
+/// is the update's sequence number.
+pub fn life_channels(builder: SegmentBuilder) -> SegmentBuilder {
+    builder
+        .channel(
+            ChannelSpec::state("life/state", Direction::CreatorToPeer)
+                .object::<Numbered>()
+                .notify(true),
+        )
+        .channel(ChannelSpec::state("life/up", Direction::PeerToCreator).object::<Numbered>())
+}
+
+/// `life_channels` and one channel more: another declaration, which cannot resume theirs.
+pub fn life_channels_other(builder: SegmentBuilder) -> SegmentBuilder {
+    life_channels(builder)
+        .channel(ChannelSpec::state("life/extra", Direction::CreatorToPeer).object::<Numbered>())
 }

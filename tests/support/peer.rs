@@ -4,6 +4,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "crash.rs"]
+mod crash;
 #[path = "life.rs"]
 mod life;
 
@@ -39,8 +41,16 @@ fn main() {
         Role::LifeReplacer => life::replacer(name),
         Role::LifeZombie => life::zombie(name, count),
         Role::LifeFork => life::fork(name),
+        Role::LifeForkThenDie => life::fork_then_die(name),
+        Role::LifeForkStall => life::fork_stall(name),
         Role::LifeFullShm => life::full_shm(name),
         Role::LifeSparse => life::sparse(name),
+        Role::CrashStateProducer => crash::state_producer(&crash::open(name), count),
+        Role::CrashQueueProducer => crash::queue_producer(name, count),
+        Role::CrashStateConsumer => crash::state_consumer(name, count),
+        Role::CrashQueueConsumer => crash::queue_consumer(name, count),
+        Role::CrashCreator => crash::creator(name, count),
+        Role::CrashRacer => crash::racer(name, Racer::from_code(count)),
     };
     std::process::exit(code);
 }
@@ -144,6 +154,11 @@ fn queue_producer(name: &str, count: u64, force: bool) -> i32 {
         } else {
             while !tx.try_push(&numbered(n)).expect("try_push") {
                 refused += 1;
+                // A consumer that went away will never make room: give up rather than spin on.
+                if refused.is_multiple_of(1 << 20) && !tx.consumer_alive().unwrap_or(false) {
+                    eprintln!("peer: the consumer is gone after {} messages", n - 1);
+                    return 20;
+                }
                 std::hint::spin_loop();
             }
         }

@@ -326,16 +326,14 @@ pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
             Consumer { tail, slot: give }
         }
     };
-    // A saved position that no producer has reached (at most one past its published head, for a
-    // message taken before the head moved on) or that is more than a ring behind it is not one
-    // a consumer left: start from what the ring can still hold.
+    // A saved position that no producer has reached (more than one past its published head,
+    // which a message taken before the head moved on allows) is not one a consumer left: start
+    // from the producer's. A position far behind is a consumer that left long ago: its first
+    // pop counts what was overwritten since.
     // Acquire: the producer's head, as a bound only.
     let head = w.head.load(Ordering::Acquire);
-    let behind = distance(head, c.tail);
-    if behind < -1 {
+    if distance(head, c.tail) < -1 {
         c.tail = head;
-    } else if behind > w.capacity() as i64 {
-        c.tail = head.wrapping_sub(w.capacity());
     }
     // Relaxed / release: as the producer's claim.
     w.tail.store(c.tail, Ordering::Release);

@@ -276,6 +276,13 @@ impl SegmentBuilder {
             Err(e) => return Err(e),
         };
         let lock = take_stale(&old, name)?;
+        // Another process may have replaced or removed the segment between our open and our
+        // lock: then the name is not `old` any more, and we start over.
+        let ours =
+            shm::identity(old.as_fd()).map_err(|e| Error::io("reading a segment's identity", e))?;
+        if shm::identity_of_name(cname) != Some(ours) {
+            return Ok(None);
+        }
         if same_declaration(&old, plan) {
             return self.resume(old, lock, cname, name, plan).map(Some);
         }

@@ -43,7 +43,11 @@ impl Drop for Mapping {
             // A forked child's copy owns nothing: it neither unlinks nor releases.
             if owner.lock.ours() {
                 if let Some(name) = &owner.unlink {
-                    super::shm::unlink(name);
+                    // Only if the name is still this segment's, not one that replaced it.
+                    let ours = super::shm::identity(self.fd.as_fd()).ok();
+                    if ours.is_some() && super::shm::identity_of_name(name) == ours {
+                        super::shm::unlink(name);
+                    }
                 }
             }
         }
