@@ -55,10 +55,10 @@
 //! Then each kind's own lines, producer-written and consumer-written words on lines of their
 //! own:
 //!
-//! * state (3 lines, 3 slots): line 2 the triple buffer's state word (the middle slot, the
+//! * state (4 lines, 3 slots): line 2 the triple buffer's state word (the middle slot, the
 //!   consumer's slot, a dirty bit, a request bit and the newest sequence number; the producer's
-//!   slot is the third) and, beside it, the sequence number of each slot's data. Every change of
-//!   the slots' assignment is one compare-and-swap of that word.
+//!   slot is the third); line 3 the sequence number of each slot's data. Every change of the
+//!   slots' assignment is one compare-and-swap of the state word.
 //! * queue (capacity `N`, `N + 2` slots): line 2 the producer's `head` and record (the slot it
 //!   holds, or the exchange it is making); line 3 the consumer's `tail`, the position of a pop it
 //!   is making, and its record; then `N` ring cells of 16 bytes (the message's full position,
@@ -138,10 +138,14 @@ pub(crate) mod common_ctrl {
 
 /// The control block of a state channel.
 pub(crate) mod state_ctrl {
-    /// The state word at +0, then the sequence number of each slot's data at +8, +16, +24.
+    /// The state word, at +0: the line both sides exchange.
     pub const LINE_STATE: u64 = 2;
+    /// The sequence number of each slot's data at +0, +8, +16: written by the producer only,
+    /// on a line of its own so that the consumer polling the state word never takes it away
+    /// between the producer's store and its exchange.
+    pub const LINE_SEQS: u64 = 3;
     /// Lines in the control block.
-    pub const LINES: u64 = 3;
+    pub const LINES: u64 = 4;
     /// Slots of a state channel.
     pub const SLOTS: u32 = 3;
 }

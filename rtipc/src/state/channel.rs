@@ -14,8 +14,10 @@ use crate::sync::BadWord;
 /// A claimed end of a state channel.
 pub(super) struct Channel {
     pub ch: EndHandle,
-    /// The state word followed by the three slots' sequence words.
-    words: *const AtomicU64,
+    /// The state word.
+    state: *const AtomicU64,
+    /// The three slots' sequence words.
+    seqs: *const AtomicU64,
     /// The start of each of the three slots (a fourth entry, never used, lets an index masked to
     /// two bits go unchecked).
     slots: [*mut u8; 4],
@@ -29,9 +31,15 @@ impl Channel {
     /// Claims `end` of state channel `name`.
     fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel> {
         let ch = seg.channel(name, ChannelKind::State, end)?.claim_end(end)?;
-        let words = ch.ctrl().words_from(state_ctrl::LINE_STATE, 4).as_ptr();
+        let state = ch.ctrl().word(state_ctrl::LINE_STATE, 0) as *const AtomicU64;
+        let seqs = ch.ctrl().words_from(state_ctrl::LINE_SEQS, 3).as_ptr();
         let slots = [ch.slot(0), ch.slot(1), ch.slot(2), std::ptr::null_mut()];
-        Ok(Channel { ch, words, slots })
+        Ok(Channel {
+            ch,
+            state,
+            seqs,
+            slots,
+        })
     }
 
     /// Claims the producer end and takes over the producer's state from the shared word.
@@ -53,14 +61,12 @@ impl Channel {
     /// The protocol's words.
     #[inline]
     pub fn words(&self) -> Words<'_> {
-        // SAFETY: four 8-aligned words of the control block (checked by `words_from` when the
-        // pointer was made), inside the mapping kept alive by `self.ch`, only accessed
-        // atomically.
-        let all = unsafe { std::slice::from_raw_parts(self.words, 4) };
-        Words {
-            state: &all[0],
-            seqs: &all[1..],
-        }
+        // SAFETY: an 8-aligned word of the control block (checked by `word` when the pointer
+        // was made), inside the mapping kept alive by `self.ch`, only accessed atomically.
+        let state = unsafe { &*self.state };
+        // SAFETY: as above, three words (checked by `words_from`).
+        let seqs = unsafe { std::slice::from_raw_parts(self.seqs, 3) };
+        Words { state, seqs }
     }
 
     /// Turns a bad word into the handle's error and poisons the handle.
