@@ -134,6 +134,8 @@ fn full_queue_try_push_refuses_and_force_push_overwrites_the_oldest() {
     assert_eq!(tx.write().unwrap().n, 5);
     assert!(tx.force_push(&numbered(5)).unwrap(), "full: overwrote 1");
     assert!(tx.force_push(&numbered(6)).unwrap(), "full: overwrote 2");
+    // After an overwrite the queue is still full: refused, not an error.
+    assert!(!tx.try_push(&numbered(6)).unwrap(), "still full: refused");
     let mut got = Vec::new();
     while let Some(m) = rx.pop().unwrap() {
         got.push((m.n, MessageRef::missed(&m)));

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use common::*;
 use rtipc::handshake::{self, Listener};
-use rtipc::{Error, QueueProducer, Segment, Stage, StateConsumer, StateProducer, StateRef};
+use rtipc::{
+    Error, QueueConsumer, QueueProducer, Segment, Stage, StateConsumer, StateProducer, StateRef,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -168,13 +170,18 @@ fn queue_producer(name: &str, count: u64, force: bool) -> i32 {
     0
 }
 
-/// Attaches, claims `up` (producer) and `down` (consumer), then enters seccomp strict mode, in
-/// which any system call but read, write and exit kills the process, and runs `count`
-/// publishes and fetches. Exits through the raw `exit` system call.
+/// Attaches, claims `up` and `qup` (producer) and `down` and `qdown` (consumer), then enters
+/// seccomp strict mode, in which any system call but read, write and exit kills the process,
+/// and runs `count` rounds of publish, fetch, push (spinning while the queue is full) and pop.
+/// Exits through the raw `exit`
+/// system call.
 fn seccomp(name: &str, count: u64) -> i32 {
     let seg = open(name);
     let mut up = StateProducer::<Small>::new(&seg, "up").expect("up");
     let mut down = StateConsumer::<Small>::new(&seg, "down").expect("down");
+    let mut qup = QueueProducer::<Small>::new(&seg, "qup").expect("qup");
+    let mut qdown = QueueConsumer::<Small>::new(&seg, "qdown").expect("qdown");
+    let (mut pushed, mut popped) = (0, 0);
     // SAFETY: prctl with valid arguments; afterwards only read/write/exit are allowed.
     let r = unsafe {
         libc::prctl(
@@ -211,8 +218,35 @@ fn seccomp(name: &str, count: u64) -> i32 {
                 break;
             }
         }
+        // Every round pushes one message, waiting (spinning) while the parent drains a full
+        // queue, so the parent can count exactly `count` messages.
+        loop {
+            match qup.try_push(&small(pushed + 1, TAG_UP)) {
+                Ok(true) => break,
+                Ok(false) => std::hint::spin_loop(),
+                Err(_) => code = 9,
+            }
+            if code != 0 {
+                break;
+            }
+        }
+        pushed += 1;
+        loop {
+            match qdown.pop() {
+                Ok(Some(m)) if m.seq == popped + 1 && small_ok(&m, TAG_DOWN) => popped += 1,
+                Ok(Some(_)) => code = 10, // out of order or torn
+                Ok(None) => break,
+                Err(_) => code = 11,
+            }
+            if code != 0 {
+                break;
+            }
+        }
+        if code != 0 {
+            break;
+        }
     }
-    if code == 0 && last == 0 {
+    if code == 0 && (last == 0 || popped == 0) {
         code = 8; // never saw the parent's data
     }
     // SAFETY: the raw exit system call, allowed in strict mode (exit_group is not).
