@@ -499,7 +499,6 @@ fn a_silent_client_times_out_and_the_listener_goes_on() {
         .handshake_timeout(Duration::from_millis(100))
         .accept_timeout(Some(Duration::from_secs(10)));
     let silent = raw_connect(&path);
-    let start = Instant::now();
     let err = listener.accept(|_| Ok(())).unwrap_err();
     assert!(
         matches!(
@@ -511,7 +510,7 @@ fn a_silent_client_times_out_and_the_listener_goes_on() {
         "{err}"
     );
     assert!(err.to_string().contains("request"), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(5));
+    // The stage tells the handshake's deadline (100 ms) from accept's (10 s).
     assert!(raw_recv(silent.as_fd()).is_none(), "the listener closed it");
     // Nobody else comes: accept's own timeout.
     let quiet = Listener::bind(sock_path("quiet"))
@@ -735,9 +734,10 @@ fn a_listener_with_eight_silent_connections_pending_still_serves_a_valid_client(
             Ok(())
         })
         .expect("the valid client is served before the silent ones time out");
-    assert!(
-        start.elapsed() < timeout,
-        "served within the silent ones' deadline"
+    // Served before any silent one timed out: all eight are still pending (checked below).
+    println!(
+        "served a valid client behind {SILENT} silent connections in {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
     );
     assert_eq!(requests, 1, "only the valid client sent a request");
     assert_eq!(conn.peer().pid, peer.id(), "the client is the peer process");
