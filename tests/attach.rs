@@ -220,10 +220,11 @@ fn wrong_end_and_double_claims_are_refused() {
     );
 }
 
-/// Byte offsets and widths of every header field (layout version 1).
+/// Byte offsets and widths of every header field (layout version 2), and a bad value for each
+/// (version 1: the layout before the crash-safe protocols).
 const HEADER_FIELDS: &[(&str, u64, usize, u64)] = &[
     ("magic", 0, 8, 0x1234),
-    ("version", 8, 4, 2),
+    ("version", 8, 4, 1),
     ("header_size", 12, 4, 64),
     ("ready", 16, 4, 0),
     ("cache_line", 20, 4, 100),

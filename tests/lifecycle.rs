@@ -773,9 +773,9 @@ fn queue_words(f: &std::fs::File, capacity: u64) -> Vec<(String, u64)> {
     let mut words = vec![
         ("head".to_string(), line(2)),
         ("producer record".to_string(), line(2) + 8),
-        ("tail".to_string(), line(3)),
-        ("pending".to_string(), line(3) + 8),
-        ("consumer record".to_string(), line(3) + 16),
+        ("tail".to_string(), line(4)),
+        ("pending".to_string(), line(3)),
+        ("consumer record".to_string(), line(3) + 8),
     ];
     for i in 0..capacity {
         words.push((format!("cell[{i}].pos"), line(QUEUE_LINE_CELLS) + 16 * i));

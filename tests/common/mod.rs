@@ -690,7 +690,7 @@ pub const ENTRY_CTRL_OFFSET: u64 = 48;
 /// Control block line of a state channel's middle word.
 pub const STATE_LINE_MIDDLE: u64 = 2;
 /// Control block line where a queue's ring cells start.
-pub const QUEUE_LINE_CELLS: u64 = 4;
+pub const QUEUE_LINE_CELLS: u64 = 5;
 
 /// The shared-memory file of the named segment `name`, for reading and writing.
 pub fn shm_file(name: &str) -> File {

@@ -6,7 +6,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `b"RTIPCSG1"` read as a little-endian `u64`.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"RTIPCSG1");
 /// The layout version this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// Value of [`Header::ready`] once the creator has finished writing the segment.
 pub(crate) const READY: u32 = 0x5245_4459;
 /// Offset of [`Header::ready`] in the header.

@@ -1,4 +1,4 @@
-//! The segment's on-memory format, version 1: planned, written and parsed in this module only.
+//! The segment's on-memory format, version 2: planned, written and parsed in this module only.
 //!
 //! ```text
 //! | Header | Channel table | Buffers (control blocks + slots) | Metadata |
@@ -13,7 +13,7 @@
 //! | offset | field | |
 //! |---|---|---|
 //! | 0 | `magic: u64` | `b"RTIPCSG1"` |
-//! | 8 | `version: u32` | 1 |
+//! | 8 | `version: u32` | 2 (1: before the crash-safe protocols; refused) |
 //! | 12 | `header_size: u32` | 128 |
 //! | 16 | `ready: u32` | `0x52454459` once the creator has finished (stored last, release) |
 //! | 20 | `cache_line: u32` | the line size the layout aligns to; the peer follows it |
@@ -60,8 +60,9 @@
 //!   slot is the third); line 3 the sequence number of each slot's data. Every change of the
 //!   slots' assignment is one compare-and-swap of the state word.
 //! * queue (capacity `N`, `N + 2` slots): line 2 the producer's `head` and record (the slot it
-//!   holds, or the exchange it is making); line 3 the consumer's `tail`, the position of a pop it
-//!   is making, and its record; then `N` ring cells of 16 bytes (the message's full position,
+//!   holds, or the exchange it is making); line 3 the position of a pop the consumer is making,
+//!   and its record; line 4 the consumer's `tail` alone (the one consumer word `try_push`
+//!   reads); then `N` ring cells of 16 bytes (the message's full position,
 //!   then a state word: free bit, the position's low 39 bits, 24-bit slot index), as many lines as
 //!   they fill; then one 8-byte header per slot (the position of the last message written into
 //!   it), as many lines as they fill.
@@ -154,10 +155,14 @@ pub(crate) mod state_ctrl {
 pub(crate) mod queue_ctrl {
     /// The producer's `head` at +0 and its record at +8.
     pub const LINE_PRODUCER: u64 = 2;
-    /// The consumer's `tail` at +0, the position of a pending pop at +8, its record at +16.
+    /// The position of the consumer's pending pop at +0, its record at +8: read only by a
+    /// successor.
     pub const LINE_CONSUMER: u64 = 3;
+    /// The consumer's `tail` at +0, alone on its line: `try_push` reads it, and the
+    /// consumer's record stores of every pop would otherwise take the line away each time.
+    pub const LINE_TAIL: u64 = 4;
     /// The first line of the ring: per cell, its position word and its state word.
-    pub const LINE_CELLS: u64 = 4;
+    pub const LINE_CELLS: u64 = 5;
 
     /// The first line of the slots' header words, after the ring.
     pub const fn line_headers(capacity: u64, cache_line: u64) -> u64 {

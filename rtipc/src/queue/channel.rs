@@ -18,9 +18,10 @@ pub(super) struct Channel<T> {
     cells: *const AtomicU64,
     /// One header word per slot.
     headers: *const AtomicU64,
-    /// The producer's line (head, record) and the consumer's (tail, pending, record).
+    /// The producer's line (head, record), the consumer's (pending, record) and its tail.
     producer: *const AtomicU64,
     consumer: *const AtomicU64,
+    tail: *const AtomicU64,
     slots: *mut u8,
     stride: usize,
     pub capacity: u64,
@@ -47,7 +48,8 @@ impl<T: Object> Channel<T> {
         let first_header = queue_ctrl::line_headers(capacity, ch.cache_line);
         let headers = ctrl.words_from(first_header, slot_count).as_ptr();
         let producer = ctrl.words_from(queue_ctrl::LINE_PRODUCER, 2).as_ptr();
-        let consumer = ctrl.words_from(queue_ctrl::LINE_CONSUMER, 3).as_ptr();
+        let consumer = ctrl.words_from(queue_ctrl::LINE_CONSUMER, 2).as_ptr();
+        let tail = ctrl.word(queue_ctrl::LINE_TAIL, 0) as *const AtomicU64;
         let slots = ch.slot(0);
         let stride = ch.info.slot_stride as usize;
         Ok(Channel {
@@ -56,6 +58,7 @@ impl<T: Object> Channel<T> {
             headers,
             producer,
             consumer,
+            tail,
             slots,
             stride,
             capacity,
@@ -72,15 +75,15 @@ impl<T: Object> Channel<T> {
             // only accessed atomically.
             unsafe { std::slice::from_raw_parts(ptr, len as usize) }
         };
-        let (p, c) = (n(self.producer, 2), n(self.consumer, 3));
+        let (p, c, t) = (n(self.producer, 2), n(self.consumer, 2), n(self.tail, 1));
         Words {
             cells: n(self.cells, 2 * self.capacity),
             headers: n(self.headers, self.capacity + 2),
             head: &p[0],
             producer: &p[1],
-            tail: &c[0],
-            pending: &c[1],
-            consumer: &c[2],
+            tail: &t[0],
+            pending: &c[0],
+            consumer: &c[1],
         }
     }
 

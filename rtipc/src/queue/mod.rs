@@ -51,7 +51,7 @@ mod declare {
         let (producer, consumer) = protocol::initial_records(capacity);
         ctrl.word(queue_ctrl::LINE_PRODUCER, 1)
             .store(producer, Ordering::Relaxed);
-        ctrl.word(queue_ctrl::LINE_CONSUMER, 2)
+        ctrl.word(queue_ctrl::LINE_CONSUMER, 1)
             .store(consumer, Ordering::Relaxed);
     }
 

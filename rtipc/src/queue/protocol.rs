@@ -107,6 +107,10 @@ pub(crate) struct Producer {
     pub head: u64,
     /// The slot the producer writes next.
     pub slot: u64,
+    /// The consumer's `tail` as `try_push` last read it. The tail only moves forward, so while
+    /// this one leaves room, there is room, and `try_push` reads the consumer's line again only
+    /// when it looks full.
+    pub tail_seen: u64,
 }
 
 /// The consumer's private state.
@@ -186,7 +190,12 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
     let rec = w.producer.load(Ordering::Acquire);
     let (give, take) = (slot_of(rec), take_of(rec));
     let p = if rec & PENDING == 0 {
-        Producer { head, slot: give }
+        Producer {
+            head,
+            slot: give,
+            // As if full: the first `try_push` reads the tail.
+            tail_seen: head.wrapping_sub(w.capacity()),
+        }
     } else {
         // The push was at `head`, or at `head - 1` if the head was already moved on.
         let low = (rec >> HEAD_SHIFT) & HEAD_MASK;
@@ -203,11 +212,13 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
             Producer {
                 head: h.wrapping_add(1),
                 slot: take,
+                tail_seen: h.wrapping_sub(w.capacity()),
             }
         } else {
             Producer {
                 head: h,
                 slot: give,
+                tail_seen: h.wrapping_sub(w.capacity()),
             }
         }
     };
@@ -239,16 +250,21 @@ pub(crate) fn push_steps<S: Steps>(
 ) -> Result<Result<Pushed, S::Stop>, BadWord> {
     let h = p.head;
     if !force {
-        step!(steps);
-        // Relaxed: the tail only decides whether to push; the cell exchange synchronises the
-        // slot handover. A stale tail can only make the queue look fuller than it is.
-        let t = w.tail.load(Ordering::Relaxed);
-        let used = distance(h, t);
-        if used < 0 {
-            return Err(bad(t, CorruptWord::QueueTail));
-        }
-        if used as u64 >= w.capacity() {
-            return Ok(Ok(Pushed::Full));
+        let used = distance(h, p.tail_seen);
+        if used < 0 || used as u64 >= w.capacity() {
+            // Full as far as we know (or a new claim, which starts at `head`): read the tail.
+            step!(steps);
+            // Relaxed: the tail only decides whether to push; the cell exchange synchronises
+            // the slot handover. A stale tail can only make the queue look fuller than it is.
+            let t = w.tail.load(Ordering::Relaxed);
+            p.tail_seen = t;
+            let used = distance(h, t);
+            if used < 0 {
+                return Err(bad(t, CorruptWord::QueueTail));
+            }
+            if used as u64 >= w.capacity() {
+                return Ok(Ok(Pushed::Full));
+            }
         }
     }
     step!(steps);

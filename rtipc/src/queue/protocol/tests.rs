@@ -254,3 +254,52 @@ fn bad_words_are_errors() {
     s.words[2].store(100, Ordering::Relaxed);
     assert!(push(s.w(), &mut p, false).is_err(), "tail ahead of head");
 }
+
+#[test]
+fn try_push_reads_the_tail_only_when_the_queue_looks_full() {
+    let s = Shared::new(4);
+    let w = s.w();
+    let mut p = claim_producer(w).unwrap();
+    let mut c = claim_consumer(w).unwrap();
+    for _ in 0..4 {
+        assert_eq!(
+            push(w, &mut p, false),
+            Ok(Pushed::Done { overwrote: false })
+        );
+    }
+    assert_eq!(push(w, &mut p, false), Ok(Pushed::Full));
+    // A successor of a producer that left a full queue refuses too: it reads the tail first.
+    let mut p2 = claim_producer(w).unwrap();
+    assert_eq!(push(w, &mut p2, false), Ok(Pushed::Full));
+    assert!(matches!(
+        pop(w, &mut c),
+        Ok(Popped::Message { pos: 0, missed: 0 })
+    ));
+    assert_eq!(
+        push(w, &mut p2, false),
+        Ok(Pushed::Done { overwrote: false })
+    );
+    assert_eq!(push(w, &mut p2, false), Ok(Pushed::Full));
+    // While the tail it saw leaves room, a push does not read the tail: a tail moved backwards
+    // by a hostile peer is noticed only when the queue looks full, and then as an error.
+    for _ in 0..4 {
+        assert!(matches!(pop(w, &mut c), Ok(Popped::Message { .. })));
+    }
+    assert_eq!(
+        push(w, &mut p2, false),
+        Ok(Pushed::Done { overwrote: false })
+    );
+    s.words[2].store(100, Ordering::Relaxed);
+    for _ in 0..3 {
+        assert_eq!(
+            push(w, &mut p2, false),
+            Ok(Pushed::Done { overwrote: false })
+        );
+    }
+    assert_eq!(
+        push(w, &mut p2, false),
+        Err(bad(100, CorruptWord::QueueTail)),
+        "the tail is ahead of the head"
+    );
+    s.owned_once(&p2, &c);
+}
