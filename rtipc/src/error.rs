@@ -28,6 +28,9 @@ pub enum DataError {
     /// An earlier operation of this handle found a corrupt word; the handle refuses further
     /// use.
     Poisoned,
+    /// An observer's copies were all overwritten by the producer while it made them: it
+    /// returns nothing this time. Call again; nothing is wrong with the channel.
+    Lapped,
 }
 
 impl From<BadWord> for DataError {
@@ -52,6 +55,10 @@ impl fmt::Display for DataError {
                 "this handle found a corrupt word in shared memory earlier and refuses further \
                  use; drop it and claim the end again",
             ),
+            DataError::Lapped => f.write_str(
+                "the producer rewrote the slot during each of the observer's copies; nothing \
+                 was returned this time: call again",
+            ),
         }
     }
 }
@@ -62,6 +69,7 @@ impl fmt::Debug for DataError {
         let variant = match self {
             DataError::Corrupt { .. } => "Corrupt",
             DataError::Poisoned => "Poisoned",
+            DataError::Lapped => "Lapped",
         };
         write!(f, "{variant}: {self}")
     }
@@ -210,6 +218,13 @@ pub enum Error {
         /// which may not be this process's.
         holder: Option<u32>,
     },
+    /// Every consumer end of a fan-out state channel is held.
+    AllConsumersClaimed {
+        /// The channel.
+        channel: String,
+        /// How many consumer ends it has.
+        consumers: u32,
+    },
     /// A named segment exists and its creator is alive.
     AlreadyExists {
         /// The segment's name.
@@ -322,6 +337,7 @@ impl Error {
                 | Error::CreatorGone { .. }
                 | Error::Replacing { .. }
                 | Error::AlreadyClaimed { .. }
+                | Error::AllConsumersClaimed { .. }
                 | Error::NoProducer { .. }
                 | Error::Timeout { .. }
         )
@@ -425,6 +441,7 @@ impl fmt::Display for Error {
                 found,
             } => write!(f, "channel `{channel}` is {found}, not {wanted}"),
             Error::AlreadyClaimed { .. }
+            | Error::AllConsumersClaimed { .. }
             | Error::AlreadyExists { .. }
             | Error::Stale { .. }
             | Error::Replacing { .. }
@@ -482,6 +499,12 @@ impl Error {
                      soon as it has",
                 )
             }
+            Error::AllConsumersClaimed { channel, consumers } => write!(
+                f,
+                "all {consumers} consumer ends of channel `{channel}` are held by running \
+                 handles; drop one, declare more with `.consumers(n)`, or read the channel \
+                 with an observer (`StateObserver`), which needs no end"
+            ),
             Error::AlreadyExists { name } => write!(
                 f,
                 "segment `{name}` already exists and its creator is running"
@@ -534,6 +557,7 @@ impl fmt::Debug for Error {
             Error::SchemaMismatch { .. } => "SchemaMismatch",
             Error::WrongChannel { .. } => "WrongChannel",
             Error::AlreadyClaimed { .. } => "AlreadyClaimed",
+            Error::AllConsumersClaimed { .. } => "AllConsumersClaimed",
             Error::AlreadyExists { .. } => "AlreadyExists",
             Error::Stale { .. } => "Stale",
             Error::Replacing { .. } => "Replacing",

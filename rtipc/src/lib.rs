@@ -75,6 +75,8 @@ mod segment {
 #[cfg(not(loom))]
 pub mod handshake;
 pub mod notify;
+#[cfg(not(loom))]
+mod observe;
 mod queue;
 mod state;
 
@@ -85,6 +87,7 @@ pub use crate::{
     error::{DataError, Error, Result, Stage},
     layout::names::{ChannelKind, Direction, End, Side},
     layout::spec::ChannelSpec,
+    observe::{ObjectLayout, Observed, QueueObserver, RawObserver, StateObserver},
     queue::{MessageMut, MessageRef, QueueConsumer, QueueProducer},
     segment::{Segment, SegmentBuilder},
     state::{

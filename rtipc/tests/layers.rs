@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["segment"],
     &["state", "queue"],
-    &["notify"],
+    &["notify", "observe"],
     &["handshake"],
 ];
 

@@ -508,10 +508,83 @@ pub enum Role {
     /// the `Racer` numbered `count` does; prints the outcome and holds the segment until stdin
     /// closes.
     CrashRacer,
+    /// Fan-out tests: claims the first free consumer end of `pages` and checks every update
+    /// until update `count`; prints a `done` line.
+    FanoutConsumer,
+    /// Fan-out tests: claims consumer end `count` of `pages` and checks every update until it
+    /// is killed, printing `progress` lines.
+    FanoutVictim,
+    /// Fan-out tests: a `StateObserver` of `pages` that checks every copy until update `count`.
+    FanoutObserver,
+    /// Observer tests: a `QueueObserver` of queue `pages` that checks every message until
+    /// message `count`.
+    QueueObserve,
+    /// Observer tests: pops queue `pages` until message `count`, checking every message.
+    QueuePop,
+}
+
+/// The line fan-out and observer roles print at the end: `done seen=N missed=M torn=T
+/// backwards=B last=S`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReaderTally {
+    /// Results with a new value.
+    pub seen: u64,
+    /// Updates or messages reported missed.
+    pub missed: u64,
+    /// Values whose words disagree with their number.
+    pub torn: u64,
+    /// Numbers that did not increase, or broke `previous + missed + 1`.
+    pub backwards: u64,
+    /// The last number seen.
+    pub last: u64,
+}
+
+impl ReaderTally {
+    /// Records a new value numbered `seq`, reported after `missed` missed ones, whose content
+    /// is whole (`whole`).
+    pub fn record(&mut self, seq: u64, missed: u64, whole: bool) {
+        if !whole {
+            self.torn += 1;
+        }
+        if seq <= self.last || seq != self.last + missed + 1 {
+            self.backwards += 1;
+        }
+        self.seen += 1;
+        self.missed += missed;
+        self.last = seq;
+    }
+
+    /// The line.
+    pub fn line(&self, word: &str) -> String {
+        format!(
+            "{word} seen={} missed={} torn={} backwards={} last={}",
+            self.seen, self.missed, self.torn, self.backwards, self.last
+        )
+    }
+
+    /// Parses a line made by [`ReaderTally::line`].
+    pub fn parse(line: &str) -> Option<ReaderTally> {
+        let mut t = ReaderTally::default();
+        let mut fields = line.split_whitespace();
+        fields.next()?;
+        for f in fields {
+            let (k, v) = f.split_once('=')?;
+            let v: u64 = v.parse().ok()?;
+            match k {
+                "seen" => t.seen = v,
+                "missed" => t.missed = v,
+                "torn" => t.torn = v,
+                "backwards" => t.backwards = v,
+                "last" => t.last = v,
+                _ => return None,
+            }
+        }
+        Some(t)
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 23] = [
+    pub const ALL: [Role; 28] = [
         Role::StressProducer,
         Role::Multi,
         Role::SecondOnly,
@@ -535,6 +608,11 @@ impl Role {
         Role::CrashQueueConsumer,
         Role::CrashCreator,
         Role::CrashRacer,
+        Role::FanoutConsumer,
+        Role::FanoutVictim,
+        Role::FanoutObserver,
+        Role::QueueObserve,
+        Role::QueuePop,
     ];
 
     /// The role's name on the peer's command line.
@@ -563,6 +641,11 @@ impl Role {
             Role::CrashQueueConsumer => "crash-queue-consumer",
             Role::CrashCreator => "crash-creator",
             Role::CrashRacer => "crash-racer",
+            Role::FanoutConsumer => "fanout-consumer",
+            Role::FanoutVictim => "fanout-victim",
+            Role::FanoutObserver => "fanout-observer",
+            Role::QueueObserve => "queue-observe",
+            Role::QueuePop => "queue-pop",
         }
     }
 }

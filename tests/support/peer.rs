@@ -6,6 +6,8 @@
 mod common;
 #[path = "crash.rs"]
 mod crash;
+#[path = "fanout.rs"]
+mod fanout;
 #[path = "life.rs"]
 mod life;
 
@@ -53,6 +55,11 @@ fn main() {
         Role::CrashQueueConsumer => crash::queue_consumer(name, count),
         Role::CrashCreator => crash::creator(name, count),
         Role::CrashRacer => crash::racer(name, Racer::from_code(count)),
+        Role::FanoutConsumer => fanout::consumer(name, count),
+        Role::FanoutVictim => fanout::victim(name, count),
+        Role::FanoutObserver => fanout::observer(name, count),
+        Role::QueueObserve => fanout::queue_observer(name, count),
+        Role::QueuePop => fanout::queue_pop(name, count),
     };
     std::process::exit(code);
 }

@@ -5,8 +5,12 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `b"RTIPCSG1"` read as a little-endian `u64`.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"RTIPCSG1");
-/// The layout version this build writes and reads.
+/// The layout version this build writes for segments without fan-out channels, and the oldest
+/// it reads.
 pub(crate) const VERSION: u32 = 2;
+/// The layout version of a segment with a fan-out state channel, and the newest this build
+/// reads: a build that knows only version 2 refuses such a segment.
+pub(crate) const FANOUT_VERSION: u32 = 3;
 /// Value of [`Header::ready`] once the creator has finished writing the segment.
 pub(crate) const READY: u32 = 0x5245_4459;
 /// Offset of [`Header::ready`] in the header.

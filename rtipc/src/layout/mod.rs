@@ -1,4 +1,4 @@
-//! The segment's on-memory format, version 2: planned, written and parsed in this module only.
+//! The segment's on-memory format, version 2 (3 with fan-out channels): planned, written and parsed in this module only.
 //!
 //! ```text
 //! | Header | Channel table | Buffers (control blocks + slots) | Metadata |
@@ -13,7 +13,7 @@
 //! | offset | field | |
 //! |---|---|---|
 //! | 0 | `magic: u64` | `b"RTIPCSG1"` |
-//! | 8 | `version: u32` | 2 (1: before the crash-safe protocols; refused) |
+//! | 8 | `version: u32` | 3 if the segment has a fan-out state channel, 2 otherwise (1: before the crash-safe protocols; refused). A build that reads version 2 only thus refuses a fan-out channel instead of misreading it |
 //! | 12 | `header_size: u32` | 128 |
 //! | 16 | `ready: u32` | `0x52454459` once the creator has finished (stored last, release) |
 //! | 20 | `cache_line: u32` | the line size the layout aligns to; the peer follows it |
@@ -66,6 +66,13 @@
 //!   then a state word: free bit, the position's low 39 bits, 24-bit slot index), as many lines as
 //!   they fill; then one 8-byte header per slot (the position of the last message written into
 //!   it), as many lines as they fill.
+//! * fan-out state (`N` consumers, 2 to [`MAX_FANOUT_CONSUMERS`], `N + 2` slots): line 2 the
+//!   latest word (the newest slot, the slot before it, and which consumers took each); line 3
+//!   on: the sequence number of each slot's data (`N + 2` words), then the producer's table
+//!   (`N` words: the slot each consumer holds as the producer last learned it, `u64::MAX` for
+//!   none), as many lines as they fill; then one line per consumer, written by that consumer:
+//!   the pid of the process holding that consumer end at +0 (consumer 0's is also on line 0),
+//!   the sequence number of the last update it took at +8, its 32-bit `waiting` word at +16.
 //!
 //! Everything outside control blocks and slots is immutable once `ready` is set.
 //!
@@ -135,6 +142,33 @@ pub(crate) mod common_ctrl {
     pub const LINE_CLAIMS: u64 = 0;
     /// Line of the 32-bit `waiting` word, at +0.
     pub const LINE_NOTIFY: u64 = 1;
+}
+
+/// Most consumers of one fan-out state channel.
+pub const MAX_FANOUT_CONSUMERS: u32 = 16;
+
+/// The control block of a fan-out state channel (`consumers` from 2 to
+/// [`MAX_FANOUT_CONSUMERS`], `consumers + 2` slots).
+pub(crate) mod fanout_ctrl {
+    /// The latest word, at +0.
+    pub const LINE_LATEST: u64 = 2;
+    /// The slots' sequence words, then the producer's table.
+    pub const LINE_WORDS: u64 = 3;
+    /// Offsets in a consumer's line: the claim (pid), the last sequence number taken, the
+    /// 32-bit `waiting` word.
+    pub const CONSUMER_PID: u64 = 0;
+    pub const CONSUMER_SEEN: u64 = 8;
+    pub const CONSUMER_WAITING: u64 = 16;
+
+    /// The first consumer line.
+    pub const fn line_consumers(consumers: u64, cache_line: u64) -> u64 {
+        LINE_WORDS + (8 * (2 * consumers + 2)).div_ceil(cache_line)
+    }
+
+    /// Lines in the control block.
+    pub const fn lines(consumers: u64, cache_line: u64) -> u64 {
+        line_consumers(consumers, cache_line) + consumers
+    }
 }
 
 /// The control block of a state channel.

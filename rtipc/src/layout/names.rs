@@ -2,19 +2,27 @@
 
 use std::fmt;
 
-use super::{queue_ctrl, state_ctrl, MAX_QUEUE_CAPACITY};
+use super::{fanout_ctrl, queue_ctrl, state_ctrl, MAX_FANOUT_CONSUMERS, MAX_QUEUE_CAPACITY};
 
 /// The kind of a channel, as recorded in its table entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ChannelKind {
-    /// Latest value, triple buffered.
+    /// Latest value: triple buffered with one consumer, `N + 2` slots with `N` consumers.
     State,
     /// A ring of message slots.
     Queue,
 }
 
 impl ChannelKind {
+    /// How many consumers a channel of this kind with `slot_count` slots has.
+    pub(crate) fn consumers(self, slot_count: u32) -> u32 {
+        match self {
+            ChannelKind::State => slot_count.saturating_sub(2).max(1),
+            ChannelKind::Queue => 1,
+        }
+    }
+
     pub(crate) const fn code(self) -> u32 {
         match self {
             ChannelKind::State => 1,
@@ -41,7 +49,11 @@ impl ChannelKind {
     /// The length of this kind's control block for `slot_count` slots.
     pub(crate) fn ctrl_len(self, slot_count: u32, cache_line: u64) -> u64 {
         match self {
-            ChannelKind::State => state_ctrl::LINES * cache_line,
+            ChannelKind::State if slot_count == state_ctrl::SLOTS => state_ctrl::LINES * cache_line,
+            ChannelKind::State => {
+                let consumers = u64::from(slot_count.saturating_sub(2));
+                fanout_ctrl::lines(consumers, cache_line) * cache_line
+            }
             ChannelKind::Queue => {
                 // The fixed lines, the ring of `slot_count - 2` cells of 16 bytes, then one
                 // header of 8 bytes per slot.
@@ -56,8 +68,12 @@ impl ChannelKind {
     /// `Err` says what the rule is.
     pub(crate) fn check_shape(self, slot_count: u32, object_count: u32) -> Result<(), ShapeError> {
         match self {
-            ChannelKind::State if slot_count != state_ctrl::SLOTS => {
-                Err(ShapeError::Slots("a state channel has exactly 3 slots"))
+            ChannelKind::State
+                if !(state_ctrl::SLOTS..=MAX_FANOUT_CONSUMERS + 2).contains(&slot_count) =>
+            {
+                Err(ShapeError::Slots(
+                    "a state channel of N consumers has N + 2 slots, N from 1 to 16",
+                ))
             }
             ChannelKind::State => Ok(()),
             ChannelKind::Queue if !(3..=MAX_QUEUE_CAPACITY + 2).contains(&slot_count) => Err(

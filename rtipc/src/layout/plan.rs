@@ -2,7 +2,7 @@
 //! memory is touched. The segment's size comes from here.
 
 use super::format::{
-    ChannelEntry, Header, ObjectDesc, DESC_SIZE, ENTRY_SIZE, HEADER_SIZE, MAGIC, VERSION,
+    ChannelEntry, Header, ObjectDesc, DESC_SIZE, ENTRY_SIZE, FANOUT_VERSION, HEADER_SIZE, MAGIC, VERSION,
 };
 use super::spec::{validate, ChannelSpec, InitCtrl};
 use super::{align_up, FormatError, MAX_METADATA};
@@ -74,7 +74,14 @@ impl Plan {
         let segment_size = align_up(at, 4096).ok_or_else(too_big)?;
         let header = Header {
             magic: MAGIC,
-            version: VERSION,
+            version: if channels
+                .iter()
+                .any(|c| c.kind == super::ChannelKind::State && c.slots > 3)
+            {
+                FANOUT_VERSION
+            } else {
+                VERSION
+            },
             header_size: HEADER_SIZE as u32,
             ready: 0,
             cache_line,

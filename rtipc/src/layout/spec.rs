@@ -38,6 +38,8 @@ pub struct ChannelSpec {
     pub(crate) kind: ChannelKind,
     pub(crate) direction: Direction,
     pub(crate) slots: u32,
+    /// How many consumer ends (see [`ChannelSpec::consumers`]).
+    pub(crate) consumers: u32,
     pub(crate) objects: Vec<ObjectSpec>,
     pub(crate) notify: bool,
     pub(crate) user_meta: Vec<u8>,
@@ -85,6 +87,7 @@ impl ChannelSpec {
             kind,
             direction,
             slots,
+            consumers: 1,
             objects: Vec::new(),
             notify: false,
             user_meta: Vec::new(),
@@ -107,6 +110,20 @@ impl ChannelSpec {
     /// Adds an object described by a schema that was decoded from a request.
     pub(crate) fn object_spec(mut self, object: ObjectSpec) -> ChannelSpec {
         self.objects.push(object);
+        self
+    }
+
+    /// Gives a state channel `n` consumer ends, from 1 (the default) to
+    /// [`MAX_FANOUT_CONSUMERS`](crate::layout::MAX_FANOUT_CONSUMERS): a *fan-out* channel.
+    /// The producer writes each update once; each consumer claims its own end
+    /// ([`StateConsumer::new`](crate::StateConsumer::new) takes the first free one) and fetches
+    /// the newest update without waiting for the others. It has `n + 2` slots. A queue has one
+    /// consumer; an observer ([`QueueObserver`](crate::QueueObserver)) can watch any channel without a consumer end.
+    pub fn consumers(mut self, n: u32) -> ChannelSpec {
+        self.consumers = n;
+        if self.kind == ChannelKind::State {
+            self.slots = if n == 1 { 3 } else { n.saturating_add(2) };
+        }
         self
     }
 
@@ -168,6 +185,23 @@ pub(crate) fn validate(channels: &[ChannelSpec], cache_line: u32) -> Result<(), 
             return bad(format!(
                 "channel `{}` has more than 64 KiB of user metadata",
                 c.name
+            ));
+        }
+        if c.kind == ChannelKind::Queue && c.consumers != 1 {
+            return bad(format!(
+                "queue `{}` has one consumer, not {}; to follow it from more processes, \
+                 use observers (`QueueObserver`)",
+                c.name, c.consumers
+            ));
+        }
+        if c.kind == ChannelKind::State
+            && !(1..=super::MAX_FANOUT_CONSUMERS).contains(&c.consumers)
+        {
+            return bad(format!(
+                "state channel `{}` must have between 1 and {} consumers, not {}",
+                c.name,
+                super::MAX_FANOUT_CONSUMERS,
+                c.consumers
             ));
         }
         match c.kind.check_shape(c.slots, c.objects.len() as u32) {

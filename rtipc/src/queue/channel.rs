@@ -1,19 +1,19 @@
-//! What the handles of both ends of a queue share: the claimed end, the protocol's words, and
-//! the slots.
+//! What the handles of both ends of a queue, and its observers, share: the protocol's words
+//! and the slots ([`Ring`]), and for the ends, the claim.
 
 use std::marker::PhantomData;
+use std::ops::Deref;
 use std::sync::atomic::AtomicU64;
 
 use super::protocol::Words;
 use crate::error::{DataError, Result};
 use crate::layout::{queue_ctrl, ChannelKind, End};
 use crate::schema::Object;
-use crate::segment::{EndHandle, Segment};
+use crate::segment::{ChannelRef, EndHandle, Segment};
 use crate::sync::BadWord;
 
-/// A claimed end of a queue.
-pub(super) struct Channel<T> {
-    pub ch: EndHandle,
+/// The protocol's words and the slots of a queue, without a claim.
+pub(crate) struct Ring {
     /// The ring: per cell, a position word and a state word.
     cells: *const AtomicU64,
     /// One header word per slot.
@@ -24,21 +24,13 @@ pub(super) struct Channel<T> {
     tail: *const AtomicU64,
     slots: *mut u8,
     stride: usize,
+    /// How many messages the ring holds.
     pub capacity: u64,
-    _t: PhantomData<fn() -> T>,
 }
 
-// SAFETY: the raw pointers point into the mapping that `ch` keeps alive; the claim makes this
-// handle the only user of its end across processes, so moving it to another thread is sound.
-unsafe impl<T> Send for Channel<T> {}
-
-impl<T: Object> Channel<T> {
-    /// Claims `end` of queue `name` and checks `T`.
-    pub fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel<T>> {
-        let ch = seg.channel(name, ChannelKind::Queue, end)?;
-        // The layout allows exactly one object in a queue, at offset 0.
-        ch.object::<T>()?;
-        let ch = ch.claim_end(end)?;
+impl Ring {
+    /// The words and slots of queue `ch`.
+    pub fn new(ch: &ChannelRef) -> Ring {
         let slot_count = u64::from(ch.info.slot_count);
         let capacity = slot_count - 2;
         let ctrl = ch.ctrl();
@@ -50,20 +42,16 @@ impl<T: Object> Channel<T> {
         let producer = ctrl.words_from(queue_ctrl::LINE_PRODUCER, 2).as_ptr();
         let consumer = ctrl.words_from(queue_ctrl::LINE_CONSUMER, 2).as_ptr();
         let tail = ctrl.word(queue_ctrl::LINE_TAIL, 0) as *const AtomicU64;
-        let slots = ch.slot(0);
-        let stride = ch.info.slot_stride as usize;
-        Ok(Channel {
-            ch,
+        Ring {
             cells,
             headers,
             producer,
             consumer,
             tail,
-            slots,
-            stride,
+            slots: ch.slot(0),
+            stride: ch.info.slot_stride as usize,
             capacity,
-            _t: PhantomData,
-        })
+        }
     }
 
     /// The protocol's words.
@@ -71,8 +59,8 @@ impl<T: Object> Channel<T> {
     pub fn words(&self) -> Words<'_> {
         let n = |ptr: *const AtomicU64, len: u64| {
             // SAFETY: each pointer starts `len` 8-aligned words of the control block (checked
-            // by `words_from` when it was made), inside the mapping kept alive by `self.ch`,
-            // only accessed atomically.
+            // by `words_from` when it was made), inside the mapping that the owner of `self`
+            // keeps alive, only accessed atomically.
             unsafe { std::slice::from_raw_parts(ptr, len as usize) }
         };
         let (p, c, t) = (n(self.producer, 2), n(self.consumer, 2), n(self.tail, 1));
@@ -87,12 +75,53 @@ impl<T: Object> Channel<T> {
         }
     }
 
+    /// The start of slot `slot`.
+    #[inline]
+    pub fn slot(&self, slot: u64) -> *mut u8 {
+        // The protocol checks every index it reads; the `min` spares a panic path.
+        let slot = slot.min(self.capacity + 1) as usize;
+        // SAFETY: `slot < slots`, so the pointer stays inside the channel's buffer of
+        // `slots * stride` bytes.
+        unsafe { self.slots.add(slot * self.stride) }
+    }
+}
+
+/// A claimed end of a queue.
+pub(super) struct Channel<T> {
+    pub ch: EndHandle,
+    ring: Ring,
+    _t: PhantomData<fn() -> T>,
+}
+
+// SAFETY: the raw pointers point into the mapping that `ch` keeps alive; the claim makes this
+// handle the only user of its end across processes, so moving it to another thread is sound.
+unsafe impl<T> Send for Channel<T> {}
+
+impl<T> Deref for Channel<T> {
+    type Target = Ring;
+    fn deref(&self) -> &Ring {
+        &self.ring
+    }
+}
+
+impl<T: Object> Channel<T> {
+    /// Claims `end` of queue `name` and checks `T`.
+    pub fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel<T>> {
+        let ch = seg.channel(name, ChannelKind::Queue, end)?;
+        // The layout allows exactly one object in a queue, at offset 0.
+        ch.object::<T>()?;
+        let ch = ch.claim_end(end)?;
+        Ok(Channel {
+            ring: Ring::new(&ch),
+            ch,
+            _t: PhantomData,
+        })
+    }
+
     /// The object in slot `slot`.
+    #[inline]
     pub fn at(&self, slot: u64) -> *mut T {
-        debug_assert!(slot < self.capacity + 2);
-        // SAFETY: `slot < slots` (checked by the protocol on every exchange and at the claim),
-        // so the pointer stays inside the channel's buffer of `slots * stride` bytes.
-        unsafe { self.slots.add(slot as usize * self.stride).cast::<T>() }
+        self.ring.slot(slot).cast::<T>()
     }
 
     /// Turns a bad word into the handle's error and poisons the handle.

@@ -38,7 +38,7 @@ impl<T: Object> QueueConsumer<T> {
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
         let mut chan = Channel::claim(seg, name, End::Consumer)?;
         let c = protocol::claim_consumer(chan.words()).map_err(|b| chan.corrupt(b))?;
-        let bell = Bell::new(&chan.ch);
+        let bell = Bell::new(&chan.ch, 0);
         Ok(QueueConsumer {
             chan,
             c,

@@ -15,7 +15,7 @@
 pub(crate) mod protocol;
 
 #[cfg(not(loom))]
-mod channel;
+pub(crate) mod channel;
 #[cfg(not(loom))]
 mod consumer;
 #[cfg(not(loom))]

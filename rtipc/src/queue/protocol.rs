@@ -41,9 +41,18 @@
 //!
 //! So a successor claims at once, from the words, without waiting for the other side or asking
 //! it, and whatever instruction a side was killed at, no slot is ever owned twice.
+//!
+//! **Observers** read without writing ([`observe`], [`observed`]). A slot's header names the
+//! message it holds *from the moment the producer takes the slot*: the producer stores the
+//! position it will write into the slot's header right after the exchange that gave it the
+//! slot (a new producer at its claim), then a release fence, and only then writes the slot.
+//! An observer that wants position `q` first acquires `head` (past `q`: the message is
+//! complete), finds a slot whose header is `q` (the cell's slot, or the consumer's), copies it,
+//! and accepts the copy only if the header still says `q` after an acquire fence: a copy that
+//! saw any write of a newer message also sees that message's header.
 
 use crate::sync::step;
-use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps};
+use crate::sync::{fence, AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps};
 
 /// Set in a cell's state word whose slot holds no unread message.
 pub(crate) const FREE: u64 = 1 << 63;
@@ -228,6 +237,10 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
     // Relaxed: our own words, read again only by a successor of ours (ordered by its claim).
     w.head.store(p.head, Ordering::Relaxed);
     w.producer.store(p.slot, Ordering::Release);
+    // Relaxed, then a release fence: the header names the message we write into the slot
+    // next before any of our writes into it (for observers).
+    w.headers[p.slot as usize].store(p.head, Ordering::Relaxed);
+    fence(Ordering::Release);
     Ok(p)
 }
 
@@ -298,12 +311,18 @@ pub(crate) fn push_steps<S: Steps>(
             Ordering::Relaxed,
         ) {
             Ok(_) => {
+                // Relaxed: the slot we took will carry the next message; ordered before our
+                // writes into it by the fence below (for observers).
+                w.headers[x as usize].store(h.wrapping_add(1), Ordering::Relaxed);
                 step!(steps);
-                // Relaxed: the consumer reads `head` only as a hint (in `latest`).
-                w.head.store(h.wrapping_add(1), Ordering::Relaxed);
+                // Release: an observer that acquires the head sees every message below it
+                // whole. The consumer reads it only as a hint (in `latest`).
+                w.head.store(h.wrapping_add(1), Ordering::Release);
                 step!(steps);
                 // Release: a successor that reads this record sees the header written above.
                 w.producer.store(x, Ordering::Release);
+                // Release: the header above comes before our writes into the slot.
+                fence(Ordering::Release);
                 p.slot = x;
                 p.head = h.wrapping_add(1);
                 return Ok(Ok(Pushed::Done {
@@ -512,6 +531,62 @@ pub(crate) fn has_message(w: Words<'_>, c: &Consumer) -> bool {
     let st = w.state_word(c.tail).load(Ordering::Relaxed);
     let pos = position(w.pos_word(c.tail).load(Ordering::Relaxed), st);
     st & FREE == 0 && distance(pos, c.tail) >= 0
+}
+
+/// Where an observer finds the message at a position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sighting {
+    /// The producer has not pushed position `pos` yet.
+    NotYet,
+    /// The message at `pos` is in slot `slot`: copy it, then ask [`observed`].
+    At { pos: u64, slot: u64 },
+    /// The message at `pos` is gone (overwritten, or in no slot the observer can name): look
+    /// for `pos + 1`.
+    Gone { pos: u64 },
+}
+
+/// An observer's first step for the message at position `q`, or for the oldest one that may
+/// still be in the ring if `q` is older. Writes nothing.
+pub(crate) fn observe(w: Words<'_>, q: u64) -> Sighting {
+    // Acquire: pairs with the producer's release store of `head` after the exchange of every
+    // position below it: those messages' writes are visible.
+    let head = w.head.load(Ordering::Acquire);
+    let ahead = distance(head, q);
+    if ahead <= 0 {
+        return Sighting::NotYet;
+    }
+    let q = if ahead as u64 > w.capacity() {
+        head.wrapping_sub(w.capacity())
+    } else {
+        q
+    };
+    // The candidates: the slot in the cell, if the cell holds the message; the slot the
+    // consumer is taking; the consumer's slot. (In this order: a consumer's first slot has
+    // never held a message and its header is still the initial 0, which the message at
+    // position 0 is found before.) Relaxed: the header decides, and the acquire above
+    // already made the message's data visible.
+    let st = w.state_word(q).load(Ordering::Relaxed);
+    let pos = position(w.pos_word(q).load(Ordering::Relaxed), st);
+    let rec = w.consumer.load(Ordering::Relaxed);
+    let in_cell = (st & FREE == 0 && pos == q).then_some(slot_of(st));
+    let pending = (rec & PENDING != 0).then_some(take_of(rec));
+    for s in [in_cell, pending, Some(slot_of(rec))].into_iter().flatten() {
+        // Acquire: a header naming `q` was stored when the producer took the slot for `q`.
+        if s < w.slots() && w.headers[s as usize].load(Ordering::Acquire) == q {
+            return Sighting::At { pos: q, slot: s };
+        }
+    }
+    Sighting::Gone { pos: q }
+}
+
+/// An observer's last step, after copying `slot`: whether the copy is the message at `pos`
+/// whole. The producer writes a slot only after storing the position it is writing in the
+/// slot's header and a release fence; if the copy saw any such write, the acquire fence here
+/// pairs with that fence and the load below sees the newer position.
+pub(crate) fn observed(w: Words<'_>, pos: u64, slot: u64) -> bool {
+    fence(Ordering::Acquire);
+    // Relaxed: ordered by the fence above.
+    slot < w.slots() && w.headers[slot as usize].load(Ordering::Relaxed) == pos
 }
 
 #[cfg(all(test, loom))]

@@ -48,6 +48,15 @@ impl SegmentBuilder {
         self
     }
 
+    /// Gives the state channel declared last `n` consumer ends (see
+    /// [`ChannelSpec::consumers`]): `.state::<Pose>("pose", dir).consumers(4)`.
+    pub fn consumers(mut self, n: u32) -> Self {
+        if let Some(c) = self.channels.pop() {
+            self.channels.push(c.consumers(n));
+        }
+        self
+    }
+
     /// Sets the cache-line size that the layout aligns to (a power of two from 32 to 4096;
     /// default [`DEFAULT_CACHE_LINE`](crate::layout::DEFAULT_CACHE_LINE)).
     pub fn cache_line(mut self, bytes: u32) -> Self {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{DataError, Error, Result};
-use crate::layout::{common_ctrl, ChannelInfo, Ctrl, End};
+use crate::layout::{common_ctrl, fanout_ctrl, ChannelInfo, Ctrl, End};
 use crate::schema::{self, Object};
 use crate::sync::BadWord;
 use crate::sys::lock::{self, Lock};
@@ -86,12 +86,33 @@ impl ChannelRef {
         Ok(o.offset)
     }
 
-    /// Claims `end` of the channel for a new handle.
+    /// How many consumer ends the channel has (more than one: a fan-out state channel).
+    pub fn consumers(&self) -> u32 {
+        self.info.kind.consumers(self.info.slot_count)
+    }
+
+    /// The offset in the mapping of fan-out consumer `consumer`'s line, plus `at`.
+    pub fn consumer_line(&self, consumer: u32, at: u64) -> u64 {
+        let n = u64::from(self.consumers());
+        self.ctrl_line(fanout_ctrl::line_consumers(n, self.cache_line) + u64::from(consumer)) + at
+    }
+
+    /// Claims `end` of the channel for a new handle (consumer 0 for a consumer end).
     pub fn claim_end(self, end: End) -> Result<EndHandle> {
-        let claim = Claim::take(&self, end)?;
+        self.claim_end_at(end, 0)
+    }
+
+    /// Claims `end` of the channel, consumer end `consumer` (below [`consumers`]) for a
+    /// consumer.
+    ///
+    /// [`consumers`]: ChannelRef::consumers
+    pub fn claim_end_at(self, end: End, consumer: u32) -> Result<EndHandle> {
+        let consumer = if end == End::Consumer { consumer } else { 0 };
+        let claim = Claim::take(&self, end, consumer)?;
         Ok(EndHandle {
             ch: self,
             end,
+            consumer,
             _claim: claim,
             poisoned: false,
         })
@@ -104,6 +125,8 @@ impl ChannelRef {
 pub(crate) struct EndHandle {
     ch: ChannelRef,
     end: End,
+    /// Which consumer end, for a consumer (0 unless fan-out).
+    consumer: u32,
     _claim: Claim,
     poisoned: bool,
 }
@@ -132,7 +155,14 @@ impl EndHandle {
         &self.ch.info.name
     }
 
-    /// Whether a process holds the other end of the channel.
+    /// Which consumer end this is (0 for a producer, and for the one consumer of a channel
+    /// that is not fan-out).
+    pub fn consumer(&self) -> u32 {
+        self.consumer
+    }
+
+    /// Whether a process holds the other end of the channel (for a producer of a fan-out
+    /// channel: any of its consumer ends).
     pub fn other_end_held(&self) -> Result<bool> {
         Claim::other_end_held(&self.ch, self.end)
     }
@@ -172,14 +202,32 @@ pub(crate) struct Claim {
 }
 
 impl Claim {
-    /// Takes the claim on `end`; released by the drop, or by the kernel when the process dies.
-    fn take(ch: &ChannelRef, end: End) -> Result<Claim> {
-        let index = match end {
-            End::Producer => 0,
-            End::Consumer => 1,
+    /// The lock of `end` (consumer `consumer` for a consumer) of channel `ch`.
+    fn lock_offset(ch: &ChannelRef, end: End, consumer: u32) -> u64 {
+        match end {
+            End::Producer => lock::end_lock(ch.index, 0),
+            End::Consumer if consumer == 0 => lock::end_lock(ch.index, 1),
+            End::Consumer => lock::fanout_consumer_lock(ch.index, consumer),
+        }
+    }
+
+    /// Takes the claim on `end` (consumer `consumer` for a consumer); released by the drop, or
+    /// by the kernel when the process dies.
+    fn take(ch: &ChannelRef, end: End, consumer: u32) -> Result<Claim> {
+        let fanout = ch.consumers() > 1;
+        if consumer >= ch.consumers() {
+            return Err(Error::InvalidArgument(format!(
+                "channel `{}` has {} consumer ends, numbered from 0; there is no consumer {consumer}",
+                ch.info.name,
+                ch.consumers()
+            )));
+        }
+        let word = match end {
+            End::Producer => ch.ctrl_line(common_ctrl::LINE_CLAIMS),
+            End::Consumer if fanout => ch.consumer_line(consumer, fanout_ctrl::CONSUMER_PID),
+            End::Consumer => ch.ctrl_line(common_ctrl::LINE_CLAIMS) + 8,
         };
-        let word = ch.ctrl_line(common_ctrl::LINE_CLAIMS) + 8 * index;
-        let lock = lock::Lock::try_take(ch.map.as_fd(), lock::end_lock(ch.index, index))
+        let lock = lock::Lock::try_take(ch.map.as_fd(), Self::lock_offset(ch, end, consumer))
             .map_err(|e| Error::io("claiming a channel end", e))?;
         let Some(lock) = lock else {
             // Relaxed: the pid is for the error message only.
@@ -203,12 +251,21 @@ impl Claim {
 
     /// Whether a process holds the other end of the channel (`end` names this one).
     pub fn other_end_held(ch: &ChannelRef, end: End) -> Result<bool> {
-        let other = match end {
-            End::Producer => 1,
-            End::Consumer => 0,
+        let held = |end, consumer| {
+            lock::is_held(ch.map.as_fd(), Self::lock_offset(ch, end, consumer))
+                .map_err(|e| Error::io("looking at a channel's other end", e))
         };
-        lock::is_held(ch.map.as_fd(), lock::end_lock(ch.index, other))
-            .map_err(|e| Error::io("looking at a channel's other end", e))
+        match end {
+            End::Consumer => held(End::Producer, 0),
+            End::Producer => {
+                for k in 0..ch.consumers() {
+                    if held(End::Consumer, k)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+        }
     }
 }
 

@@ -269,6 +269,19 @@ impl Segment {
         self.inner.name.as_deref()
     }
 
+    /// The validated channel `name`, of any kind and direction: for observers, which claim no
+    /// end.
+    pub(crate) fn any_channel(&self, name: &str) -> Result<ChannelRef> {
+        let (index, c) = self.find(name)?;
+        Ok(ChannelRef {
+            map: Arc::clone(&self.inner.map),
+            index,
+            info: Arc::new(c.clone()),
+            cache_line: u64::from(self.inner.layout.header.cache_line),
+            eventfd: None,
+        })
+    }
+
     /// The validated channel `name`, checked to be of `kind` and to be produced (or consumed)
     /// by this side.
     pub(crate) fn channel(&self, name: &str, kind: ChannelKind, end: End) -> Result<ChannelRef> {

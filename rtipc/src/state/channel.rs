@@ -1,72 +1,317 @@
 //! What the handles of both ends of a state channel share: the claimed end, the protocol's
-//! words, and a pointer to each slot.
+//! words, and a pointer to each slot. A state channel with one consumer runs the triple
+//! buffer (`protocol.rs`); with more, the fan-out protocol (`protocol/fanout.rs`). The handles
+//! see one interface: [`Channel`], [`ProducerState`] and [`ConsumerState`] pick the protocol.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use super::protocol::{self, Consumer, Producer, Words};
-use crate::error::{DataError, Result};
-use crate::layout::{state_ctrl, ChannelKind, End};
+use super::protocol::{self, fanout, Fetched};
+use crate::error::{DataError, Error, Result};
+use crate::layout::{fanout_ctrl, state_ctrl, ChannelKind, End, MAX_FANOUT_CONSUMERS};
 use crate::segment::wake::{Bell, Doorbell};
-use crate::segment::{EndHandle, Segment};
+use crate::segment::{ChannelRef, EndHandle, Segment};
 use crate::sync::BadWord;
+
+const _: () = assert!(MAX_FANOUT_CONSUMERS == fanout::MAX_CONSUMERS);
+
+/// Where a state channel's protocol words are, per protocol.
+#[derive(Clone, Copy)]
+pub(crate) enum WordPtrs {
+    /// The triple buffer: the state word and the three slots' sequence words.
+    Triple {
+        state: *const AtomicU64,
+        seqs: *const AtomicU64,
+    },
+    /// Fan-out: the latest word, `consumers + 2` sequence words then the table, and the
+    /// consumers' `seen` words (`seen_stride` words apart, `seen_len` words in all).
+    Fanout {
+        latest: *const AtomicU64,
+        words: *const AtomicU64,
+        seen: *const AtomicU64,
+        seen_len: usize,
+        seen_stride: usize,
+        consumers: u32,
+    },
+}
+
+/// The protocol's words, borrowed from the mapping.
+#[derive(Clone, Copy)]
+pub(crate) enum Words<'a> {
+    Triple(protocol::Words<'a>),
+    Fanout(fanout::Words<'a>),
+}
+
+/// The slots and protocol words of a state channel, without a claim: what handles and
+/// observers share.
+pub(crate) struct Slots {
+    pub ptrs: WordPtrs,
+    /// The first slot, and the distance between slots.
+    buffer: *mut u8,
+    stride: usize,
+    /// The highest slot index.
+    last: u64,
+}
+
+impl Slots {
+    /// The slots and words of state channel `ch`.
+    pub fn new(ch: &ChannelRef) -> Slots {
+        let ctrl = ch.ctrl();
+        let consumers = ch.consumers();
+        let ptrs = if consumers == 1 {
+            WordPtrs::Triple {
+                state: ctrl.word(state_ctrl::LINE_STATE, 0),
+                seqs: ctrl.words_from(state_ctrl::LINE_SEQS, 3).as_ptr(),
+            }
+        } else {
+            let n = u64::from(consumers);
+            let stride = (ch.cache_line / 8) as usize;
+            let first = fanout_ctrl::line_consumers(n, ch.cache_line);
+            // From consumer 0's `seen` word to consumer `n - 1`'s (`words_from` checks that
+            // they lie in the control block).
+            let skip = (fanout_ctrl::CONSUMER_SEEN / 8) as usize;
+            let seen_len = (consumers as usize - 1) * stride + 1;
+            let seen = ctrl.words_from(first, (skip + seen_len) as u64);
+            WordPtrs::Fanout {
+                latest: ctrl.word(fanout_ctrl::LINE_LATEST, 0),
+                words: ctrl.words_from(fanout_ctrl::LINE_WORDS, 2 * n + 2).as_ptr(),
+                seen: seen[skip..].as_ptr(),
+                seen_len,
+                seen_stride: stride,
+                consumers,
+            }
+        };
+        Slots {
+            ptrs,
+            buffer: ch.slot(0),
+            stride: ch.info.slot_stride as usize,
+            last: u64::from(ch.info.slot_count) - 1,
+        }
+    }
+
+    /// The protocol's words.
+    #[inline]
+    pub fn words(&self) -> Words<'_> {
+        match self.ptrs {
+            WordPtrs::Triple { state, seqs } => {
+                // SAFETY: an 8-aligned word of the control block (checked by `word` when the
+                // pointer was made), inside the mapping that the owner of `self` keeps alive,
+                // only accessed atomically.
+                let state = unsafe { &*state };
+                // SAFETY: as above, three words (checked by `words_from`).
+                let seqs = unsafe { std::slice::from_raw_parts(seqs, 3) };
+                Words::Triple(protocol::Words { state, seqs })
+            }
+            WordPtrs::Fanout {
+                latest,
+                words,
+                seen,
+                seen_len,
+                seen_stride,
+                consumers,
+            } => {
+                let n = consumers as usize;
+                // SAFETY: as above: the latest word, `2n + 2` words, and `seen_len` words
+                // (each range checked by `word` or `words_from` when the pointers were made).
+                let (latest, words, seen) = unsafe {
+                    (
+                        &*latest,
+                        std::slice::from_raw_parts(words, 2 * n + 2),
+                        std::slice::from_raw_parts(seen, seen_len),
+                    )
+                };
+                let (seqs, table) = words.split_at(n + 2);
+                Words::Fanout(fanout::Words {
+                    latest,
+                    seqs,
+                    table,
+                    seen,
+                    seen_stride,
+                })
+            }
+        }
+    }
+
+    /// A pointer to the byte at `offset` of slot `slot`, for an offset that
+    /// [`ChannelRef::object`] returned for this channel.
+    #[inline]
+    pub fn at<T>(&self, slot: u64, offset: usize) -> *mut T {
+        // The protocols only ever hold indices below the slot count: they check every index
+        // they read from shared memory. The `min` spares a panic path.
+        let slot = slot.min(self.last) as usize;
+        // SAFETY: slot `slot` starts `slot * stride` bytes into the channel's buffer, and the
+        // object lies within the slot (`offset + size_of::<T>() <= slot_size <= stride`,
+        // checked at attach), so the pointer stays inside the slot.
+        unsafe { self.buffer.add(slot * self.stride + offset).cast::<T>() }
+    }
+
+    /// The length of a slot.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+}
 
 /// A claimed end of a state channel.
 pub(super) struct Channel {
     pub ch: EndHandle,
-    /// The state word.
-    state: *const AtomicU64,
-    /// The three slots' sequence words.
-    seqs: *const AtomicU64,
-    /// The start of each of the three slots (a fourth entry, never used, lets an index masked to
-    /// two bits go unchecked).
-    slots: [*mut u8; 4],
+    pub slots: Slots,
 }
 
 // SAFETY: the raw pointers point into the mapping that `ch` keeps alive; the claim makes this
 // handle the only user of its end across processes, so moving it to another thread is sound.
 unsafe impl Send for Channel {}
 
-impl Channel {
-    /// Claims `end` of state channel `name`.
-    fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel> {
-        let ch = seg.channel(name, ChannelKind::State, end)?.claim_end(end)?;
-        let state = ch.ctrl().word(state_ctrl::LINE_STATE, 0) as *const AtomicU64;
-        let seqs = ch.ctrl().words_from(state_ctrl::LINE_SEQS, 3).as_ptr();
-        let slots = [ch.slot(0), ch.slot(1), ch.slot(2), std::ptr::null_mut()];
-        Ok(Channel {
-            ch,
-            state,
-            seqs,
-            slots,
-        })
+/// The producer's private state, per protocol.
+pub(super) enum ProducerState {
+    Triple(protocol::Producer),
+    Fanout(fanout::Producer),
+}
+
+impl ProducerState {
+    /// The slot the producer writes next.
+    #[inline]
+    pub fn back(&self) -> u64 {
+        match self {
+            ProducerState::Triple(p) => p.back,
+            ProducerState::Fanout(p) => p.back,
+        }
     }
 
-    /// Claims the producer end and takes over the producer's state from the shared word.
-    pub fn producer(seg: &Segment, name: &str) -> Result<(Channel, Producer, Option<Doorbell>)> {
-        let mut chan = Self::claim(seg, name, End::Producer)?;
-        let state = protocol::claim_producer(chan.words()).map_err(|b| chan.ch.corrupt(b))?;
+    /// The sequence number of the last publish.
+    pub fn seq(&self) -> u64 {
+        match self {
+            ProducerState::Triple(p) => p.seq,
+            ProducerState::Fanout(p) => p.seq,
+        }
+    }
+}
+
+/// The consumer's private state, per protocol.
+pub(super) enum ConsumerState {
+    Triple(protocol::Consumer),
+    Fanout(fanout::Consumer),
+}
+
+impl ConsumerState {
+    /// The slot the consumer reads (after a fetch that found data).
+    #[inline]
+    pub fn front(&self) -> u64 {
+        match self {
+            ConsumerState::Triple(c) => c.front,
+            ConsumerState::Fanout(c) => c.front.unwrap_or(0),
+        }
+    }
+
+    /// The sequence number of the data in the front slot.
+    #[inline]
+    pub fn seq(&self) -> u64 {
+        match self {
+            ConsumerState::Triple(c) => c.seq,
+            ConsumerState::Fanout(c) => c.seq,
+        }
+    }
+}
+
+impl Channel {
+    /// Claims the producer end and takes over the producer's state from the shared words.
+    pub fn producer(
+        seg: &Segment,
+        name: &str,
+    ) -> Result<(Channel, ProducerState, Option<Doorbell>)> {
+        let ch = seg
+            .channel(name, ChannelKind::State, End::Producer)?
+            .claim_end(End::Producer)?;
+        let mut chan = Channel {
+            slots: Slots::new(&ch),
+            ch,
+        };
+        let state = match chan.slots.words() {
+            Words::Triple(w) => protocol::claim_producer(w).map(ProducerState::Triple),
+            Words::Fanout(w) => fanout::claim_producer(w).map(ProducerState::Fanout),
+        }
+        .map_err(|b| chan.ch.corrupt(b))?;
         let bell = Doorbell::new(&chan.ch);
         Ok((chan, state, bell))
     }
 
-    /// Claims the consumer end and takes over the consumer's state from the shared word.
-    pub fn consumer(seg: &Segment, name: &str) -> Result<(Channel, Consumer, Option<Bell>)> {
-        let mut chan = Self::claim(seg, name, End::Consumer)?;
-        let state = protocol::claim_consumer(chan.words()).map_err(|b| chan.ch.corrupt(b))?;
-        let bell = Bell::new(&chan.ch);
+    /// Claims consumer end `index`, or the first free one (`None`), and takes over the
+    /// consumer's state from the shared words.
+    pub fn consumer(
+        seg: &Segment,
+        name: &str,
+        index: Option<u32>,
+    ) -> Result<(Channel, ConsumerState, Option<Bell>)> {
+        let ch = seg.channel(name, ChannelKind::State, End::Consumer)?;
+        let ch = match index {
+            Some(k) => ch.claim_end_at(End::Consumer, k)?,
+            None => Self::first_free(ch)?,
+        };
+        let mut chan = Channel {
+            slots: Slots::new(&ch),
+            ch,
+        };
+        let k = chan.ch.consumer();
+        let state = match chan.slots.words() {
+            Words::Triple(w) => protocol::claim_consumer(w).map(ConsumerState::Triple),
+            Words::Fanout(w) => fanout::claim_consumer(w, k).map(ConsumerState::Fanout),
+        }
+        .map_err(|b| chan.ch.corrupt(b))?;
+        let bell = Bell::new(&chan.ch, k);
         Ok((chan, state, bell))
     }
 
-    /// The protocol's words.
+    /// Claims the first consumer end no one holds.
+    fn first_free(ch: ChannelRef) -> Result<EndHandle> {
+        let consumers = ch.consumers();
+        for k in 0..consumers {
+            match ch.clone().claim_end_at(End::Consumer, k) {
+                Err(Error::AlreadyClaimed { .. }) if consumers > 1 => continue,
+                r => return r,
+            }
+        }
+        Err(Error::AllConsumersClaimed {
+            channel: ch.info.name.clone(),
+            consumers,
+        })
+    }
+
+    /// Publishes the producer's back slot.
     #[inline]
-    pub fn words(&self) -> Words<'_> {
-        // SAFETY: an 8-aligned word of the control block (checked by `word` when the pointer
-        // was made), inside the mapping kept alive by `self.ch`, only accessed atomically.
-        let state = unsafe { &*self.state };
-        // SAFETY: as above, three words (checked by `words_from`).
-        let seqs = unsafe { std::slice::from_raw_parts(self.seqs, 3) };
-        Words { state, seqs }
+    pub fn publish(&mut self, p: &mut ProducerState) -> Result<u64, DataError> {
+        let r = match (self.slots.words(), p) {
+            (Words::Triple(w), ProducerState::Triple(p)) => protocol::publish(w, p),
+            (Words::Fanout(w), ProducerState::Fanout(p)) => fanout::publish(w, p),
+            _ => unreachable!("the state matches the channel's protocol"),
+        };
+        r.map_err(|b| self.corrupt(b))
+    }
+
+    /// Takes the newest update for consumer state `c`.
+    #[inline]
+    pub fn fetch(&mut self, c: &mut ConsumerState) -> Result<Fetched, DataError> {
+        let r = match (self.slots.words(), c) {
+            (Words::Triple(w), ConsumerState::Triple(c)) => protocol::fetch(w, c),
+            (Words::Fanout(w), ConsumerState::Fanout(c)) => fanout::fetch(w, c),
+            _ => unreachable!("the state matches the channel's protocol"),
+        };
+        r.map_err(|b| self.corrupt(b))
+    }
+
+    /// The slot of the newest publish, for `write_from_last`.
+    pub fn last_published(&self, p: &ProducerState) -> Option<u64> {
+        match (self.slots.words(), p) {
+            (Words::Triple(w), ProducerState::Triple(p)) => protocol::last_published(w, p),
+            (Words::Fanout(_), ProducerState::Fanout(p)) => fanout::last_published(p),
+            _ => None,
+        }
+    }
+
+    /// Whether there is an update this consumer end has not taken (for waiting).
+    fn has_data(&self) -> bool {
+        match self.slots.words() {
+            Words::Triple(w) => protocol::has_data(w),
+            Words::Fanout(w) => fanout::has_data(w, self.ch.consumer()),
+        }
     }
 
     /// Turns a bad word into the handle's error and poisons the handle.
@@ -75,16 +320,10 @@ impl Channel {
         self.ch.corrupt(b)
     }
 
-    /// A pointer to the byte at `offset` of slot `slot` (0, 1 or 2), for an offset that
-    /// [`ChannelRef::object`](crate::segment::ChannelRef::object) returned for this channel.
+    /// A pointer to the byte at `offset` of slot `slot`.
     #[inline]
     pub fn at<T>(&self, slot: u64, offset: usize) -> *mut T {
-        // The protocol only ever holds indices below 3: it checks every index it reads from
-        // shared memory. The mask only spares the bounds check.
-        let base = self.slots[(slot & 3) as usize];
-        // SAFETY: the object lies within the slot (`offset + size_of::<T>() <= slot_size <=
-        // stride`, checked at attach), so the pointer stays inside the slot.
-        unsafe { base.add(offset).cast::<T>() }
+        self.slots.at(slot, offset)
     }
 
     /// Blocks on `bell` until the producer publishes (see `StateConsumer::wait`); `seen`
@@ -100,7 +339,7 @@ impl Channel {
             channel: self.ch.name().to_owned(),
         })?;
         bell.wait(
-            || protocol::has_data(self.words()),
+            || self.has_data(),
             timeout,
             || self.ch.other_end_held(),
             seen,
@@ -114,6 +353,6 @@ impl Channel {
         let bell = bell.ok_or_else(|| crate::Error::NotifyDisabled {
             channel: self.ch.name().to_owned(),
         })?;
-        bell.arm(|| protocol::has_data(self.words()), self.ch.name())
+        bell.arm(|| self.has_data(), self.ch.name())
     }
 }

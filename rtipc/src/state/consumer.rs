@@ -5,8 +5,8 @@ use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::channel::Channel;
-use super::protocol::{self, Consumer, Fetched};
+use super::channel::{Channel, ConsumerState};
+use super::protocol::Fetched;
 use crate::error::{DataError, Result};
 use crate::schema::Object;
 use crate::segment::wake::Bell;
@@ -23,15 +23,15 @@ pub(super) struct Got {
 /// fetches. [`StateConsumer`] and [`MultiStateConsumer`](super::MultiStateConsumer) wrap it.
 pub(super) struct Fetcher {
     pub chan: Channel,
-    pub c: Consumer,
+    pub c: ConsumerState,
     pub bell: Option<Bell>,
     /// Whether a wait saw a producer (for reporting one gone).
     producer_seen: bool,
 }
 
 impl Fetcher {
-    pub fn new(seg: &Segment, name: &str) -> Result<Fetcher> {
-        let (chan, c, bell) = Channel::consumer(seg, name)?;
+    pub fn new(seg: &Segment, name: &str, index: Option<u32>) -> Result<Fetcher> {
+        let (chan, c, bell) = Channel::consumer(seg, name, index)?;
         Ok(Fetcher {
             chan,
             c,
@@ -44,14 +44,13 @@ impl Fetcher {
     #[inline]
     pub fn fetch(&mut self) -> Result<Option<Got>, DataError> {
         self.chan.ch.check()?;
-        match protocol::fetch(self.chan.words(), &mut self.c) {
-            Ok(Fetched::Empty) => Ok(None),
-            Ok(Fetched::Unchanged) => Ok(Some(Got {
+        match self.chan.fetch(&mut self.c)? {
+            Fetched::Empty => Ok(None),
+            Fetched::Unchanged => Ok(Some(Got {
                 new: false,
                 missed: 0,
             })),
-            Ok(Fetched::New { missed }) => Ok(Some(Got { new: true, missed })),
-            Err(b) => Err(self.chan.corrupt(b)),
+            Fetched::New { missed } => Ok(Some(Got { new: true, missed })),
         }
     }
 
@@ -156,21 +155,38 @@ impl<T: Object> std::fmt::Debug for StateConsumer<T> {
         f.debug_struct("StateConsumer")
             .field("object", &T::SCHEMA.name())
             .field("channel", &self.r.chan.ch.name())
-            .field("seq", &self.r.c.seq)
+            .field("seq", &self.r.c.seq())
             .finish()
     }
 }
 
 impl<T: Object> StateConsumer<T> {
-    /// Claims the consuming end of state channel `name` and checks `T` against its schema.
+    /// Claims a consuming end of state channel `name` and checks `T` against its schema. A
+    /// fan-out channel's first free consumer end is taken; when all are held the error is
+    /// [`Error::AllConsumersClaimed`](crate::Error::AllConsumersClaimed).
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
-        let r = Fetcher::new(seg, name)?;
+        Self::with(Fetcher::new(seg, name, None)?)
+    }
+
+    /// Claims consumer end `index` (from 0; below the channel's number of consumers) of state
+    /// channel `name`: for a process that must always be the same reader of a fan-out channel,
+    /// such as a replacement for one that died.
+    pub fn new_at(seg: &Segment, name: &str, index: u32) -> Result<Self> {
+        Self::with(Fetcher::new(seg, name, Some(index))?)
+    }
+
+    fn with(r: Fetcher) -> Result<Self> {
         let offset = r.chan.ch.object::<T>()? as usize;
         Ok(StateConsumer {
             r,
             offset,
             _t: PhantomData,
         })
+    }
+
+    /// Which consumer end this handle holds (0 unless the channel is fan-out).
+    pub fn index(&self) -> u32 {
+        self.r.chan.ch.consumer()
     }
 
     /// Takes the newest update: `None` if nothing was ever published, otherwise a view that
@@ -181,13 +197,13 @@ impl<T: Object> StateConsumer<T> {
         let Some(got) = self.r.fetch()? else {
             return Ok(None);
         };
-        let p = self.r.chan.at::<T>(self.r.c.front, self.offset);
+        let p = self.r.chan.at::<T>(self.r.c.front(), self.offset);
         Ok(Some(StateRef {
             // SAFETY: the front slot belongs to the consumer until its next fetch, which the
             // view's borrow of `self` prevents; aligned and in bounds (see `StateMut`); every
             // bit pattern is a valid `T`.
             value: unsafe { &*p },
-            seq: self.r.c.seq,
+            seq: self.r.c.seq(),
             new: got.new,
             missed: got.missed,
         }))

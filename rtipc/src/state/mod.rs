@@ -1,4 +1,5 @@
-//! State channels: the newest value of one or more objects, triple buffered.
+//! State channels: the newest value of one or more objects, triple buffered, or with `N`
+//! consumers in `N + 2` slots (fan-out).
 //!
 //! The producer writes in place into its back slot and publishes with one atomic swap; the
 //! consumer fetches the newest slot with one atomic swap (only when there is something new)
@@ -16,7 +17,7 @@
 pub(crate) mod protocol;
 
 #[cfg(not(loom))]
-mod channel;
+pub(crate) mod channel;
 #[cfg(not(loom))]
 mod consumer;
 #[cfg(not(loom))]
@@ -36,21 +37,33 @@ mod declare {
     use std::sync::atomic::Ordering;
 
     use super::protocol;
-    use crate::layout::{state_ctrl, ChannelKind, ChannelSpec, Ctrl, Direction};
+    use crate::layout::{fanout_ctrl, state_ctrl, ChannelKind, ChannelSpec, Ctrl, Direction};
     use crate::schema::Object;
     use crate::segment::SegmentBuilder;
 
-    /// Writes a fresh state channel's state word (see [`protocol::initial_word`]); the slots'
-    /// sequence words start at zero.
-    fn init(ctrl: Ctrl<'_>, _slots: u32) {
+    /// Writes a fresh state channel's initial words: the triple buffer's state word (see
+    /// [`protocol::initial_word`]), or the fan-out latest word and an empty table; sequence
+    /// words start at zero.
+    fn init(ctrl: Ctrl<'_>, slots: u32) {
         // Relaxed: the segment is not visible to any other process until it is published (the
         // ready word, stored with release after this).
-        ctrl.word(state_ctrl::LINE_STATE, 0)
-            .store(protocol::initial_word(), Ordering::Relaxed);
+        if slots == state_ctrl::SLOTS {
+            ctrl.word(state_ctrl::LINE_STATE, 0)
+                .store(protocol::initial_word(), Ordering::Relaxed);
+            return;
+        }
+        let n = u64::from(slots) - 2;
+        ctrl.word(fanout_ctrl::LINE_LATEST, 0)
+            .store(protocol::fanout::initial_latest(), Ordering::Relaxed);
+        let words = ctrl.words_from(fanout_ctrl::LINE_WORDS, 2 * n + 2);
+        for entry in &words[(n + 2) as usize..] {
+            entry.store(protocol::fanout::NONE, Ordering::Relaxed);
+        }
     }
 
     impl ChannelSpec {
-        /// A state channel (latest value, triple buffered) called `name`. Add its objects with
+        /// A state channel (latest value) called `name`, with one consumer end (triple
+        /// buffered); [`ChannelSpec::consumers`] gives it more. Add its objects with
         /// [`ChannelSpec::object`].
         pub fn state(name: impl Into<String>, direction: Direction) -> ChannelSpec {
             ChannelSpec::new(

@@ -88,7 +88,7 @@ impl std::fmt::Debug for MultiStateProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MultiStateProducer")
             .field("channel", &self.w.chan.ch.name())
-            .field("published", &self.w.p.seq)
+            .field("published", &self.w.p.seq())
             .finish()
     }
 }
@@ -125,7 +125,7 @@ impl MultiStateProducer {
 
     /// The number of updates published through this channel so far.
     pub fn published(&self) -> u64 {
-        self.w.p.seq
+        self.w.p.seq()
     }
 }
 
@@ -145,7 +145,7 @@ impl MultiStateMut<'_> {
     #[inline]
     pub fn get_mut<T: Object>(&mut self, key: ObjectKey<T>) -> &mut T {
         check_key(&key, self.w.handle);
-        let p = self.w.w.chan.at::<T>(self.w.w.p.back, key.offset);
+        let p = self.w.w.chan.at::<T>(self.w.w.p.back(), key.offset);
         // SAFETY: the back slot belongs to the producer alone until it is published, the
         // pointer is aligned (slots are cache-line aligned, the key's offset is a multiple of
         // T's alignment, checked at attach) and in bounds; every bit pattern is a valid `T`.
@@ -172,16 +172,27 @@ impl std::fmt::Debug for MultiStateConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MultiStateConsumer")
             .field("channel", &self.r.chan.ch.name())
-            .field("seq", &self.r.c.seq)
+            .field("seq", &self.r.c.seq())
             .finish()
     }
 }
 
 impl MultiStateConsumer {
-    /// Claims the consuming end of state channel `name`.
+    /// Claims a consuming end of state channel `name` (the first free one of a fan-out
+    /// channel).
     pub fn new(seg: &Segment, name: &str) -> Result<MultiStateConsumer> {
+        Self::with(Fetcher::new(seg, name, None)?)
+    }
+
+    /// Claims consumer end `index` of state channel `name` (see
+    /// [`StateConsumer::new_at`](super::StateConsumer::new_at)).
+    pub fn new_at(seg: &Segment, name: &str, index: u32) -> Result<MultiStateConsumer> {
+        Self::with(Fetcher::new(seg, name, Some(index))?)
+    }
+
+    fn with(r: Fetcher) -> Result<MultiStateConsumer> {
         Ok(MultiStateConsumer {
-            r: Fetcher::new(seg, name)?,
+            r,
             handle: next_handle_id(),
         })
     }
@@ -222,7 +233,7 @@ impl MultiStateRef<'_> {
     #[inline]
     pub fn get<T: Object>(&self, key: ObjectKey<T>) -> &T {
         check_key(&key, self.r.handle);
-        let p = self.r.r.chan.at::<T>(self.r.r.c.front, key.offset);
+        let p = self.r.r.chan.at::<T>(self.r.r.c.front(), key.offset);
         // SAFETY: the front slot belongs to the consumer until its next fetch, which the
         // borrow of the consumer prevents while this reference lives; the pointer is aligned
         // and in bounds (see `MultiStateMut::get_mut`), and every bit pattern is a valid `T`.
@@ -245,7 +256,7 @@ impl MultiStateRef<'_> {
     /// The update's sequence number: 1 for the producer's first publish.
     #[inline]
     pub fn seq(&self) -> u64 {
-        self.r.r.c.seq
+        self.r.r.c.seq()
     }
 }
 

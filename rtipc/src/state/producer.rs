@@ -3,8 +3,7 @@
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-use super::channel::Channel;
-use super::protocol::{self, Producer};
+use super::channel::{Channel, ProducerState};
 use crate::error::{DataError, Result};
 use crate::schema::Object;
 use crate::segment::wake::Doorbell;
@@ -14,7 +13,7 @@ use crate::segment::Segment;
 /// publishes. [`StateProducer`] and [`MultiStateProducer`](super::MultiStateProducer) wrap it.
 pub(super) struct Publisher {
     pub chan: Channel,
-    pub p: Producer,
+    pub p: ProducerState,
     bell: Option<Doorbell>,
 }
 
@@ -29,10 +28,7 @@ impl Publisher {
     #[inline]
     pub fn publish(&mut self) -> Result<u64, DataError> {
         self.chan.ch.check()?;
-        let seq = match protocol::publish(self.chan.words(), &mut self.p) {
-            Ok(seq) => seq,
-            Err(b) => return Err(self.chan.corrupt(b)),
-        };
+        let seq = self.chan.publish(&mut self.p)?;
         if let Some(bell) = &self.bell {
             bell.ring();
         }
@@ -41,10 +37,10 @@ impl Publisher {
 
     /// Copies the last published update into the back slot, if there is one.
     pub fn copy_last(&mut self) {
-        if let Some(last) = protocol::last_published(self.chan.words(), &self.p) {
+        if let Some(last) = self.chan.last_published(&self.p) {
             let from = self.chan.at::<u8>(last, 0);
-            let to = self.chan.at::<u8>(self.p.back, 0);
-            let len = self.chan.ch.info.slot_stride as usize;
+            let to = self.chan.at::<u8>(self.p.back(), 0);
+            let len = self.chan.slots.stride();
             // SAFETY: both are whole slots of this channel (`stride` bytes each, in bounds), and
             // distinct (`last_published` never names the back slot). The back slot is the
             // producer's alone; the last published slot is only ever read until the producer
@@ -84,7 +80,7 @@ impl<T: Object> std::fmt::Debug for StateProducer<T> {
         f.debug_struct("StateProducer")
             .field("object", &T::SCHEMA.name())
             .field("channel", &self.w.chan.ch.name())
-            .field("published", &self.w.p.seq)
+            .field("published", &self.w.p.seq())
             .finish()
     }
 }
@@ -107,7 +103,7 @@ impl<T: Object> StateProducer<T> {
     #[inline]
     pub fn write(&mut self) -> Result<StateMut<'_, T>, DataError> {
         self.w.chan.ch.check()?;
-        let ptr = self.w.chan.at(self.w.p.back, self.offset);
+        let ptr = self.w.chan.at(self.w.p.back(), self.offset);
         Ok(StateMut {
             w: &mut self.w,
             ptr,
@@ -132,7 +128,7 @@ impl<T: Object> StateProducer<T> {
 
     /// The number of updates published through this channel so far.
     pub fn published(&self) -> u64 {
-        self.w.p.seq
+        self.w.p.seq()
     }
 
     /// Whether a process holds the consumer end (the kernel's answer; a system call).

@@ -33,7 +33,9 @@
 //! other holds.
 
 use crate::sync::step;
-use crate::sync::{AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps};
+use crate::sync::{fence, AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps};
+
+pub(crate) mod fanout;
 
 /// Number of slots.
 pub(crate) const SLOTS: u64 = 3;
@@ -136,6 +138,9 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
     // released with its fetch) happen before our writes.
     let word = w.state.load(Ordering::Acquire);
     let d = Word::decode(word, CorruptWord::StateIndices)?;
+    // Release: our first writes into the back slot come after this (for observers, see
+    // `observed`).
+    fence(Ordering::Release);
     Ok(Producer {
         back: d.back(),
         seq: d.seq,
@@ -250,6 +255,10 @@ pub(crate) fn publish_steps<S: Steps>(
                 p.back = cur & MID_MASK;
                 p.seq = seq;
                 p.expect = new;
+                // Release: our writes into the new back slot come after this fence, so an
+                // observer whose copy sees one of them also sees this exchange (see
+                // `observed`). A compiler barrier on x86.
+                fence(Ordering::Release);
                 return Ok(Ok(seq));
             }
             Err(actual) => {
@@ -387,6 +396,44 @@ pub(crate) fn last_published(w: Words<'_>, p: &Producer) -> Option<u64> {
         return None;
     }
     Some(if d.dirty { d.mid } else { d.cons })
+}
+
+/// What an observer notes before copying: the slot holding the newest update and its sequence
+/// number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Observation {
+    /// The slot holding the newest update.
+    pub slot: u64,
+    /// Its sequence number.
+    pub seq: u64,
+}
+
+/// An observer's first step: the slot of the newest update (the middle while the consumer has
+/// not taken it, otherwise the consumer's) and its sequence number; `None` if nothing was
+/// published. Writes nothing.
+pub(crate) fn observe(w: Words<'_>) -> Result<Option<Observation>, BadWord> {
+    // Acquire: pairs with the exchange that published the slot (directly, or through the
+    // consumer's read-modify-writes, which continue its release sequence): its data is visible.
+    let word = w.state.load(Ordering::Acquire);
+    let d = Word::decode(word, CorruptWord::StateIndices)?;
+    if d.seq == 0 {
+        return Ok(None);
+    }
+    let slot = if d.dirty { d.mid } else { d.cons };
+    Ok(Some(Observation { slot, seq: d.seq }))
+}
+
+/// An observer's last step, after copying `o.slot`: whether the copy is the update `o.seq`
+/// whole. The producer writes a slot only as its back slot, which it becomes only through a
+/// publish, and every publish raises the word's sequence number. If the copy saw any write the
+/// producer made after that publish, the acquire fence here pairs with the producer's release
+/// fence after its exchange and the load below sees the raised number. (At [`MAX_SEQ`] the
+/// number stops rising and no copy is accepted: after 2^58 publishes.)
+pub(crate) fn observed(w: Words<'_>, o: Observation) -> bool {
+    fence(Ordering::Acquire);
+    // Relaxed: ordered by the fence above.
+    let seq = w.state.load(Ordering::Relaxed) >> SEQ_SHIFT;
+    seq == o.seq && seq != MAX_SEQ
 }
 
 #[cfg(all(test, loom))]

@@ -290,6 +290,12 @@ pub(crate) fn end_lock(index: usize, end: u64) -> u64 {
     LOCK_BASE + 16 + 2 * index as u64 + end
 }
 
+/// The lock of consumer `consumer` (1 to 15; consumer 0's is [`end_lock`]`(index, 1)`) of
+/// fan-out channel `index`, after the range of [`end_lock`].
+pub(crate) fn fanout_consumer_lock(index: usize, consumer: u32) -> u64 {
+    LOCK_BASE + 16 + 2 * 1024 + 16 * index as u64 + u64::from(consumer)
+}
+
 impl AsFd for Lock {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd

@@ -14,6 +14,9 @@ struct Shared {
     headers: Vec<AtomicU64>,
     words: [AtomicU64; 5],
     slots: Vec<UnsafeCell<(u64, u64)>>,
+    /// A copy of each slot in atomic words, for observers, whose reads race with the
+    /// producer's writes as the real observer's copy does.
+    mirror: Vec<[AtomicU64; 2]>,
 }
 
 impl Shared {
@@ -36,6 +39,9 @@ impl Shared {
                 AtomicU64::new(c),
             ],
             slots: (0..capacity + 2).map(|_| UnsafeCell::new((0, 0))).collect(),
+            mirror: (0..capacity + 2)
+                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                .collect(),
         })
     }
 
@@ -81,6 +87,9 @@ fn producer(s: &Shared, messages: u64, force: bool, stop: Option<u32>) -> u64 {
             // SAFETY: the producer owns its slot exclusively (what the model checks).
             unsafe { *v = (number, number * 7) }
         });
+        // Relaxed, as plain writes to the slot: the observers' copies race with them.
+        s.mirror[p.slot as usize][0].store(number, Ordering::Relaxed);
+        s.mirror[p.slot as usize][1].store(number * 7, Ordering::Relaxed);
         match push_steps(s.w(), &mut p, force, &mut steps).unwrap() {
             Ok(_) => {}
             Err(Stopped) => {
@@ -169,4 +178,56 @@ fn loom_queue_consumer_killed_at_every_step() {
     for stop in 0..8 {
         model(1, 3, 2, true, None, Some(stop));
     }
+}
+
+/// An observer following the queue from position 0: what it accepted, in order, and how many
+/// positions it counted as missed.
+fn observer(s: &Shared, looks: usize) -> (Vec<u64>, u64) {
+    let (mut q, mut seen, mut missed) = (0u64, Vec::new(), 0);
+    for _ in 0..looks {
+        match observe(s.w(), q) {
+            Sighting::NotYet => {}
+            Sighting::Gone { pos } => {
+                missed += pos + 1 - q;
+                q = pos + 1;
+            }
+            Sighting::At { pos, slot } => {
+                // Relaxed: the copy races with the producer's writes; `observed` decides.
+                let copy = (
+                    s.mirror[slot as usize][0].load(Ordering::Relaxed),
+                    s.mirror[slot as usize][1].load(Ordering::Relaxed),
+                );
+                if observed(s.w(), pos, slot) {
+                    assert_eq!(copy, (pos + 1, (pos + 1) * 7), "an accepted copy is whole");
+                    missed += pos - q;
+                    seen.push(pos);
+                    q = pos + 1;
+                }
+            }
+        }
+    }
+    (seen, missed)
+}
+
+#[test]
+fn loom_queue_observer_lapped_during_its_copy() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(|| {
+        // Capacity 1 and four messages: the producer laps an observer in its copy.
+        let s = Shared::new(1);
+        let s0 = s.clone();
+        let prod = loom::thread::spawn(move || producer(&s0, 4, true, None));
+        let s1 = s.clone();
+        let cons = loom::thread::spawn(move || consumer(&s1, 2, None));
+        let (seen, missed) = observer(&s, 3);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order");
+        assert!(missed + seen.len() as u64 <= 4, "no position counted twice");
+        prod.join().unwrap();
+        cons.join().unwrap();
+        // Once everything stopped, the observer reaches the end and counts exactly.
+        let (seen, missed) = observer(&s, 6);
+        assert_eq!(missed + seen.len() as u64, 4, "every position reported or missed");
+        assert_eq!(seen.last(), Some(&3), "the newest message is still there to see");
+    });
 }

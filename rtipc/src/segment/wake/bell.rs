@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{self, Slept, EVENTFD, FUTEX};
 use crate::error::{Error, Result};
-use crate::layout::common_ctrl;
+use crate::layout::{common_ctrl, fanout_ctrl};
 use crate::segment::claim::ChannelRef;
 use crate::sys::mem::Mapping;
 use crate::sys::{eventfd, futex};
@@ -24,11 +24,19 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(ch: &ChannelRef) -> Option<Shared> {
+    /// The `waiting` word of consumer `consumer` of `ch`: the channel's own, or for a fan-out
+    /// channel the one in that consumer's line. Fan-out consumers wait on their futex only: an
+    /// eventfd is one per channel and would wake one of them.
+    fn new(ch: &ChannelRef, consumer: u32) -> Option<Shared> {
+        let fanout = ch.consumers() > 1;
         ch.info.notify.then(|| Shared {
             map: Arc::clone(&ch.map),
-            word: ch.ctrl_line(common_ctrl::LINE_NOTIFY),
-            eventfd: ch.eventfd.clone(),
+            word: if fanout {
+                ch.consumer_line(consumer, fanout_ctrl::CONSUMER_WAITING)
+            } else {
+                ch.ctrl_line(common_ctrl::LINE_NOTIFY)
+            },
+            eventfd: if fanout { None } else { ch.eventfd.clone() },
         })
     }
 
@@ -40,30 +48,42 @@ impl Shared {
 /// The producer's side: wakes the consumer after a publish, if it waits.
 pub(crate) struct Doorbell {
     shared: Shared,
+    /// The `waiting` words of a fan-out channel's consumers 1 and up.
+    others: Box<[Shared]>,
 }
 
 impl Doorbell {
     /// The doorbell of channel `ch`; `None` if the channel was created without notification.
     pub(crate) fn new(ch: &ChannelRef) -> Option<Doorbell> {
-        Shared::new(ch).map(|shared| Doorbell { shared })
+        let others = (1..ch.consumers())
+            .filter_map(|k| Shared::new(ch, k))
+            .collect();
+        Shared::new(ch, 0).map(|shared| Doorbell { shared, others })
     }
 
-    /// Call after every publish: one fence and one load unless the consumer waits.
+    /// Call after every publish: one fence and one load per consumer unless one waits.
     #[inline]
     pub(crate) fn ring(&self) {
         let how = protocol::after_publish(self.shared.waiting());
         if how != 0 {
-            self.wake(how);
+            Self::wake(&self.shared, how);
+        }
+        for other in &*self.others {
+            // The fence of `after_publish` above orders these loads too.
+            let how = protocol::after_fence(other.waiting());
+            if how != 0 {
+                Self::wake(other, how);
+            }
         }
     }
 
     #[cold]
-    fn wake(&self, how: u32) {
+    fn wake(shared: &Shared, how: u32) {
         if how & FUTEX != 0 {
-            futex::wake(self.shared.waiting());
+            futex::wake(shared.waiting());
         }
         if how & EVENTFD != 0 {
-            if let Some(fd) = &self.shared.eventfd {
+            if let Some(fd) = &shared.eventfd {
                 eventfd::write(fd.as_fd());
             }
         }
@@ -84,9 +104,10 @@ fn slept(timed_out: std::io::Result<bool>, op: &'static str) -> Result<Slept> {
 }
 
 impl Bell {
-    /// The bell of channel `ch`; `None` if the channel was created without notification.
-    pub(crate) fn new(ch: &ChannelRef) -> Option<Bell> {
-        Shared::new(ch).map(|shared| Bell { shared })
+    /// The bell of consumer `consumer` (0 unless fan-out) of channel `ch`; `None` if the
+    /// channel was created without notification.
+    pub(crate) fn new(ch: &ChannelRef, consumer: u32) -> Option<Bell> {
+        Shared::new(ch, consumer).map(|shared| Bell { shared })
     }
 
     /// Blocks until `has_data` holds (true) or `timeout` passes (false). While it sleeps it

@@ -117,6 +117,17 @@ pub(crate) fn after_publish(waiting: &AtomicU32) -> u32 {
     waiting.swap(0, Ordering::Relaxed)
 }
 
+/// Producer: [`after_publish`] for a further `waiting` word, after the fence that
+/// `after_publish` made (a fan-out channel has one word per consumer).
+#[inline]
+pub(crate) fn after_fence(waiting: &AtomicU32) -> u32 {
+    // Relaxed: ordered by the caller's fence, as in `after_publish`.
+    if waiting.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    waiting.swap(0, Ordering::Relaxed)
+}
+
 /// Consumer: waits until `has_data` holds or `sleep` reports a timeout.
 ///
 /// `prepare` runs before each announcement (the eventfd drain); `sleep(how)` blocks until a

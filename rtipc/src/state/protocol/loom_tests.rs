@@ -13,6 +13,9 @@ struct Shared {
     state: AtomicU64,
     seqs: [AtomicU64; 3],
     slots: [UnsafeCell<(u64, u64)>; 3],
+    /// A copy of each slot in atomic words, for observers, whose reads race with the
+    /// producer's writes as the real observer's copy does.
+    mirror: [[AtomicU64; 2]; 3],
 }
 
 impl Shared {
@@ -25,6 +28,7 @@ impl Shared {
                 UnsafeCell::new((0, 0)),
                 UnsafeCell::new((0, 0)),
             ],
+            mirror: std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]),
         })
     }
 
@@ -65,6 +69,9 @@ fn producer(s: &Shared, publishes: u64, stop: Option<u32>) -> u64 {
             // SAFETY: the producer owns its back slot exclusively (what the model checks).
             unsafe { *v = (seq, seq * 7) }
         });
+        // Relaxed, as plain writes to the slot: the observers' copies race with them.
+        s.mirror[p.back as usize][0].store(seq, Ordering::Relaxed);
+        s.mirror[p.back as usize][1].store(seq * 7, Ordering::Relaxed);
         match publish_steps(s.words(), &mut p, &mut steps).unwrap() {
             Ok(got) => {
                 assert_eq!(got, seq);
@@ -154,4 +161,43 @@ fn loom_triple_buffer_consumer_killed_at_every_step() {
     for stop in 0..8 {
         model(2, 3, None, Some(stop));
     }
+}
+
+/// An observer's copy of the newest update, or `None` when the check refused it.
+fn observe_once(s: &Shared) -> Option<(u64, u64, u64)> {
+    let o = observe(s.words()).unwrap()?;
+    let b = o.slot as usize;
+    // Relaxed: the copy races with the producer's writes; `observed` decides.
+    let copy = (
+        s.mirror[b][0].load(Ordering::Relaxed),
+        s.mirror[b][1].load(Ordering::Relaxed),
+    );
+    observed(s.words(), o).then_some((o.seq, copy.0, copy.1))
+}
+
+#[test]
+fn loom_triple_buffer_observer_lapped_during_its_copy() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(|| {
+        let s = Shared::new();
+        let s0 = s.clone();
+        // Four publishes: more than the slots, so an observer preempted in its copy sees its
+        // slot rewritten.
+        let prod = loom::thread::spawn(move || producer(&s0, 4, None));
+        let s1 = s.clone();
+        let cons = loom::thread::spawn(move || consumer(&s1, 2, None));
+        let mut last = 0;
+        for _ in 0..2 {
+            if let Some((seq, a, b)) = observe_once(&s) {
+                assert_eq!((a, b), (seq, seq * 7), "an accepted copy is whole");
+                assert!(seq >= last, "observations never go back");
+                last = seq;
+            }
+        }
+        prod.join().unwrap();
+        cons.join().unwrap();
+        let (seq, a, b) = observe_once(&s).expect("nothing moves any more");
+        assert_eq!((seq, a, b), (4, 4, 28));
+    });
 }
