@@ -135,7 +135,8 @@ fn peer_maps_only_the_second_object_of_a_channel() {
 }
 
 /// The peer publishes, fetches, pushes and pops 100,000 times in seccomp strict mode, where any
-/// system call but read, write and exit kills it. Every channel is notify-enabled and nobody
+/// system call but read, write and exit kills it; it also fetches as a consumer of a fan-out
+/// channel and follows a state channel and a queue with observers. Every channel is notify-enabled and nobody
 /// waits, so this also shows that a publish or push on a notify-enabled channel makes no
 /// wake-up call unless the consumer announced that it waits.
 #[test]
@@ -159,6 +160,12 @@ fn data_path_makes_no_system_call() {
                 .notify(true),
         )
         .channel(
+            ChannelSpec::state("fan", Direction::CreatorToPeer)
+                .consumers(2)
+                .object::<Small>()
+                .notify(true),
+        )
+        .channel(
             ChannelSpec::queue("qdown", Direction::CreatorToPeer, 64)
                 .object::<Small>()
                 .notify(true),
@@ -169,15 +176,18 @@ fn data_path_makes_no_system_call() {
     let mut up = StateConsumer::<Small>::new(&seg, "up").unwrap();
     let mut qdown = QueueProducer::<Small>::new(&seg, "qdown").unwrap();
     let mut qup = QueueConsumer::<Small>::new(&seg, "qup").unwrap();
+    let mut fan = StateProducer::<Small>::new(&seg, "fan").unwrap();
     let (mut pushed, mut popped) = (0, 0);
     // Publish before the peer starts so that it always has something to fetch.
     down.publish_copy(&small(1, TAG_DOWN)).unwrap();
+    fan.publish_copy(&small(1, TAG_DOWN)).unwrap();
     let mut peer = spawn_peer(Role::Seccomp, &name, ROUNDS);
     let mut seq = 1;
     let mut last_up = 0;
     loop {
         seq += 1;
         down.publish_copy(&small(seq, TAG_DOWN)).unwrap();
+        fan.publish_copy(&small(seq, TAG_DOWN)).unwrap();
         if let Some(s) = up.fetch().unwrap() {
             if StateRef::is_new(&s) {
                 assert!(s.seq > last_up && small_ok(&s, TAG_UP));

@@ -16,7 +16,8 @@ use std::time::Duration;
 use common::*;
 use rtipc::handshake::{self, Listener};
 use rtipc::{
-    Error, QueueConsumer, QueueProducer, Segment, Stage, StateConsumer, StateProducer, StateRef,
+    DataError, Error, Observed, QueueConsumer, QueueObserver, QueueProducer, Segment, Stage,
+    StateConsumer, StateObserver, StateProducer, StateRef,
 };
 
 fn main() {
@@ -188,6 +189,11 @@ fn seccomp(name: &str, count: u64) -> i32 {
     let mut down = StateConsumer::<Small>::new(&seg, "down").expect("down");
     let mut qup = QueueProducer::<Small>::new(&seg, "qup").expect("qup");
     let mut qdown = QueueConsumer::<Small>::new(&seg, "qdown").expect("qdown");
+    // A consumer end of a fan-out channel, and observers of a state channel and a queue.
+    let mut fan = StateConsumer::<Small>::new(&seg, "fan").expect("fan");
+    let mut watch = StateObserver::<Small>::new(&seg, "down").expect("watch down");
+    let mut qwatch = QueueObserver::<Small>::new(&seg, "qdown").expect("watch qdown");
+    let (mut fan_last, mut watched, mut qwatched) = (0, 0, 0);
     let (mut pushed, mut popped) = (0, 0);
     // SAFETY: prctl with valid arguments; afterwards only read/write/exit are allowed.
     let r = unsafe {
@@ -225,6 +231,51 @@ fn seccomp(name: &str, count: u64) -> i32 {
                 break;
             }
         }
+        match fan.fetch() {
+            Ok(Some(s)) if StateRef::is_new(&s) => {
+                let seq = StateRef::seq(&s);
+                if seq <= fan_last || s.seq != seq || !small_ok(&s, TAG_DOWN) {
+                    code = 12;
+                    break;
+                }
+                fan_last = seq;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                code = 13;
+                break;
+            }
+        }
+        match watch.observe() {
+            Ok(Some(o)) if Observed::is_new(&o) => {
+                let seq = Observed::seq(&o);
+                if seq <= watched || o.seq != seq || !small_ok(&o, TAG_DOWN) {
+                    code = 14;
+                    break;
+                }
+                watched = seq;
+            }
+            Ok(_) | Err(DataError::Lapped) => {}
+            Err(_) => {
+                code = 15;
+                break;
+            }
+        }
+        match qwatch.next() {
+            Ok(Some(m)) => {
+                let seq = Observed::seq(&m);
+                if seq <= qwatched || m.seq != seq || !small_ok(&m, TAG_DOWN) {
+                    code = 16;
+                    break;
+                }
+                qwatched = seq;
+            }
+            Ok(None) => {}
+            Err(_) => {
+                code = 17;
+                break;
+            }
+        }
         // Every round pushes one message, waiting (spinning) while the parent drains a full
         // queue, so the parent can count exactly `count` messages.
         loop {
@@ -253,7 +304,7 @@ fn seccomp(name: &str, count: u64) -> i32 {
             break;
         }
     }
-    if code == 0 && (last == 0 || popped == 0) {
+    if code == 0 && (last == 0 || popped == 0 || fan_last == 0 || watched == 0 || qwatched == 0) {
         code = 8; // never saw the parent's data
     }
     // SAFETY: the raw exit system call, allowed in strict mode (exit_group is not).

@@ -308,7 +308,8 @@ pub(super) fn builder_from(req: &Request) -> SegmentBuilder {
     let mut b = SegmentBuilder::default().cache_line(req.cache_line);
     for c in &req.channels {
         let mut spec = match c.kind {
-            ChannelKind::State => ChannelSpec::state(c.name.clone(), c.direction),
+            ChannelKind::State => ChannelSpec::state(c.name.clone(), c.direction)
+                .consumers(c.slots.saturating_sub(2).max(1)),
             ChannelKind::Queue => {
                 ChannelSpec::queue(c.name.clone(), c.direction, c.slots.saturating_sub(2))
             }
