@@ -233,7 +233,11 @@ fn a_queue_observer_reports_every_message_whole_in_order_and_counts_the_rest() {
     println!("observer: {t:?}");
     assert_eq!((t.torn, t.backwards), (0, 0), "observer: {t:?}");
     assert_eq!(t.last, total, "the observer reached the last message");
-    assert_eq!(t.seen + t.missed, total, "every message seen or counted missed");
+    assert_eq!(
+        t.seen + t.missed,
+        total,
+        "every message seen or counted missed"
+    );
     let c = popper.finish();
     println!("consumer: {c:?}");
     assert_eq!((c.torn, c.backwards), (0, 0), "consumer: {c:?}");
@@ -288,7 +292,10 @@ fn each_reader_claims_its_own_end_and_all_read_the_same_update() {
         g.publish().unwrap();
         // `a` reads every update, `b` every other one, `c` only the last.
         let s = a.fetch().unwrap().unwrap();
-        assert_eq!((StateRef::seq(&s), s.x, StateRef::missed(&s)), (round, round as f64, 0));
+        assert_eq!(
+            (StateRef::seq(&s), s.x, StateRef::missed(&s)),
+            (round, round as f64, 0)
+        );
         if round % 2 == 0 {
             let s = b.fetch().unwrap().unwrap();
             assert_eq!((StateRef::seq(&s), StateRef::missed(&s)), (round, 1));
@@ -296,7 +303,10 @@ fn each_reader_claims_its_own_end_and_all_read_the_same_update() {
         }
     }
     let s = c.fetch().unwrap().unwrap();
-    assert_eq!((StateRef::seq(&s), s.x, StateRef::missed(&s)), (10, 10.0, 9));
+    assert_eq!(
+        (StateRef::seq(&s), s.x, StateRef::missed(&s)),
+        (10, 10.0, 9)
+    );
     let s = c.fetch().unwrap().unwrap();
     assert!(!StateRef::is_new(&s), "nothing newer");
     // A reader that lets its end go makes room for another.
@@ -310,7 +320,10 @@ fn each_reader_claims_its_own_end_and_all_read_the_same_update() {
     // An observer reads the same update without an end.
     let mut w = StateObserver::<Pose>::new(&peer, "pose").unwrap();
     let o = w.observe().unwrap().unwrap();
-    assert_eq!((rtipc::Observed::seq(&o), o.x, rtipc::Observed::missed(&o)), (10, 10.0, 9));
+    assert_eq!(
+        (rtipc::Observed::seq(&o), o.x, rtipc::Observed::missed(&o)),
+        (10, 10.0, 9)
+    );
 }
 
 #[test]

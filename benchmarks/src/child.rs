@@ -23,6 +23,9 @@ pub mod op {
     /// Pops `COUNT` messages numbered from `START` off throughput queue `ARG` (0: 8 bytes,
     /// 1: 1 KiB); `RESULT` = received, `RESULT2` = lost.
     pub const THROUGHPUT: u64 = 12;
+    /// `ARG` consumer ends of `fanout_publish` fetch in turn in a tight loop until `stop[0]`
+    /// equals the command's sequence number; `RESULT` = updates seen.
+    pub const FAN_BUSY: u64 = 13;
     /// Exits.
     pub const QUIT: u64 = 99;
 }
@@ -63,6 +66,9 @@ fn serve(ctrl: &Ctrl, seg_fd: RawFd, uds_fd: RawFd, prefix: &str, parent: i32) -
     let mut sweep = crate::sweep::consumers(&seg)?;
     let mut det = StateConsumer::<Line64>::new(&seg, "determinism").ctx("determinism consumer")?;
     let mut tput = crate::tput::Consumers::new(&seg)?;
+    let mut fan: Vec<StateConsumer<Line64>> = (0..crate::payload::FANOUT_PUBLISH_CONSUMERS)
+        .map(|_| StateConsumer::new(&seg, "fanout_publish").ctx("fan-out publish consumer"))
+        .collect::<Res<_>>()?;
     // Release: everything above is set up before the parent sees READY.
     ctrl.status.w[st::READY].store(READY, Ordering::Release);
 
@@ -103,6 +109,11 @@ fn serve(ctrl: &Ctrl, seg_fd: RawFd, uds_fd: RawFd, prefix: &str, parent: i32) -
                     errors
                 }
                 op::THROUGHPUT => tput.drain(ctrl, seq, arg, start, count)?,
+                op::FAN_BUSY => {
+                    let (seen, errors) = crate::fanpub::busy_loop(ctrl, &mut fan, arg, seq)?;
+                    ctrl.status.w[st::RESULT].store(seen, Ordering::Relaxed);
+                    errors
+                }
                 op::QUIT => {
                     ctrl.status.w[st::DONE].store(seq, Ordering::Release);
                     return Ok(());

@@ -14,6 +14,7 @@
 
 mod child;
 mod det;
+mod fanpub;
 mod inproc;
 mod payload;
 mod peer;
@@ -205,11 +206,16 @@ fn run(opts: &Opts) -> Res<u64> {
     let mut det_tx =
         StateProducer::<Line64>::new(&seg, "determinism").ctx("determinism producer")?;
     let mut tput_tx = tput::Producers::new(&seg)?;
+    let mut fan_tx =
+        StateProducer::<Line64>::new(&seg, "fanout_publish").ctx("fan-out publish producer")?;
     let mut peer = peer::Peer::spawn(&seg, OwnedFd::from(uds_child), &prefix)?;
 
     eprintln!("round trips ({} rounds)...", cfg.rounds);
     let methods = [
         Method::State8,
+        Method::State8Observed,
+        Method::Fanout2,
+        Method::Fanout4,
         Method::State4k,
         Method::Queue8,
         Method::Iceoryx2,
@@ -223,6 +229,8 @@ fn run(opts: &Opts) -> Res<u64> {
     let sweep_errors = peer.errors() - before;
     eprintln!("determinism...");
     let det = det::run(&mut peer, &mut ends, &mut det_tx, &cfg)?;
+    eprintln!("fan-out publish cost...");
+    let fanpub = fanpub::run(&mut peer, &mut ends, &mut fan_tx, &cfg)?;
     eprintln!("queue throughput...");
     let tput = tput::run(&mut peer, &mut tput_tx, &cfg)?;
     peer.quit()?;
@@ -233,6 +241,7 @@ fn run(opts: &Opts) -> Res<u64> {
         sweep,
         sweep_errors,
         det,
+        fanpub,
         tput,
         inproc,
         seconds: started.elapsed().as_secs_f64(),

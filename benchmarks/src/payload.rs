@@ -103,6 +103,8 @@ pub fn sweep_channel(bytes: usize) -> String {
 
 /// Capacity of the round-trip queues (one message is ever in flight).
 pub const QUEUE_RT_CAPACITY: u32 = 16;
+/// Consumer ends of the channel whose publish cost is measured with busy consumers.
+pub const FANOUT_PUBLISH_CONSUMERS: u32 = 4;
 /// Capacity of the throughput queues.
 pub const QUEUE_CAPACITY: u32 = 1024;
 
@@ -119,7 +121,14 @@ pub fn declare() -> SegmentBuilder {
         .queue::<Word>("queue_8/ping", Out, QUEUE_RT_CAPACITY)
         .queue::<Word>("queue_8/pong", Back, QUEUE_RT_CAPACITY)
         .queue::<Word>("throughput_8", Out, QUEUE_CAPACITY)
-        .queue::<Kib>("throughput_1k", Out, QUEUE_CAPACITY);
+        .queue::<Kib>("throughput_1k", Out, QUEUE_CAPACITY)
+        .state::<Word>("fanout_2/ping", Out)
+        .consumers(2)
+        .state::<Word>("fanout_4/ping", Out)
+        .consumers(4)
+        .state::<Word>("fanout/pong", Back)
+        .state::<Line64>("fanout_publish", Out)
+        .consumers(FANOUT_PUBLISH_CONSUMERS);
     macro_rules! sweep {
         ($(($t:ident, $label:expr)),*) => {
             $( b = b.state::<$t>(sweep_channel(size_of::<$t>()), Out); )*

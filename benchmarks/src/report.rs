@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::rt::Method;
-use crate::{det, inproc, rounds, sweep, tput, Cfg};
+use crate::{det, fanpub, inproc, rounds, sweep, tput, Cfg};
 
 /// One JSON object, written by hand: keys are fixed identifiers and values numbers, booleans
 /// or plain strings.
@@ -84,6 +84,7 @@ pub struct Results {
     pub sweep: Vec<sweep::SweepResult>,
     pub sweep_errors: u64,
     pub det: det::DetResult,
+    pub fanpub: fanpub::FanPubResult,
     pub tput: Vec<tput::TputResult>,
     pub inproc: inproc::InprocResult,
     pub seconds: f64,
@@ -94,6 +95,7 @@ pub fn total_errors(r: &Results) -> u64 {
     r.rt.iter().map(|m| m.errors).sum::<u64>()
         + r.sweep_errors
         + r.det.errors
+        + r.fanpub.errors
         + r.tput.iter().map(|t| t.errors).sum::<u64>()
         + r.inproc.errors
 }
@@ -142,7 +144,7 @@ pub fn table(r: &Results, cfg: &Cfg) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>7} {:>14} {:>14} {:>14} {:>6}",
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>7} {:>14} {:>14} {:>14} {:>6}",
         "method",
         "samples",
         "median",
@@ -167,7 +169,7 @@ pub fn table(r: &Results, cfg: &Cfg) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>7} {:>14} {:>14} {:>14} {:>6}",
+            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>7} {:>14} {:>14} {:>14} {:>6}",
             m.method.name(),
             m.dist.samples,
             m.dist.median,
@@ -248,6 +250,41 @@ pub fn table(r: &Results, cfg: &Cfg) -> String {
         d.seen,
         d.published_busy,
         d.errors
+    );
+
+    let f = &r.fanpub;
+    let _ = writeln!(
+        s,
+        "\nFan-out: cost of one publish on a channel of 4 consumer ends (64-byte object, one \
+         every {} ns), by how many ends fetch in a tight loop in the other process (ns)",
+        det::GAP_NS
+    );
+    let _ = writeln!(
+        s,
+        "{:<22} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
+        "busy consumer ends", "samples", "median", "p99", "p99.9", "max", "vs 0 busy", "vs raw"
+    );
+    for (i, busy) in fanpub::BUSY.iter().enumerate() {
+        let x = &f.dists[i];
+        let _ = writeln!(
+            s,
+            "{:<22} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
+            busy,
+            x.samples,
+            x.median,
+            x.p99,
+            x.p999,
+            x.max,
+            ratio(f.paired[i].ratio),
+            ratio(f.vs_raw[i])
+        );
+    }
+    let _ = writeln!(
+        s,
+        "(vs 0 busy: median of per-round paired ratios of medians, stable rounds; vs raw: median \
+         of per-round publish median / raw round-trip median; the busy ends saw {} of {} \
+         updates; data errors: {})",
+        f.seen, f.published_busy, f.errors
     );
 
     let _ = writeln!(
@@ -353,6 +390,20 @@ pub fn json(r: &Results) -> Vec<String> {
                 .int("p99_ns", x.p99)
                 .int("p999_ns", x.p999)
                 .int("max_ns", x.max)
+                .finish(),
+        );
+    }
+    for (i, busy) in fanpub::BUSY.iter().enumerate() {
+        let x = &r.fanpub.dists[i];
+        out.push(
+            Json::new("fanout_publish", &format!("busy_{busy}"))
+                .int("samples", x.samples as u64)
+                .int("median_ns", x.median)
+                .int("p99_ns", x.p99)
+                .int("p999_ns", x.p999)
+                .int("max_ns", x.max)
+                .num("ratio_vs_idle", r.fanpub.paired[i].ratio)
+                .num("ratio_vs_raw", r.fanpub.vs_raw[i])
                 .finish(),
         );
     }

@@ -9,7 +9,8 @@ use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
 use rtipc::{
-    MessageRef, QueueConsumer, QueueProducer, Segment, StateConsumer, StateProducer, StateRef,
+    DataError, MessageRef, Observed, QueueConsumer, QueueProducer, Segment, StateConsumer,
+    StateObserver, StateProducer, StateRef,
 };
 
 use crate::payload::{check, fill, Page, Word};
@@ -35,6 +36,15 @@ pub enum Method {
     /// The same socketpair with blocking reads: how sockets are usually used, and what the
     /// reference figures quoted in BENCHMARKS.md measured (each read sleeps and is woken up).
     UdsBlocking,
+    /// `state_8` while the parent, waiting for the echo, polls the `state_8/ping` channel with
+    /// an observer in a tight loop (the observer's reads of the channel's lines are what it
+    /// costs the consumer).
+    State8Observed,
+    /// A fan-out state channel of 8 bytes with 2 consumer ends, both held by the child, which
+    /// fetches each update on every end before it echoes (on a plain state channel).
+    Fanout2,
+    /// The same with 4 consumer ends.
+    Fanout4,
 }
 
 impl Method {
@@ -47,6 +57,9 @@ impl Method {
             Method::Iceoryx2 => "iceoryx2",
             Method::Uds => "uds",
             Method::UdsBlocking => "uds_block",
+            Method::State8Observed => "state_8+obs",
+            Method::Fanout2 => "fanout_2",
+            Method::Fanout4 => "fanout_4",
         }
     }
 
@@ -60,6 +73,9 @@ impl Method {
             Method::Iceoryx2 => 5,
             Method::Uds => 6,
             Method::UdsBlocking => 7,
+            Method::State8Observed => 20,
+            Method::Fanout2 => 21,
+            Method::Fanout4 => 22,
         }
     }
 
@@ -72,6 +88,9 @@ impl Method {
             Method::Iceoryx2,
             Method::Uds,
             Method::UdsBlocking,
+            Method::State8Observed,
+            Method::Fanout2,
+            Method::Fanout4,
         ]
         .into_iter()
         .find(|m| m.op() == op)
@@ -202,6 +221,58 @@ pub struct Ends {
     s4k_seq: u64,
     /// rtipc's number of the last message popped from the incoming queue.
     q8_seq: u64,
+    /// The fan-out round trips' ends.
+    fan: Fan,
+}
+
+/// The fan-out round trips' ends: the parent publishes on `fanout_2/ping` and `fanout_4/ping`
+/// and fetches `fanout/pong`; the child holds every consumer end of the two and publishes the
+/// echo. The parent also observes `state_8/ping` for `state_8+obs`. (One per process, made
+/// once: the size of the variants does not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Fan {
+    Parent {
+        tx2: StateProducer<Word>,
+        tx4: StateProducer<Word>,
+        pong: StateConsumer<Word>,
+        seq: u64,
+        watch: StateObserver<Word>,
+    },
+    Child {
+        rx2: Vec<StateConsumer<Word>>,
+        rx4: Vec<StateConsumer<Word>>,
+        pong: StateProducer<Word>,
+        /// The sequence number each end last saw, per channel.
+        seq2: u64,
+        seq4: u64,
+    },
+}
+
+impl Fan {
+    fn new(seg: &Segment, parent: bool) -> Res<Fan> {
+        let all = |name: &str, n: usize| -> Res<Vec<StateConsumer<Word>>> {
+            (0..n)
+                .map(|_| StateConsumer::new(seg, name).ctx("fan-out consumer"))
+                .collect()
+        };
+        Ok(if parent {
+            Fan::Parent {
+                tx2: StateProducer::new(seg, "fanout_2/ping").ctx("fanout_2 producer")?,
+                tx4: StateProducer::new(seg, "fanout_4/ping").ctx("fanout_4 producer")?,
+                pong: StateConsumer::new(seg, "fanout/pong").ctx("fan-out echo consumer")?,
+                seq: 0,
+                watch: StateObserver::new(seg, "state_8/ping").ctx("state_8 observer")?,
+            }
+        } else {
+            Fan::Child {
+                rx2: all("fanout_2/ping", 2)?,
+                rx4: all("fanout_4/ping", 4)?,
+                pong: StateProducer::new(seg, "fanout/pong").ctx("fan-out echo producer")?,
+                seq2: 0,
+                seq4: 0,
+            }
+        })
+    }
 }
 
 impl Ends {
@@ -230,6 +301,7 @@ impl Ends {
             s8_seq: 0,
             s4k_seq: 0,
             q8_seq: 0,
+            fan: Fan::new(seg, out == "ping")?,
         })
     }
 
@@ -262,15 +334,61 @@ impl Ends {
                     }
                 })
             }
-            Method::State8 => {
+            Method::State8 | Method::State8Observed => {
                 let (tx, rx, seq) = (&mut self.s8_tx, &mut self.s8_rx, &mut self.s8_seq);
-                timed(start, count, warm, out, |s| {
+                let Fan::Parent { watch, .. } = &mut self.fan else {
+                    return Err("the parent's ends".into());
+                };
+                let observe = m == Method::State8Observed;
+                let mut watched = 0u64;
+                let errors = timed(start, count, warm, out, |s| {
                     let mut g = tx.write().ctx("state_8 write")?;
                     g.w[0] = s;
                     g.publish().ctx("state_8 publish")?;
                     let mut spin = Spin::new("the state_8 echo");
                     loop {
                         if let Some(r) = rx.fetch().ctx("state_8 fetch")? {
+                            if StateRef::is_new(&r) {
+                                let ok = r.w[0] == s && StateRef::seq(&r) == *seq + 1;
+                                *seq = StateRef::seq(&r);
+                                return Ok(ok);
+                            }
+                        }
+                        if observe {
+                            // The observer polls the channel the child is fetching.
+                            match watch.observe() {
+                                Ok(Some(o)) => watched += u64::from(Observed::is_new(&o)),
+                                Ok(None) | Err(DataError::Lapped) => {}
+                                Err(e) => return Err(format!("state_8 observe: {e}")),
+                            }
+                        }
+                        spin.tick()?;
+                    }
+                })?;
+                if observe && watched == 0 && count > warm {
+                    return Err("the observer never saw an update".into());
+                }
+                Ok(errors)
+            }
+            Method::Fanout2 | Method::Fanout4 => {
+                let Fan::Parent {
+                    tx2,
+                    tx4,
+                    pong,
+                    seq,
+                    ..
+                } = &mut self.fan
+                else {
+                    return Err("the parent's ends".into());
+                };
+                let tx = if m == Method::Fanout2 { tx2 } else { tx4 };
+                timed(start, count, warm, out, |s| {
+                    let mut g = tx.write().ctx("fan-out write")?;
+                    g.w[0] = s;
+                    g.publish().ctx("fan-out publish")?;
+                    let mut spin = Spin::new("the fan-out echo");
+                    loop {
+                        if let Some(r) = pong.fetch().ctx("fan-out echo fetch")? {
                             if StateRef::is_new(&r) {
                                 let ok = r.w[0] == s && StateRef::seq(&r) == *seq + 1;
                                 *seq = StateRef::seq(&r);
@@ -358,7 +476,44 @@ impl Ends {
                     ctrl.pong.w[0].store(v, Ordering::Release);
                 }
             }
-            Method::State8 => {
+            Method::Fanout2 | Method::Fanout4 => {
+                let Fan::Child {
+                    rx2,
+                    rx4,
+                    pong,
+                    seq2,
+                    seq4,
+                } = &mut self.fan
+                else {
+                    return Err("the child's ends".into());
+                };
+                let (rxs, seq) = if m == Method::Fanout2 {
+                    (rx2, seq2)
+                } else {
+                    (rx4, seq4)
+                };
+                for s in start..start + count {
+                    // Every consumer end takes the update, one after the other.
+                    for rx in rxs.iter_mut() {
+                        let mut spin = Spin::new("a fan-out ping");
+                        loop {
+                            if let Some(r) = rx.fetch().ctx("fan-out fetch")? {
+                                if StateRef::is_new(&r) {
+                                    errors +=
+                                        u64::from(r.w[0] != s || StateRef::seq(&r) != *seq + 1);
+                                    break;
+                                }
+                            }
+                            spin.tick()?;
+                        }
+                    }
+                    *seq += 1;
+                    let mut g = pong.write().ctx("fan-out echo write")?;
+                    g.w[0] = s;
+                    g.publish().ctx("fan-out echo publish")?;
+                }
+            }
+            Method::State8 | Method::State8Observed => {
                 for s in start..start + count {
                     let mut spin = Spin::new("a state_8 ping");
                     let v = loop {

@@ -5,7 +5,10 @@
 use std::time::{Duration, Instant};
 
 use super::common::*;
-use rtipc::{DataError, Observed, QueueConsumer, QueueObserver, Segment, StateConsumer, StateObserver, StateRef};
+use rtipc::{
+    DataError, Observed, QueueConsumer, QueueObserver, Segment, StateConsumer, StateObserver,
+    StateRef,
+};
 
 /// How long a reader waits for the last update before it gives up (exit code 5).
 const LIMIT: Duration = Duration::from_secs(300);
@@ -134,7 +137,7 @@ pub fn queue_observer(name: &str, count: u64) -> i32 {
     let mut t = ReaderTally::default();
     let start = Instant::now();
     while t.last < count {
-        match watch.next() {
+        match watch.observe() {
             Ok(Some(m)) => {
                 let seq = Observed::seq(&m);
                 t.record(seq, Observed::missed(&m), big_ok(&m, seq));

@@ -261,7 +261,7 @@ fn seccomp(name: &str, count: u64) -> i32 {
                 break;
             }
         }
-        match qwatch.next() {
+        match qwatch.observe() {
             Ok(Some(m)) => {
                 let seq = Observed::seq(&m);
                 if seq <= qwatched || m.seq != seq || !small_ok(&m, TAG_DOWN) {

@@ -2,7 +2,8 @@
 //! memory is touched. The segment's size comes from here.
 
 use super::format::{
-    ChannelEntry, Header, ObjectDesc, DESC_SIZE, ENTRY_SIZE, FANOUT_VERSION, HEADER_SIZE, MAGIC, VERSION,
+    ChannelEntry, Header, ObjectDesc, DESC_SIZE, ENTRY_SIZE, FANOUT_VERSION, HEADER_SIZE, MAGIC,
+    VERSION,
 };
 use super::spec::{validate, ChannelSpec, InitCtrl};
 use super::{align_up, FormatError, MAX_METADATA};

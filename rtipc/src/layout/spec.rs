@@ -194,8 +194,7 @@ pub(crate) fn validate(channels: &[ChannelSpec], cache_line: u32) -> Result<(), 
                 c.name, c.consumers
             ));
         }
-        if c.kind == ChannelKind::State
-            && !(1..=super::MAX_FANOUT_CONSUMERS).contains(&c.consumers)
+        if c.kind == ChannelKind::State && !(1..=super::MAX_FANOUT_CONSUMERS).contains(&c.consumers)
         {
             return bad(format!(
                 "state channel `{}` must have between 1 and {} consumers, not {}",

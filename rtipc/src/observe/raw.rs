@@ -21,7 +21,7 @@ const ATTEMPTS: u32 = 64;
 
 /// A channel's protocol words and slots, per kind.
 enum Source {
-    State(Slots),
+    State(Box<Slots>),
     Queue(Ring),
 }
 
@@ -51,7 +51,7 @@ impl Core {
         let first = from / 8 * 8;
         let words = (to.div_ceil(8) * 8 - first) / 8;
         let src = match ch.info.kind {
-            ChannelKind::State => Source::State(Slots::new(&ch)),
+            ChannelKind::State => Source::State(Box::new(Slots::new(&ch))),
             ChannelKind::Queue => Source::Queue(Ring::new(&ch)),
         };
         let last = match &src {
@@ -147,9 +147,7 @@ impl Core {
                         unreachable!("a queue source")
                     };
                     if queue::observed(ring.words(), pos, slot) {
-                        let missed = self
-                            .missed
-                            .saturating_add(pos.wrapping_sub(self.last));
+                        let missed = self.missed.saturating_add(pos.wrapping_sub(self.last));
                         self.missed = 0;
                         self.last = pos.wrapping_add(1);
                         return Some((pos.wrapping_add(1), missed, true));
@@ -357,7 +355,7 @@ impl<T: Object> QueueObserver<T> {
     /// newer was pushed. Messages that the producer overwrote before the observer copied them
     /// (and messages the consumer took and gave back for reuse) are counted by
     /// [`Observed::missed`] of the next result, exactly.
-    pub fn next(&mut self) -> Result<Option<Observed<'_, T>>, DataError> {
+    pub fn observe(&mut self) -> Result<Option<Observed<'_, T>>, DataError> {
         self.t.next()
     }
 

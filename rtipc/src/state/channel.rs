@@ -15,24 +15,17 @@ use crate::sync::BadWord;
 
 const _: () = assert!(MAX_FANOUT_CONSUMERS == fanout::MAX_CONSUMERS);
 
-/// Where a state channel's protocol words are, per protocol.
+/// Where a fan-out channel's protocol words are: the latest word, `consumers + 2` sequence
+/// words then the table, and the consumers' `seen` words (`seen_stride` words apart,
+/// `seen_len` words in all).
 #[derive(Clone, Copy)]
-pub(crate) enum WordPtrs {
-    /// The triple buffer: the state word and the three slots' sequence words.
-    Triple {
-        state: *const AtomicU64,
-        seqs: *const AtomicU64,
-    },
-    /// Fan-out: the latest word, `consumers + 2` sequence words then the table, and the
-    /// consumers' `seen` words (`seen_stride` words apart, `seen_len` words in all).
-    Fanout {
-        latest: *const AtomicU64,
-        words: *const AtomicU64,
-        seen: *const AtomicU64,
-        seen_len: usize,
-        seen_stride: usize,
-        consumers: u32,
-    },
+struct FanoutPtrs {
+    latest: *const AtomicU64,
+    words: *const AtomicU64,
+    seen: *const AtomicU64,
+    seen_len: usize,
+    seen_stride: usize,
+    consumers: u32,
 }
 
 /// The protocol's words, borrowed from the mapping.
@@ -42,15 +35,22 @@ pub(crate) enum Words<'a> {
     Fanout(fanout::Words<'a>),
 }
 
+/// Most slots of a state channel, a power of two (for the mask in [`Slots::at`]).
+const MAX_SLOTS: usize = 32;
+const _: () = assert!(MAX_SLOTS >= MAX_FANOUT_CONSUMERS as usize + 2);
+
 /// The slots and protocol words of a state channel, without a claim: what handles and
 /// observers share.
 pub(crate) struct Slots {
-    pub ptrs: WordPtrs,
-    /// The first slot, and the distance between slots.
-    buffer: *mut u8,
+    /// The triple buffer's state word and three sequence words (for a fan-out channel, words
+    /// of its control block that are never used this way).
+    state: *const AtomicU64,
+    seqs: *const AtomicU64,
+    /// The fan-out words, for a fan-out channel.
+    fanout: Option<FanoutPtrs>,
+    /// The start of each slot; entries past the slot count repeat slot 0.
+    table: [*mut u8; MAX_SLOTS],
     stride: usize,
-    /// The highest slot index.
-    last: u64,
 }
 
 impl Slots {
@@ -58,11 +58,13 @@ impl Slots {
     pub fn new(ch: &ChannelRef) -> Slots {
         let ctrl = ch.ctrl();
         let consumers = ch.consumers();
-        let ptrs = if consumers == 1 {
-            WordPtrs::Triple {
-                state: ctrl.word(state_ctrl::LINE_STATE, 0),
-                seqs: ctrl.words_from(state_ctrl::LINE_SEQS, 3).as_ptr(),
-            }
+        let (state, seqs, fanout) = if consumers == 1 {
+            let state: *const AtomicU64 = ctrl.word(state_ctrl::LINE_STATE, 0);
+            (
+                state,
+                ctrl.words_from(state_ctrl::LINE_SEQS, 3).as_ptr(),
+                None,
+            )
         } else {
             let n = u64::from(consumers);
             let stride = (ch.cache_line / 8) as usize;
@@ -72,63 +74,76 @@ impl Slots {
             let skip = (fanout_ctrl::CONSUMER_SEEN / 8) as usize;
             let seen_len = (consumers as usize - 1) * stride + 1;
             let seen = ctrl.words_from(first, (skip + seen_len) as u64);
-            WordPtrs::Fanout {
-                latest: ctrl.word(fanout_ctrl::LINE_LATEST, 0),
-                words: ctrl.words_from(fanout_ctrl::LINE_WORDS, 2 * n + 2).as_ptr(),
+            let latest: *const AtomicU64 = ctrl.word(fanout_ctrl::LINE_LATEST, 0);
+            let words = ctrl.words_from(fanout_ctrl::LINE_WORDS, 2 * n + 2).as_ptr();
+            let ptrs = FanoutPtrs {
+                latest,
+                words,
                 seen: seen[skip..].as_ptr(),
                 seen_len,
                 seen_stride: stride,
                 consumers,
-            }
+            };
+            (latest, words, Some(ptrs))
         };
+        let count = u64::from(ch.info.slot_count).min(MAX_SLOTS as u64);
+        let first = ch.slot(0);
+        let mut table = [first; MAX_SLOTS];
+        for (i, entry) in table.iter_mut().enumerate().take(count as usize) {
+            *entry = ch.slot(i as u64);
+        }
         Slots {
-            ptrs,
-            buffer: ch.slot(0),
+            state,
+            seqs,
+            fanout,
+            table,
             stride: ch.info.slot_stride as usize,
-            last: u64::from(ch.info.slot_count) - 1,
         }
     }
 
-    /// The protocol's words.
+    /// The triple buffer's words (of a channel with one consumer).
+    #[inline]
+    pub fn triple(&self) -> protocol::Words<'_> {
+        // SAFETY: an 8-aligned word of the control block (checked by `word` when the pointer
+        // was made), inside the mapping that the owner of `self` keeps alive, only accessed
+        // atomically.
+        let state = unsafe { &*self.state };
+        // SAFETY: as above, three words (checked by `words_from`; a fan-out channel has at
+        // least four there).
+        let seqs = unsafe { std::slice::from_raw_parts(self.seqs, 3) };
+        protocol::Words { state, seqs }
+    }
+
+    /// The fan-out protocol's words, for a fan-out channel.
+    #[inline]
+    pub fn fanout(&self) -> Option<fanout::Words<'_>> {
+        let f = self.fanout.as_ref()?;
+        let n = f.consumers as usize;
+        // The latest word, `2n + 2` words and `seen_len` words of the control block (each range
+        // checked by `word` or `words_from` when the pointers were made), inside the mapping
+        // that the owner of `self` keeps alive, only accessed atomically.
+        // SAFETY: the latest word, as above.
+        let latest = unsafe { &*f.latest };
+        // SAFETY: see above.
+        let words = unsafe { std::slice::from_raw_parts(f.words, 2 * n + 2) };
+        // SAFETY: see above.
+        let seen = unsafe { std::slice::from_raw_parts(f.seen, f.seen_len) };
+        let (seqs, table) = words.split_at(n + 2);
+        Some(fanout::Words {
+            latest,
+            seqs,
+            table,
+            seen,
+            seen_stride: f.seen_stride,
+        })
+    }
+
+    /// The protocol's words, whichever the channel runs.
     #[inline]
     pub fn words(&self) -> Words<'_> {
-        match self.ptrs {
-            WordPtrs::Triple { state, seqs } => {
-                // SAFETY: an 8-aligned word of the control block (checked by `word` when the
-                // pointer was made), inside the mapping that the owner of `self` keeps alive,
-                // only accessed atomically.
-                let state = unsafe { &*state };
-                // SAFETY: as above, three words (checked by `words_from`).
-                let seqs = unsafe { std::slice::from_raw_parts(seqs, 3) };
-                Words::Triple(protocol::Words { state, seqs })
-            }
-            WordPtrs::Fanout {
-                latest,
-                words,
-                seen,
-                seen_len,
-                seen_stride,
-                consumers,
-            } => {
-                let n = consumers as usize;
-                // SAFETY: as above: the latest word, `2n + 2` words, and `seen_len` words
-                // (each range checked by `word` or `words_from` when the pointers were made).
-                let (latest, words, seen) = unsafe {
-                    (
-                        &*latest,
-                        std::slice::from_raw_parts(words, 2 * n + 2),
-                        std::slice::from_raw_parts(seen, seen_len),
-                    )
-                };
-                let (seqs, table) = words.split_at(n + 2);
-                Words::Fanout(fanout::Words {
-                    latest,
-                    seqs,
-                    table,
-                    seen,
-                    seen_stride,
-                })
-            }
+        match self.fanout() {
+            Some(w) => Words::Fanout(w),
+            None => Words::Triple(self.triple()),
         }
     }
 
@@ -137,12 +152,11 @@ impl Slots {
     #[inline]
     pub fn at<T>(&self, slot: u64, offset: usize) -> *mut T {
         // The protocols only ever hold indices below the slot count: they check every index
-        // they read from shared memory. The `min` spares a panic path.
-        let slot = slot.min(self.last) as usize;
-        // SAFETY: slot `slot` starts `slot * stride` bytes into the channel's buffer, and the
-        // object lies within the slot (`offset + size_of::<T>() <= slot_size <= stride`,
-        // checked at attach), so the pointer stays inside the slot.
-        unsafe { self.buffer.add(slot * self.stride + offset).cast::<T>() }
+        // they read from shared memory. The mask only spares the bounds check.
+        let base = self.table[(slot as usize) & (MAX_SLOTS - 1)];
+        // SAFETY: the object lies within the slot (`offset + size_of::<T>() <= slot_size <=
+        // stride`, checked at attach), so the pointer stays inside the slot.
+        unsafe { base.add(offset).cast::<T>() }
     }
 
     /// The length of a slot.
@@ -278,10 +292,12 @@ impl Channel {
     /// Publishes the producer's back slot.
     #[inline]
     pub fn publish(&mut self, p: &mut ProducerState) -> Result<u64, DataError> {
-        let r = match (self.slots.words(), p) {
-            (Words::Triple(w), ProducerState::Triple(p)) => protocol::publish(w, p),
-            (Words::Fanout(w), ProducerState::Fanout(p)) => fanout::publish(w, p),
-            _ => unreachable!("the state matches the channel's protocol"),
+        let r = match p {
+            ProducerState::Triple(p) => protocol::publish(self.slots.triple(), p),
+            ProducerState::Fanout(p) => match self.slots.fanout() {
+                Some(w) => fanout::publish(w, p),
+                None => unreachable!("the state matches the channel's protocol"),
+            },
         };
         r.map_err(|b| self.corrupt(b))
     }
@@ -289,20 +305,21 @@ impl Channel {
     /// Takes the newest update for consumer state `c`.
     #[inline]
     pub fn fetch(&mut self, c: &mut ConsumerState) -> Result<Fetched, DataError> {
-        let r = match (self.slots.words(), c) {
-            (Words::Triple(w), ConsumerState::Triple(c)) => protocol::fetch(w, c),
-            (Words::Fanout(w), ConsumerState::Fanout(c)) => fanout::fetch(w, c),
-            _ => unreachable!("the state matches the channel's protocol"),
+        let r = match c {
+            ConsumerState::Triple(c) => protocol::fetch(self.slots.triple(), c),
+            ConsumerState::Fanout(c) => match self.slots.fanout() {
+                Some(w) => fanout::fetch(w, c),
+                None => unreachable!("the state matches the channel's protocol"),
+            },
         };
         r.map_err(|b| self.corrupt(b))
     }
 
     /// The slot of the newest publish, for `write_from_last`.
     pub fn last_published(&self, p: &ProducerState) -> Option<u64> {
-        match (self.slots.words(), p) {
-            (Words::Triple(w), ProducerState::Triple(p)) => protocol::last_published(w, p),
-            (Words::Fanout(_), ProducerState::Fanout(p)) => fanout::last_published(p),
-            _ => None,
+        match p {
+            ProducerState::Triple(p) => protocol::last_published(self.slots.triple(), p),
+            ProducerState::Fanout(p) => fanout::last_published(p),
         }
     }
 

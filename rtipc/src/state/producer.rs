@@ -131,9 +131,16 @@ impl<T: Object> StateProducer<T> {
         self.w.p.seq()
     }
 
-    /// Whether a process holds the consumer end (the kernel's answer; a system call).
+    /// Whether a process holds the consumer end (of a fan-out channel: any consumer end), the
+    /// kernel's answer; a system call per end.
     pub fn consumer_alive(&self) -> Result<bool> {
         self.w.chan.ch.other_end_held()
+    }
+
+    /// Waits until a process holds the consumer end (of a fan-out channel: any of them), true,
+    /// or `timeout` passes, false; looks every few milliseconds.
+    pub fn wait_for_consumer(&self, timeout: Option<std::time::Duration>) -> Result<bool> {
+        self.w.chan.ch.wait_for_other_end(timeout)
     }
 }
 

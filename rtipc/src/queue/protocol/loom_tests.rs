@@ -227,7 +227,15 @@ fn loom_queue_observer_lapped_during_its_copy() {
         cons.join().unwrap();
         // Once everything stopped, the observer reaches the end and counts exactly.
         let (seen, missed) = observer(&s, 6);
-        assert_eq!(missed + seen.len() as u64, 4, "every position reported or missed");
-        assert_eq!(seen.last(), Some(&3), "the newest message is still there to see");
+        assert_eq!(
+            missed + seen.len() as u64,
+            4,
+            "every position reported or missed"
+        );
+        assert_eq!(
+            seen.last(),
+            Some(&3),
+            "the newest message is still there to see"
+        );
     });
 }

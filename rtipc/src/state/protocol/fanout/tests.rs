@@ -36,7 +36,12 @@ fn back_is_free(s: &Shared, p: &Producer, consumers: &[Consumer]) {
     let latest = s.latest.load(Ordering::Relaxed) & SLOT_MASK;
     assert_ne!(p.back, latest, "the back slot is not the latest");
     for c in consumers {
-        assert_ne!(Some(p.back), c.front, "consumer {} holds the back slot", c.index);
+        assert_ne!(
+            Some(p.back),
+            c.front,
+            "consumer {} holds the back slot",
+            c.index
+        );
     }
 }
 
@@ -140,9 +145,9 @@ fn bad_words_are_errors() {
     let w = s.w();
     for bad in [
         u64::MAX,
-        4,                    // slot 4 of 4 slots
-        0,                    // slot 0, previous 0
-        1 << 42,              // reserved bits
+        4,                                       // slot 4 of 4 slots
+        0,                                       // slot 0, previous 0
+        1 << 42,                                 // reserved bits
         1 << PREV_SHIFT | 1 << (TOOK_SHIFT + 2), // a consumer that does not exist
     ] {
         s.latest.store(bad, Ordering::Relaxed);
