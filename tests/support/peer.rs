@@ -189,11 +189,7 @@ fn seccomp(name: &str, count: u64) -> i32 {
     let mut down = StateConsumer::<Small>::new(&seg, "down").expect("down");
     let mut qup = QueueProducer::<Small>::new(&seg, "qup").expect("qup");
     let mut qdown = QueueConsumer::<Small>::new(&seg, "qdown").expect("qdown");
-    // A consumer end of a fan-out channel, and observers of a state channel and a queue.
-    let mut fan = StateConsumer::<Small>::new(&seg, "fan").expect("fan");
-    let mut watch = StateObserver::<Small>::new(&seg, "down").expect("watch down");
-    let mut qwatch = QueueObserver::<Small>::new(&seg, "qdown").expect("watch qdown");
-    let (mut fan_last, mut watched, mut qwatched) = (0, 0, 0);
+    let mut extra = SeccompReaders::new(&seg);
     let (mut pushed, mut popped) = (0, 0);
     // SAFETY: prctl with valid arguments; afterwards only read/write/exit are allowed.
     let r = unsafe {
@@ -231,50 +227,9 @@ fn seccomp(name: &str, count: u64) -> i32 {
                 break;
             }
         }
-        match fan.fetch() {
-            Ok(Some(s)) if StateRef::is_new(&s) => {
-                let seq = StateRef::seq(&s);
-                if seq <= fan_last || s.seq != seq || !small_ok(&s, TAG_DOWN) {
-                    code = 12;
-                    break;
-                }
-                fan_last = seq;
-            }
-            Ok(_) => {}
-            Err(_) => {
-                code = 13;
-                break;
-            }
-        }
-        match watch.observe() {
-            Ok(Some(o)) if Observed::is_new(&o) => {
-                let seq = Observed::seq(&o);
-                if seq <= watched || o.seq != seq || !small_ok(&o, TAG_DOWN) {
-                    code = 14;
-                    break;
-                }
-                watched = seq;
-            }
-            Ok(_) | Err(DataError::Lapped) => {}
-            Err(_) => {
-                code = 15;
-                break;
-            }
-        }
-        match qwatch.observe() {
-            Ok(Some(m)) => {
-                let seq = Observed::seq(&m);
-                if seq <= qwatched || m.seq != seq || !small_ok(&m, TAG_DOWN) {
-                    code = 16;
-                    break;
-                }
-                qwatched = seq;
-            }
-            Ok(None) => {}
-            Err(_) => {
-                code = 17;
-                break;
-            }
+        code = extra.round();
+        if code != 0 {
+            break;
         }
         // Every round pushes one message, waiting (spinning) while the parent drains a full
         // queue, so the parent can count exactly `count` messages.
@@ -304,12 +259,78 @@ fn seccomp(name: &str, count: u64) -> i32 {
             break;
         }
     }
-    if code == 0 && (last == 0 || popped == 0 || fan_last == 0 || watched == 0 || qwatched == 0) {
+    if code == 0 && (last == 0 || popped == 0 || !extra.saw_all()) {
         code = 8; // never saw the parent's data
     }
     // SAFETY: the raw exit system call, allowed in strict mode (exit_group is not).
     unsafe { libc::syscall(libc::SYS_exit, code) };
     unreachable!()
+}
+
+/// The seccomp peer's other readers: a consumer end of a fan-out channel, and observers of a
+/// state channel and a queue.
+struct SeccompReaders {
+    fan: StateConsumer<Small>,
+    watch: StateObserver<Small>,
+    qwatch: QueueObserver<Small>,
+    fan_last: u64,
+    watched: u64,
+    qwatched: u64,
+}
+
+impl SeccompReaders {
+    fn new(seg: &Segment) -> SeccompReaders {
+        SeccompReaders {
+            fan: StateConsumer::new(seg, "fan").expect("fan"),
+            watch: StateObserver::new(seg, "down").expect("watch down"),
+            qwatch: QueueObserver::new(seg, "qdown").expect("watch qdown"),
+            fan_last: 0,
+            watched: 0,
+            qwatched: 0,
+        }
+    }
+
+    /// One round of each; an exit code, 0 if all is well.
+    fn round(&mut self) -> i32 {
+        match self.fan.fetch() {
+            Ok(Some(s)) if StateRef::is_new(&s) => {
+                let seq = StateRef::seq(&s);
+                if seq <= self.fan_last || s.seq != seq || !small_ok(&s, TAG_DOWN) {
+                    return 12;
+                }
+                self.fan_last = seq;
+            }
+            Ok(_) => {}
+            Err(_) => return 13,
+        }
+        match self.watch.observe() {
+            Ok(Some(o)) if Observed::is_new(&o) => {
+                let seq = Observed::seq(&o);
+                if seq <= self.watched || o.seq != seq || !small_ok(&o, TAG_DOWN) {
+                    return 14;
+                }
+                self.watched = seq;
+            }
+            Ok(_) | Err(DataError::Lapped) => {}
+            Err(_) => return 15,
+        }
+        match self.qwatch.observe() {
+            Ok(Some(m)) => {
+                let seq = Observed::seq(&m);
+                if seq <= self.qwatched || m.seq != seq || !small_ok(&m, TAG_DOWN) {
+                    return 16;
+                }
+                self.qwatched = seq;
+            }
+            Ok(None) => {}
+            Err(_) => return 17,
+        }
+        0
+    }
+
+    fn saw_all(&self) -> bool {
+        self.fan_last > 0 && self.watched > 0 && self.qwatched > 0
+    }
 }
 
 /// The producing side of the wake-up tests: publishes `ping` number k once the parent has
