@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rtipc::{
-    DataError, Direction, End, Error, MessageRef, QueueConsumer, QueueProducer, Segment,
-    StateConsumer, StateProducer, StateRef,
+    ChannelSpec, DataError, Direction, End, Error, MessageRef, Observed, QueueConsumer,
+    QueueObserver, QueueProducer, Segment, StateConsumer, StateObserver, StateProducer, StateRef,
 };
 
 /// The "did not hang" bound of every step that waits for another process.
@@ -669,7 +669,10 @@ impl Tally {
             }
             Err(e) => {
                 assert!(
-                    matches!(e, DataError::Corrupt { .. } | DataError::Poisoned),
+                    matches!(
+                        e,
+                        DataError::Corrupt { .. } | DataError::Poisoned | DataError::Lapped
+                    ),
                     "{e:?}"
                 );
                 self.errors += 1;
@@ -721,21 +724,26 @@ fn state_words(f: &std::fs::File) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Publishes and fetches six times with whatever handles there are.
+/// Publishes and fetches six times with whatever handles there are, each consumer fetching
+/// and an observer (made over the hostile word) observing after each publish.
 fn state_traffic(
     t: &mut Tally,
     tx: &mut Option<StateProducer<Numbered>>,
-    rx: &mut Option<StateConsumer<Numbered>>,
+    rxs: &mut [Option<StateConsumer<Numbered>>],
+    watch: &mut StateObserver<Numbered>,
 ) {
     for k in 0..6 {
         if let Some(tx) = tx.as_mut() {
             t.data(tx.publish_copy(&numbered(100 + k)));
         }
-        if let Some(rx) = rx.as_mut() {
+        for rx in rxs.iter_mut().flatten() {
             if let Some(Some(s)) = t.data(rx.fetch()) {
                 // Whatever a hostile word did, the view is a valid `Numbered` to read.
                 std::hint::black_box((s.n, s.check, StateRef::missed(&s)));
             }
+        }
+        if let Some(Some(o)) = t.data(watch.observe()) {
+            std::hint::black_box((o.n, Observed::seq(&o), Observed::missed(&o)));
         }
     }
 }
@@ -762,7 +770,64 @@ fn state_probe(name: &str, word: usize, value: u64, fresh: bool, t: &mut Tally) 
         tx = t.claim(StateProducer::new(&seg, "s"));
         rx = t.claim(StateConsumer::new(&peer, "s"));
     }
-    state_traffic(t, &mut tx, &mut rx);
+    let mut watch = StateObserver::new(&peer, "s").unwrap();
+    state_traffic(t, &mut tx, std::slice::from_mut(&mut rx), &mut watch);
+}
+
+/// The offsets of a fan-out channel's control words (2 consumers): the latest word, the four
+/// slots' sequence words, the producer's table, the consumers' `seen` words.
+fn fanout_words(f: &std::fs::File) -> Vec<(String, u64)> {
+    let cl = u64::from(read_u32(f, HEADER_CACHE_LINE));
+    let line = |l: u64| ctrl_line(f, 0, l);
+    let mut words = vec![("latest".to_string(), line(2))];
+    for i in 0..4 {
+        words.push((format!("seq[{i}]"), line(3) + 8 * i));
+    }
+    for k in 0..2 {
+        words.push((format!("table[{k}]"), line(3) + 8 * (4 + k)));
+    }
+    let first = 3 + (8 * 6u64).div_ceil(cl);
+    for k in 0..2 {
+        words.push((format!("seen[{k}]"), line(first + k) + 8));
+    }
+    words
+}
+
+/// One probe of a fan-out channel of two consumers, as `state_probe`.
+fn fanout_probe(name: &str, word: usize, value: u64, fresh: bool, t: &mut Tally) {
+    let seg = Segment::builder()
+        .channel(
+            ChannelSpec::state("s", Direction::CreatorToPeer)
+                .consumers(2)
+                .object::<Numbered>(),
+        )
+        .create(name)
+        .unwrap();
+    let peer = Segment::open(name).unwrap();
+    let f = shm_file(name);
+    let mut tx = Some(StateProducer::<Numbered>::new(&seg, "s").unwrap());
+    let mut rxs = [
+        Some(StateConsumer::<Numbered>::new(&peer, "s").unwrap()),
+        Some(StateConsumer::<Numbered>::new(&peer, "s").unwrap()),
+    ];
+    tx.as_mut().unwrap().publish_copy(&numbered(1)).unwrap();
+    rxs[0].as_mut().unwrap().fetch().unwrap();
+    tx.as_mut().unwrap().publish_copy(&numbered(2)).unwrap();
+    rxs[1].as_mut().unwrap().fetch().unwrap();
+    if fresh {
+        tx = None;
+        rxs = [None, None];
+    }
+    write_n(&f, fanout_words(&f)[word].1, 8, value);
+    if fresh {
+        tx = t.claim(StateProducer::new(&seg, "s"));
+        rxs = [
+            t.claim(StateConsumer::new_at(&peer, "s", 0)),
+            t.claim(StateConsumer::new_at(&peer, "s", 1)),
+        ];
+    }
+    let mut watch = StateObserver::new(&peer, "s").unwrap();
+    state_traffic(t, &mut tx, &mut rxs, &mut watch);
 }
 
 /// A queue's control words: the producer's, the consumer's, each ring cell's two and each
@@ -797,8 +862,12 @@ fn queue_traffic(
     t: &mut Tally,
     tx: &mut Option<QueueProducer<Numbered>>,
     rx: &mut Option<QueueConsumer<Numbered>>,
+    watch: &mut QueueObserver<Numbered>,
 ) {
     for k in 0..6 {
+        if let Some(Some(m)) = t.data(watch.observe()) {
+            std::hint::black_box((m.n, Observed::seq(&m), Observed::missed(&m)));
+        }
         if let Some(tx) = tx.as_mut() {
             t.data(tx.force_push(&numbered(100 + k)));
             t.data(tx.try_push(&numbered(200 + k)));
@@ -843,7 +912,8 @@ fn queue_probe(name: &str, word: usize, value: u64, fresh: bool, t: &mut Tally) 
         tx = t.claim(QueueProducer::new(&seg, "q"));
         rx = t.claim(QueueConsumer::new(&peer, "q"));
     }
-    queue_traffic(t, &mut tx, &mut rx);
+    let mut watch = QueueObserver::new(&peer, "q").unwrap();
+    queue_traffic(t, &mut tx, &mut rx, &mut watch);
 }
 
 type Probe = fn(&str, usize, u64, bool, &mut Tally);
@@ -897,6 +967,33 @@ fn hostile_state_words_give_errors_not_panics() {
     let t = run_probes("life-probe-state", &words, &values, state_probe);
     t.report("state channel word probes");
     assert_eq!(t.probes, 2 * 4 * values.len() as u64);
+}
+
+/// Every control word of a fan-out channel set to hostile values: no panic, every operation
+/// `Ok` or a clear error, for the producer, both consumers and an observer.
+#[test]
+fn hostile_fanout_words_give_errors_not_panics() {
+    let words = {
+        let name = seg_name("life-probe-fanout-layout");
+        let _seg = Segment::builder()
+            .channel(
+                ChannelSpec::state("s", Direction::CreatorToPeer)
+                    .consumers(2)
+                    .object::<Numbered>(),
+            )
+            .create(&name)
+            .unwrap();
+        fanout_words(&shm_file(&name))
+    };
+    // Besides the plain values, latest words with valid slots and consumer bits.
+    let mut values = probe_values();
+    for took in [0u64, 1, 2, 3, 0xFFFF] {
+        values.push(1 | 2 << 5 | took << 10);
+        values.push(3 | took << 10 | took << 26);
+    }
+    let t = run_probes("life-probe-fanout", &words, &values, fanout_probe);
+    t.report("fan-out word probes");
+    assert_eq!(t.probes, 2 * words.len() as u64 * values.len() as u64);
 }
 
 /// Every control word of a queue set to hostile values: no panic, every operation `Ok` or a
