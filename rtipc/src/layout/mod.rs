@@ -267,6 +267,11 @@ impl<'a> Ctrl<'a> {
     }
 
     /// `count` words from the start of line `line`.
+    /// The cache-line size the control block is laid out with, in bytes.
+    pub(crate) fn cache_line(&self) -> u64 {
+        self.per_line as u64 * 8
+    }
+
     pub(crate) fn words_from(&self, line: u64, count: u64) -> &'a [AtomicU64] {
         let start = line as usize * self.per_line;
         &self.words[start..start + count as usize]

@@ -53,6 +53,10 @@ mod declare {
             .store(producer, Ordering::Relaxed);
         ctrl.word(queue_ctrl::LINE_CONSUMER, 1)
             .store(consumer, Ordering::Relaxed);
+        let first = queue_ctrl::line_headers(capacity, ctrl.cache_line());
+        for header in ctrl.words_from(first, capacity + 2) {
+            header.store(protocol::NO_MESSAGE, Ordering::Relaxed);
+        }
     }
 
     impl ChannelSpec {

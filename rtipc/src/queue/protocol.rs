@@ -54,6 +54,9 @@
 use crate::sync::step;
 use crate::sync::{fence, AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps};
 
+/// The header of a slot that has never held a message: a position no producer reaches, so an
+/// observer never takes the slot for one.
+pub(crate) const NO_MESSAGE: u64 = u64::MAX;
 /// Set in a cell's state word whose slot holds no unread message.
 pub(crate) const FREE: u64 = 1 << 63;
 /// Bits of a state word holding a slot index.
@@ -561,9 +564,8 @@ pub(crate) fn observe(w: Words<'_>, q: u64) -> Sighting {
         q
     };
     // The candidates: the slot in the cell, if the cell holds the message; the slot the
-    // consumer is taking; the consumer's slot. (In this order: a consumer's first slot has
-    // never held a message and its header is still the initial 0, which the message at
-    // position 0 is found before.) Relaxed: the header decides, and the acquire above
+    // consumer is taking; the consumer's slot. They are read at different moments and may
+    // disagree; the header decides (a slot that never held a message has `NO_MESSAGE`). Relaxed: the header decides, and the acquire above
     // already made the message's data visible.
     let st = w.state_word(q).load(Ordering::Relaxed);
     let pos = position(w.pos_word(q).load(Ordering::Relaxed), st);

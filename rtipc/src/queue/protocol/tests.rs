@@ -20,7 +20,9 @@ impl Shared {
         let (p, c) = initial_records(capacity);
         Shared {
             cells,
-            headers: (0..capacity + 2).map(|_| AtomicU64::new(0)).collect(),
+            headers: (0..capacity + 2)
+                .map(|_| AtomicU64::new(NO_MESSAGE))
+                .collect(),
             words: [
                 AtomicU64::new(0),
                 AtomicU64::new(p),

@@ -232,8 +232,10 @@ pub(crate) fn publish_steps<S: Steps>(
 ) -> Result<Result<u64, S::Stop>, BadWord> {
     let seq = (p.seq + 1).min(MAX_SEQ);
     step!(steps);
-    // Relaxed: made visible with the slot's data by the release of the exchange below.
-    w.seqs[p.back as usize].store(seq, Ordering::Relaxed);
+    // Release: for consumers, the exchange below publishes the slot's data and this word
+    // together; an observer may read this word before that exchange (naming the slot from an
+    // older word), and then the release here makes the data it goes with visible to it.
+    w.seqs[p.back as usize].store(seq, Ordering::Release);
     step!(steps);
     // Relaxed: only decides what to exchange against; the exchange acquires.
     let mut cur = w.latest.load(Ordering::Relaxed);
@@ -392,16 +394,20 @@ pub(crate) fn observe(w: Words<'_>) -> Result<Option<Observation>, BadWord> {
     // Acquire: pairs with the exchange that published the slot: its data is visible.
     let word = w.latest.load(Ordering::Acquire);
     let d = Latest::decode(&w, word, CorruptWord::StateIndices)?;
-    // Relaxed: ordered after the producer's store by the acquire above.
-    let seq = w.seqs[d.slot as usize].load(Ordering::Relaxed);
+    // Acquire: the word may name the slot from an older publish while the producer has since
+    // written the slot again and stored a newer sequence number here (before publishing it):
+    // the number read is the one the copy must match, and the acquire (pairing with the
+    // producer's release store) makes that update's data visible to the copy.
+    let seq = w.seqs[d.slot as usize].load(Ordering::Acquire);
     Ok((seq != 0).then_some(Observation { slot: d.slot, seq }))
 }
 
 /// An observer's last step, after copying `o.slot`: whether the copy is the update `o.seq`
-/// whole. The producer writes a slot only after an exchange that replaced it as the latest; if
-/// the copy saw any such write, the acquire fence here makes that exchange visible to the load
-/// below (the producer's release fence after its exchange, before the write, pairs with it),
-/// and the slot is no longer the latest or, named again, has a newer sequence number.
+/// whole. The copy saw at least that update's data (see [`observe`]). The producer writes a
+/// slot only after an exchange that replaced it as the latest; if the copy saw any such write,
+/// the acquire fence here makes that exchange visible to the load below (the producer's release
+/// fence after its exchange, before the write, pairs with it), and the slot is no longer the
+/// latest or, named again, has a newer sequence number.
 pub(crate) fn observed(w: Words<'_>, o: Observation) -> bool {
     fence(Ordering::Acquire);
     // Acquire: if the word names the slot again after a newer publish of it, that publish's
