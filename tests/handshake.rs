@@ -339,7 +339,12 @@ fn listener_survives_ten_thousand_malformed_requests_then_serves_a_client() {
                     match reply.get(6..8) {
                         Some([3, 0]) => rejected += 1,
                         Some([2, 0]) => {
-                            assert_eq!(n, 3, "a memfd and two eventfds");
+                            // A memfd and an eventfd per notify channel; a changed slot count
+                            // can make a state channel fan-out, whose consumers use futexes.
+                            assert!(
+                                (1..=3).contains(&n),
+                                "a memfd and at most two eventfds: {n}"
+                            );
                             accepted += 1;
                         }
                         other => panic!("unexpected reply kind {other:?}"),
