@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! # use rtipc::{Object, Segment, StateObserver};
-//! # #[derive(Object, Clone, Copy)] #[repr(C)] struct Pose { x: f64, y: f64 }
+//! # #[derive(Object)] #[repr(C)] struct Pose { x: f64, y: f64 }
 //! let seg = Segment::open("robot")?;
 //! let mut watch = StateObserver::<Pose>::new(&seg, "pose")?;
 //! if let Some(pose) = watch.observe()? {
