@@ -77,6 +77,8 @@ pub mod handshake;
 pub mod notify;
 #[cfg(not(loom))]
 mod observe;
+#[cfg(not(loom))]
+pub mod inspect;
 mod queue;
 mod state;
 

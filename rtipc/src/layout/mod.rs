@@ -103,7 +103,7 @@ pub(crate) use write::record_creator;
 
 use std::sync::atomic::AtomicU64;
 
-pub(crate) use format::{Header, HEADER_SIZE, READY, READY_OFFSET};
+pub(crate) use format::{Header, HEADER_SIZE, MAGIC, READY, READY_OFFSET};
 pub(crate) use names::{ChannelKind, Direction, End, ShapeError, Side};
 pub(crate) use parse::{ChannelInfo, Layout};
 pub(crate) use plan::Plan;

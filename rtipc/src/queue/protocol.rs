@@ -548,6 +548,13 @@ pub(crate) enum Sighting {
     Gone { pos: u64 },
 }
 
+/// How far the queue has come, for tools: the producer's `head` (messages pushed) and the
+/// consumer's `tail` (messages popped or passed over as missed). Writes nothing.
+pub(crate) fn progress(w: Words<'_>) -> (u64, u64) {
+    // Relaxed: a snapshot for people and tools, never used to read a slot.
+    (w.head.load(Ordering::Relaxed), w.tail.load(Ordering::Relaxed))
+}
+
 /// An observer's first step for the message at position `q`, or for the oldest one that may
 /// still be in the ring if `q` is older. Writes nothing.
 pub(crate) fn observe(w: Words<'_>, q: u64) -> Sighting {

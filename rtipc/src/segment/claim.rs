@@ -211,10 +211,34 @@ impl Claim {
         }
     }
 
+    /// The offset of the word where the holder of `end` (consumer `consumer`) records its pid.
+    fn pid_word(ch: &ChannelRef, end: End, consumer: u32) -> u64 {
+        match end {
+            End::Producer => ch.ctrl_line(common_ctrl::LINE_CLAIMS),
+            End::Consumer if ch.consumers() > 1 => {
+                ch.consumer_line(consumer, fanout_ctrl::CONSUMER_PID)
+            }
+            End::Consumer => ch.ctrl_line(common_ctrl::LINE_CLAIMS) + 8,
+        }
+    }
+
+    /// Whether a process holds `end` (consumer `consumer`) of channel `ch`, and the pid its
+    /// claim word records (0: none; a holder killed leaves its pid behind, so only the lock
+    /// says whether it is held). For tools; takes nothing and writes nothing.
+    pub fn holder(ch: &ChannelRef, end: End, consumer: u32) -> Result<(bool, u64)> {
+        let held = lock::is_held(ch.map.as_fd(), Self::lock_offset(ch, end, consumer))
+            .map_err(|e| Error::io("looking at a channel end's claim", e))?;
+        // Relaxed: informational, for people and tools.
+        let pid = ch
+            .map
+            .atomic_u64(Self::pid_word(ch, end, consumer))
+            .load(Ordering::Relaxed);
+        Ok((held, pid))
+    }
+
     /// Takes the claim on `end` (consumer `consumer` for a consumer); released by the drop, or
     /// by the kernel when the process dies.
     fn take(ch: &ChannelRef, end: End, consumer: u32) -> Result<Claim> {
-        let fanout = ch.consumers() > 1;
         if consumer >= ch.consumers() {
             return Err(Error::InvalidArgument(format!(
                 "channel `{}` has {} consumer ends, numbered from 0; there is no consumer {consumer}",
@@ -222,11 +246,7 @@ impl Claim {
                 ch.consumers()
             )));
         }
-        let word = match end {
-            End::Producer => ch.ctrl_line(common_ctrl::LINE_CLAIMS),
-            End::Consumer if fanout => ch.consumer_line(consumer, fanout_ctrl::CONSUMER_PID),
-            End::Consumer => ch.ctrl_line(common_ctrl::LINE_CLAIMS) + 8,
-        };
+        let word = Self::pid_word(ch, end, consumer);
         let lock = lock::Lock::try_take(ch.map.as_fd(), Self::lock_offset(ch, end, consumer))
             .map_err(|e| Error::io("claiming a channel end", e))?;
         let Some(lock) = lock else {

@@ -35,7 +35,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub use builder::SegmentBuilder;
-pub(crate) use claim::{ChannelRef, EndHandle};
+pub(crate) use claim::{ChannelRef, Claim, EndHandle};
 
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -267,6 +267,11 @@ impl Segment {
     /// The name of a named segment.
     pub fn name(&self) -> Option<&str> {
         self.inner.name.as_deref()
+    }
+
+    /// The validated description of the segment: for tools.
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.inner.layout
     }
 
     /// The validated channel `name`, of any kind and direction: for observers, which claim no

@@ -90,6 +90,16 @@ impl Segment {
         Ok(seg)
     }
 
+    /// Attaches to the named segment `name` whether or not its creator runs, checking all of
+    /// it, for tools that only read (a stale segment's data stays readable).
+    pub(crate) fn open_any(name: &str) -> Result<Segment> {
+        let cname = shm_name(name)?;
+        let file = open_existing(&cname, name)?;
+        let mut seg = Self::attach(file)?;
+        seg.set_name(name);
+        Ok(seg)
+    }
+
     /// [`Segment::open`], waiting up to `timeout` for a creator that has not started yet, is
     /// restarting, or is still building the segment. Returns the last error once the time is
     /// up; an error that waiting cannot cure (a corrupt segment, a version mismatch) at once.

@@ -436,6 +436,18 @@ pub(crate) fn observed(w: Words<'_>, o: Observation) -> bool {
     seq == o.seq && seq != MAX_SEQ
 }
 
+/// How far the channel and its consumer have come, for tools: the sequence number of the newest
+/// update (0: none), and of the update the consumer holds (`None` if it never fetched one).
+/// Writes nothing.
+pub(crate) fn progress(w: Words<'_>) -> Result<(u64, Option<u64>), BadWord> {
+    // Relaxed: a snapshot for people and tools, never used to read a slot.
+    let d = Word::decode(w.state.load(Ordering::Relaxed), CorruptWord::StateIndices)?;
+    // Relaxed: as above. The consumer's slot holds the update it took last, or nothing (0).
+    let held = w.seqs[d.cons as usize].load(Ordering::Relaxed);
+    let taken = if d.seq != 0 && !d.dirty { d.seq } else { held };
+    Ok((d.seq, (taken != 0).then_some(taken)))
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests;
 

@@ -388,6 +388,22 @@ pub(crate) struct Observation {
     pub seq: u64,
 }
 
+/// How far the channel and its consumers have come, for tools: the sequence number of the
+/// newest update (0: none), and per consumer the number of the last update it took (0: none).
+/// Writes nothing.
+pub(crate) fn progress(w: Words<'_>, taken: &mut [u64]) -> Result<u64, BadWord> {
+    // Relaxed: a snapshot for people and tools, never used to read a slot.
+    let word = w.latest.load(Ordering::Relaxed);
+    let d = Latest::decode(&w, word, CorruptWord::StateIndices)?;
+    // Relaxed: as above.
+    let newest = w.seqs[d.slot as usize].load(Ordering::Relaxed);
+    for (k, t) in taken.iter_mut().enumerate().take(w.consumers() as usize) {
+        // Relaxed: as above.
+        *t = w.seen.get(k * w.seen_stride).map_or(0, |s| s.load(Ordering::Relaxed));
+    }
+    Ok(newest)
+}
+
 /// An observer's first step: the newest slot and its sequence number (`None`: nothing
 /// published). Writes nothing.
 pub(crate) fn observe(w: Words<'_>) -> Result<Option<Observation>, BadWord> {

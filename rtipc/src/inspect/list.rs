@@ -1,0 +1,98 @@
+//! Finding the rtipc segments on the machine: every file in `/dev/shm` that starts with the
+//! segment magic.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use super::{Inspector, SegmentFacts};
+use crate::error::{Error, Result};
+use crate::layout::MAGIC;
+
+/// What [`list`] found under one name.
+#[derive(Debug)]
+pub enum Found {
+    /// An rtipc segment whose creator runs.
+    Live(SegmentFacts),
+    /// An rtipc segment whose creator is gone: a restarted creator resumes it, or
+    /// [`crate::Segment::remove_stale`] removes it.
+    Stale(SegmentFacts),
+    /// An rtipc segment that its creator has not finished writing (or that a creator killed
+    /// while writing it left behind).
+    NotReady,
+    /// An rtipc segment that does not pass the checks of an attach: a corrupt one, or one of
+    /// another layout version.
+    Invalid(Error),
+    /// A file this process may not read.
+    Unreadable(String),
+}
+
+/// One rtipc segment in `/dev/shm`.
+#[derive(Debug)]
+pub struct Listing {
+    /// Its name (what [`Inspector::open`] and [`crate::Segment::open`] take).
+    pub name: String,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// What it is.
+    pub found: Found,
+}
+
+/// Every rtipc segment in `/dev/shm`, sorted by name. Files that do not start with the segment
+/// magic are not rtipc's and are left out; files this process cannot read are listed as
+/// [`Found::Unreadable`], since they may be.
+pub fn list() -> Result<Vec<Listing>> {
+    let dir = Path::new("/dev/shm");
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("reading /dev/shm", e))?;
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let found = match read_magic(&entry.path()) {
+            Ok(false) => continue,
+            Ok(true) => inspect(&name),
+            Err(e) => Found::Unreadable(e.to_string()),
+        };
+        out.push(Listing {
+            name,
+            size: meta.len(),
+            found,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Whether the file at `path` starts with the segment magic.
+fn read_magic(path: &Path) -> std::io::Result<bool> {
+    let mut f = File::open(path)?;
+    let mut magic = [0u8; 8];
+    match f.read_exact(&mut magic) {
+        Ok(()) => Ok(u64::from_le_bytes(magic) == MAGIC),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn inspect(name: &str) -> Found {
+    match Inspector::open(name) {
+        Ok(ins) => {
+            let facts = ins.facts();
+            if facts.creator_alive {
+                Found::Live(facts)
+            } else {
+                Found::Stale(facts)
+            }
+        }
+        Err(Error::NotReady) => Found::NotReady,
+        Err(e @ Error::Io { .. }) => Found::Unreadable(e.to_string()),
+        Err(e) => Found::Invalid(e),
+    }
+}

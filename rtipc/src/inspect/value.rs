@@ -1,0 +1,398 @@
+//! Values decoded field by field from bytes and a schema: what tools print.
+
+use std::fmt::{self, Write as _};
+
+use crate::schema::{FieldType, Primitive, Schema};
+
+/// Most scalars one decoded value may hold: a schema decoded from a segment may describe a
+/// very large array, and a tool should say so rather than build a tree many times the size of
+/// the slot.
+pub const MAX_VALUE_SCALARS: u64 = 1 << 20;
+
+/// A value decoded from an object's bytes: integers, floats, arrays and nested objects.
+///
+/// Built by [`Value::decode`] from a [`Schema`] (from `T::SCHEMA`, or decoded from a segment)
+/// and the object's bytes. `Display` prints it the way Rust's `Debug` prints a struct, with
+/// fields in order; [`Value::to_json`] gives the JSON form (non-finite floats become `null`).
+///
+/// ```
+/// use rtipc::inspect::Value;
+/// use rtipc::Object;
+///
+/// #[derive(Object)]
+/// #[repr(C)]
+/// struct Arm { torque: [f32; 2], mode: u32 }
+///
+/// let arm = Arm { torque: [1.5, -2.0], mode: 3 };
+/// let bytes = rtipc::inspect::bytes_of(&arm);
+/// let v = Value::decode(Arm::SCHEMA, bytes)?;
+/// assert_eq!(v.to_string(), "{ torque: [1.5, -2], mode: 3 }");
+/// assert_eq!(v.to_json(), r#"{"torque":[1.5,-2],"mode":3}"#);
+/// assert_eq!(v.get("torque[1]")?.to_string(), "-2");
+/// # Ok::<(), rtipc::inspect::ValueError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// An unsigned integer (`u8` to `u64`).
+    Unsigned(u64),
+    /// A signed integer (`i8` to `i64`).
+    Signed(i64),
+    /// An `f32`.
+    F32(f32),
+    /// An `f64`.
+    F64(f64),
+    /// An array, element by element.
+    Array(Vec<Value>),
+    /// A nested object: its fields in order, by name.
+    Object(Vec<(String, Value)>),
+}
+
+/// Why bytes do not decode into a [`Value`], or a path does not name a part of one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueError {
+    /// Fewer bytes than the schema's size.
+    Short {
+        /// Bytes the schema needs.
+        needed: u64,
+        /// Bytes given.
+        given: u64,
+    },
+    /// The schema describes more than [`MAX_VALUE_SCALARS`] scalars.
+    TooLarge {
+        /// Scalars the schema describes.
+        scalars: u64,
+    },
+    /// A field lies outside its object (possible only in a hand-built schema).
+    Outside {
+        /// The field.
+        field: String,
+    },
+    /// A path does not parse or names nothing in the value.
+    Path {
+        /// The path.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueError::Short { needed, given } => {
+                write!(f, "the value needs {needed} bytes, {given} were given")
+            }
+            ValueError::TooLarge { scalars } => write!(
+                f,
+                "the object holds {scalars} scalars, more than the {MAX_VALUE_SCALARS} a decoded value may hold; pick one field with a path"
+            ),
+            ValueError::Outside { field } => {
+                write!(f, "field `{field}` lies outside its object")
+            }
+            ValueError::Path { path, reason } => write!(f, "path `{path}`: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+/// The bytes of an object, for [`Value::decode`].
+pub fn bytes_of<T: crate::Object>(value: &T) -> &[u8] {
+    value.as_bytes()
+}
+
+/// How many scalars a field type holds (saturating).
+fn scalars(ty: &FieldType) -> u64 {
+    match ty {
+        FieldType::Primitive(_) => 1,
+        FieldType::Array { elem, len } => scalars(elem.get()).saturating_mul(*len),
+        FieldType::Object(s) => schema_scalars(s.get()),
+    }
+}
+
+fn schema_scalars(s: &Schema) -> u64 {
+    s.fields()
+        .iter()
+        .fold(0u64, |n, f| n.saturating_add(scalars(&f.ty)))
+}
+
+fn primitive(p: Primitive, b: &[u8]) -> Value {
+    let mut w = [0u8; 8];
+    let n = (p.size() as usize).min(8).min(b.len());
+    w[..n].copy_from_slice(&b[..n]);
+    let raw = u64::from_le_bytes(w);
+    match p {
+        Primitive::U8 | Primitive::U16 | Primitive::U32 | Primitive::U64 => Value::Unsigned(raw),
+        Primitive::I8 => Value::Signed(i64::from(raw as u8 as i8)),
+        Primitive::I16 => Value::Signed(i64::from(raw as u16 as i16)),
+        Primitive::I32 => Value::Signed(i64::from(raw as u32 as i32)),
+        Primitive::I64 => Value::Signed(raw as i64),
+        Primitive::F32 => Value::F32(f32::from_bits(raw as u32)),
+        Primitive::F64 => Value::F64(f64::from_bits(raw)),
+    }
+}
+
+/// Decodes a value of type `ty` from `b`, which holds at least `ty.size()` bytes.
+fn decode_type(ty: &FieldType, b: &[u8]) -> Value {
+    match ty {
+        FieldType::Primitive(p) => primitive(*p, b),
+        FieldType::Array { elem, len } => {
+            let size = elem.get().size() as usize;
+            let items = (0..*len as usize)
+                .map(|i| decode_type(elem.get(), b.get(i * size..).unwrap_or(&[])))
+                .collect();
+            Value::Array(items)
+        }
+        FieldType::Object(s) => decode_object(s.get(), b),
+    }
+}
+
+fn decode_object(s: &Schema, b: &[u8]) -> Value {
+    let fields = s
+        .fields()
+        .iter()
+        .map(|f| {
+            let at = b.get(f.offset as usize..).unwrap_or(&[]);
+            (f.name.to_string(), decode_type(&f.ty, at))
+        })
+        .collect();
+    Value::Object(fields)
+}
+
+/// Checks that every field of `s` lies inside it, recursively.
+fn check_inside(s: &Schema) -> Result<(), ValueError> {
+    for f in s.fields() {
+        let end = f.offset.checked_add(f.ty.size());
+        if end.is_none_or(|e| e > s.size) {
+            return Err(ValueError::Outside {
+                field: f.name.to_string(),
+            });
+        }
+        let mut ty = &f.ty;
+        while let FieldType::Array { elem, .. } = ty {
+            ty = elem.get();
+        }
+        if let FieldType::Object(inner) = ty {
+            check_inside(inner.get())?;
+        }
+    }
+    Ok(())
+}
+
+impl Value {
+    /// Decodes the object described by `schema` from `bytes` (at least `schema.size` bytes;
+    /// any more are ignored). Allocates in proportion to the schema's scalars, at most
+    /// [`MAX_VALUE_SCALARS`].
+    pub fn decode(schema: &Schema, bytes: &[u8]) -> Result<Value, ValueError> {
+        if (bytes.len() as u64) < schema.size {
+            return Err(ValueError::Short {
+                needed: schema.size,
+                given: bytes.len() as u64,
+            });
+        }
+        let n = schema_scalars(schema);
+        if n > MAX_VALUE_SCALARS {
+            return Err(ValueError::TooLarge { scalars: n });
+        }
+        check_inside(schema)?;
+        Ok(decode_object(schema, bytes))
+    }
+
+    /// The part of the value at `path`: field names joined by `.`, array indices in brackets
+    /// (`pose.x`, `torque[2]`, `joints[1].angle`, `m[0][3]`). An empty path is the value.
+    pub fn get(&self, path: &str) -> Result<&Value, ValueError> {
+        let bad = |reason: String| ValueError::Path {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut v = self;
+        for step in parse_path(path).map_err(bad)? {
+            v = match (step, v) {
+                (Step::Field(name), Value::Object(fields)) => fields
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                        bad(format!(
+                            "no field `{name}` here; the fields are {}",
+                            names.join(", ")
+                        ))
+                    })?,
+                (Step::Index(i), Value::Array(items)) => items.get(i).ok_or_else(|| {
+                    bad(format!(
+                        "index {i} is out of range for an array of {}",
+                        items.len()
+                    ))
+                })?,
+                (Step::Field(name), _) => {
+                    return Err(bad(format!("`{name}` names a field of something that has none")))
+                }
+                (Step::Index(i), _) => {
+                    return Err(bad(format!("[{i}] indexes something that is not an array")))
+                }
+            };
+        }
+        Ok(v)
+    }
+
+    /// Every scalar of the value with its path, in order: the columns of a CSV row.
+    pub fn leaves(&self) -> Vec<(String, &Value)> {
+        let mut out = Vec::new();
+        self.collect_leaves(String::new(), &mut out);
+        out
+    }
+
+    fn collect_leaves<'a>(&'a self, path: String, out: &mut Vec<(String, &'a Value)>) {
+        match self {
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    v.collect_leaves(format!("{path}[{i}]"), out);
+                }
+            }
+            Value::Object(fields) => {
+                for (name, v) in fields {
+                    let p = if path.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    v.collect_leaves(p, out);
+                }
+            }
+            _ => out.push((path, self)),
+        }
+    }
+
+    /// The value as JSON: objects as JSON objects (fields in order), arrays as arrays, numbers
+    /// as numbers; NaN and infinities, which JSON cannot express, as `null`.
+    pub fn to_json(&self) -> String {
+        let mut s = String::new();
+        self.write_json(&mut s);
+        s
+    }
+
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Value::F32(x) if !x.is_finite() => out.push_str("null"),
+            Value::F64(x) if !x.is_finite() => out.push_str("null"),
+            Value::Unsigned(_) | Value::Signed(_) | Value::F32(_) | Value::F64(_) => {
+                let _ = write!(out, "{self}");
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_json(out);
+                }
+                out.push(']');
+            }
+            Value::Object(fields) => {
+                out.push('{');
+                for (i, (name, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json_string(name, out);
+                    out.push(':');
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// Writes `s` as a JSON string.
+pub(crate) fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+impl fmt::Display for Value {
+    /// `{ x: 1.5, torque: [1, 2] }`; floats in Rust's shortest form that reads back exactly.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Unsigned(v) => write!(f, "{v}"),
+            Value::Signed(v) => write!(f, "{v}"),
+            Value::F32(v) => write!(f, "{v}"),
+            Value::F64(v) => write!(f, "{v}"),
+            Value::Array(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Object(fields) => {
+                f.write_str("{ ")?;
+                for (i, (name, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{name}: {v}")?;
+                }
+                f.write_str(" }")
+            }
+        }
+    }
+}
+
+enum Step<'a> {
+    Field(&'a str),
+    Index(usize),
+}
+
+/// Splits `a.b[2][3].c` into steps.
+fn parse_path(path: &str) -> Result<Vec<Step<'_>>, String> {
+    let mut steps = Vec::new();
+    let mut rest = path;
+    let mut first = true;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']').ok_or("an index is not closed with `]`")?;
+            let i = r[..end]
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{}` is not an index", &r[..end]))?;
+            steps.push(Step::Index(i));
+            rest = &r[end + 1..];
+        } else {
+            let r = if first {
+                rest
+            } else {
+                rest.strip_prefix('.')
+                    .ok_or("expected `.field` or `[index]`")?
+            };
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if end == 0 {
+                return Err("a field name is empty".into());
+            }
+            steps.push(Step::Field(&r[..end]));
+            rest = &r[end..];
+        }
+        first = false;
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests;
