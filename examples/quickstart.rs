@@ -4,6 +4,10 @@
 //! peer process, and publishes `JointState` at 1 kHz. The peer attaches, prints what it sees
 //! ten times a second (with how many updates it missed in between), then shows what happens
 //! when a peer built with a different `JointState` tries to attach. Both end by themselves.
+//!
+//! `cargo run --release --example quickstart -- --linger 60` keeps publishing for 60 s after
+//! the peer is done, so that the segment can be looked at with the `rtipc` command
+//! (`cargo run -p rtipc-cli -- show rtipc-quickstart-PID`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -38,16 +42,17 @@ mod old_build {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, name] = args.as_slice() {
-        if flag == "--peer" {
-            return peer(name);
-        }
+    match args.as_slice() {
+        [_, flag, name] if flag == "--peer" => peer(name),
+        [_, flag, secs] if flag == "--linger" => creator(Duration::from_secs(secs.parse()?)),
+        [_] => creator(Duration::ZERO),
+        _ => Err("usage: quickstart [--linger SECONDS]".into()),
     }
-    creator()
 }
 
-/// Creates the segment, spawns the peer and publishes at 1 kHz until the peer is done.
-fn creator() -> Result<(), Box<dyn std::error::Error>> {
+/// Creates the segment, spawns the peer and publishes at 1 kHz until the peer is done, and then
+/// for `linger` more.
+fn creator(linger: Duration) -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("rtipc-quickstart-{}", std::process::id());
     let segment = Segment::builder()
         .state::<JointState>("arm/joints", Direction::CreatorToPeer)
@@ -65,11 +70,24 @@ fn creator() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let period = Duration::from_millis(1);
     let mut next = start;
+    let mut finished: Option<(std::process::ExitStatus, Instant)> = None;
     let status = loop {
-        if let Some(status) = peer.try_wait()? {
-            break status;
+        if finished.is_none() {
+            if let Some(status) = peer.try_wait()? {
+                if !linger.is_zero() {
+                    println!(
+                        "[creator] still publishing for {} s: try `rtipc show {name}`",
+                        linger.as_secs()
+                    );
+                }
+                finished = Some((status, Instant::now()));
+            }
         }
-        if start.elapsed() > Duration::from_secs(10) {
+        if let Some((status, at)) = finished {
+            if at.elapsed() >= linger {
+                break status;
+            }
+        } else if start.elapsed() > Duration::from_secs(10) {
             peer.kill()?;
             return Err("the peer did not finish in time".into());
         }

@@ -14,6 +14,7 @@
 
 mod child;
 mod det;
+mod echo;
 mod fanpub;
 mod inproc;
 mod payload;
@@ -126,6 +127,9 @@ const USAGE: &str = "usage: rtipc-benchmarks [--quick] [--json] [--plots]
   --json    one JSON object per line on stdout (the table goes to stderr)
   --plots   write docs/round_trip.png and docs/payload_sweep.png (default without --quick)
 
+  rtipc-benchmarks --echo-cost [--quick]
+            the producer's publish cost at 1 MHz with and without `rtipc echo` running
+
   rtipc-benchmarks --inproc-loop rtipc|triple_buffer N
             run only one in-process loop N times, for valgrind --tool=callgrind";
 
@@ -137,6 +141,17 @@ fn main() -> ExitCode {
             return match child::main(&args[2..]) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::FAILURE,
+            };
+        }
+        Some(echo::ROLE) => return echo::child(&args[2..]),
+        Some("--echo-cost") => {
+            let quick = args.get(2).is_some_and(|a| a == "--quick");
+            return match echo::run(quick) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             };
         }
         Some("--inproc-loop") => {

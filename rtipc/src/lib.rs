@@ -74,11 +74,11 @@ mod segment {
 }
 #[cfg(not(loom))]
 pub mod handshake;
+#[cfg(not(loom))]
+pub mod inspect;
 pub mod notify;
 #[cfg(not(loom))]
 mod observe;
-#[cfg(not(loom))]
-pub mod inspect;
 mod queue;
 mod state;
 

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["segment"],
     &["state", "queue"],
     &["notify", "observe"],
-    &["handshake"],
+    &["handshake", "inspect"],
 ];
 
 fn rank(module: &str) -> Option<usize> {

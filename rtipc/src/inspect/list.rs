@@ -1,4 +1,4 @@
-//! Finding the rtipc segments on the machine: every file in `/dev/shm` that starts with the
+//! Finding the rtipc segments on the machine: the files in `/dev/shm` that start with the
 //! segment magic.
 
 use std::fs::File;
@@ -11,6 +11,7 @@ use crate::layout::MAGIC;
 
 /// What [`list`] found under one name.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Found {
     /// An rtipc segment whose creator runs.
     Live(SegmentFacts),
@@ -25,6 +26,8 @@ pub enum Found {
     Invalid(Error),
     /// A file this process may not read.
     Unreadable(String),
+    /// A file that is not an rtipc segment: it does not start with the segment magic.
+    Foreign,
 }
 
 /// One rtipc segment in `/dev/shm`.
@@ -38,9 +41,9 @@ pub struct Listing {
     pub found: Found,
 }
 
-/// Every rtipc segment in `/dev/shm`, sorted by name. Files that do not start with the segment
-/// magic are not rtipc's and are left out; files this process cannot read are listed as
-/// [`Found::Unreadable`], since they may be.
+/// Every file in `/dev/shm`, sorted by name, with what it is: an rtipc segment (live, stale,
+/// not ready or invalid), a file this process cannot read ([`Found::Unreadable`]), or a file
+/// that is not rtipc's ([`Found::Foreign`]: no segment magic).
 pub fn list() -> Result<Vec<Listing>> {
     let dir = Path::new("/dev/shm");
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("reading /dev/shm", e))?;
@@ -56,7 +59,7 @@ pub fn list() -> Result<Vec<Listing>> {
             continue;
         }
         let found = match read_magic(&entry.path()) {
-            Ok(false) => continue,
+            Ok(false) => Found::Foreign,
             Ok(true) => inspect(&name),
             Err(e) => Found::Unreadable(e.to_string()),
         };

@@ -40,6 +40,7 @@ use crate::state::protocol::{self as state, fanout};
 
 pub use self::list::{list, Found, Listing};
 pub use self::value::{bytes_of, Value, ValueError, MAX_VALUE_SCALARS};
+pub use crate::segment::Removed;
 
 /// A read-only view of a segment's description and progress, for tools.
 #[derive(Clone, Debug)]
@@ -234,6 +235,14 @@ impl Inspector {
     }
 }
 
+/// Removes the name of the rtipc segment `name` (`/dev/shm/NAME`): a stale one always, a live one
+/// only if `force` ([`Removed::Refused`] otherwise). A file under that name that is not an rtipc
+/// segment is left alone (an error); a corrupt rtipc segment can be removed. Processes that have
+/// the segment mapped keep their mapping; new ones no longer find it.
+pub fn remove(name: &str, force: bool) -> Result<Removed> {
+    crate::segment::remove(name, force)
+}
+
 fn end_facts(ch: &ChannelRef, end: End, index: u32) -> Result<EndFacts> {
     let (held, pid) = Claim::holder(ch, end, index)?;
     Ok(EndFacts {
@@ -261,7 +270,10 @@ fn progress(ch: &ChannelRef) -> std::result::Result<(u64, Vec<Option<u64>>), Dat
                     let mut taken = [0u64; crate::layout::MAX_FANOUT_CONSUMERS as usize];
                     let seq = fanout::progress(w, &mut taken).map_err(DataError::from)?;
                     let n = ch.consumers() as usize;
-                    Ok((seq, taken[..n].iter().map(|&t| (t != 0).then_some(t)).collect()))
+                    Ok((
+                        seq,
+                        taken[..n].iter().map(|&t| (t != 0).then_some(t)).collect(),
+                    ))
                 }
             }
         }

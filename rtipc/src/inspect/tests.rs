@@ -16,7 +16,11 @@ struct Pose {
 fn pair() -> (Segment, Segment) {
     let seg = SegmentBuilder::default()
         .state::<Pose>("pose", Direction::CreatorToPeer)
-        .channel(ChannelSpec::state("fan", Direction::CreatorToPeer).object::<Pose>().consumers(3))
+        .channel(
+            ChannelSpec::state("fan", Direction::CreatorToPeer)
+                .object::<Pose>()
+                .consumers(3),
+        )
         .queue::<Pose>("q", Direction::CreatorToPeer, 4)
         .notify(false)
         .create_anonymous()
@@ -29,7 +33,10 @@ fn pair() -> (Segment, Segment) {
 use crate::ChannelSpec;
 
 fn pose(i: u64) -> Pose {
-    Pose { x: i as f64, y: [i as f32, -(i as f32)] }
+    Pose {
+        x: i as f64,
+        y: [i as f32, -(i as f32)],
+    }
 }
 
 #[test]
@@ -45,9 +52,15 @@ fn facts_of_a_segment_and_its_channels() {
     let names: Vec<_> = chans.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["pose", "fan", "q"]);
     let (pose, fan, q) = (&chans[0], &chans[1], &chans[2]);
-    assert_eq!((pose.kind, pose.consumers, pose.slots, pose.capacity), (ChannelKind::State, 1, 3, None));
+    assert_eq!(
+        (pose.kind, pose.consumers, pose.slots, pose.capacity),
+        (ChannelKind::State, 1, 3, None)
+    );
     assert_eq!((fan.consumers, fan.slots), (3, 5));
-    assert_eq!((q.kind, q.capacity, q.slots), (ChannelKind::Queue, Some(4), 6));
+    assert_eq!(
+        (q.kind, q.capacity, q.slots),
+        (ChannelKind::Queue, Some(4), 6)
+    );
     assert_eq!(pose.objects.len(), 1);
     assert_eq!(pose.objects[0].id, Pose::ID);
     assert_eq!(pose.objects[0].fingerprint, Pose::FINGERPRINT);
@@ -68,7 +81,10 @@ fn holders_and_progress_follow_the_handles() {
     let me = Some(std::process::id());
     let ch = ins.channel("pose").unwrap();
     assert!(ch.ends.iter().all(|e| e.held && e.pid == me), "{ch:?}");
-    assert_eq!((ch.ends[1].taken, ch.ends[1].pending, ch.ends[1].missed), (None, Some(0), Some(0)));
+    assert_eq!(
+        (ch.ends[1].taken, ch.ends[1].pending, ch.ends[1].missed),
+        (None, Some(0), Some(0))
+    );
     for i in 1..=5 {
         p.publish_copy(&pose(i)).unwrap();
     }
@@ -78,7 +94,10 @@ fn holders_and_progress_follow_the_handles() {
     }
     let ch = ins.channel("pose").unwrap();
     assert_eq!(ch.published, 8);
-    assert_eq!((ch.ends[1].taken, ch.ends[1].pending, ch.ends[1].missed), (Some(5), Some(3), Some(2)));
+    assert_eq!(
+        (ch.ends[1].taken, ch.ends[1].pending, ch.ends[1].missed),
+        (Some(5), Some(3), Some(2))
+    );
     drop(c);
     let ch = ins.channel("pose").unwrap();
     assert!(ch.ends[0].held && !ch.ends[1].held);
@@ -94,8 +113,14 @@ fn holders_and_progress_follow_the_handles() {
     assert_eq!(ch.published, 3);
     let held: Vec<bool> = ch.ends.iter().map(|e| e.held).collect();
     assert_eq!(held, [true, false, true, false]);
-    assert_eq!((ch.ends[2].taken, ch.ends[2].pending, ch.ends[2].missed), (Some(2), Some(1), Some(0)));
-    assert_eq!((ch.ends[3].taken, ch.ends[3].pending, ch.ends[3].missed), (None, Some(3), Some(2)));
+    assert_eq!(
+        (ch.ends[2].taken, ch.ends[2].pending, ch.ends[2].missed),
+        (Some(2), Some(1), Some(0))
+    );
+    assert_eq!(
+        (ch.ends[3].taken, ch.ends[3].pending, ch.ends[3].missed),
+        (None, Some(3), Some(2))
+    );
 
     // Queue of capacity 4: three pushed, one popped.
     let mut qp = QueueProducer::<Pose>::new(&seg, "q").unwrap();
@@ -106,7 +131,10 @@ fn holders_and_progress_follow_the_handles() {
     assert_eq!(qc.pop().unwrap().unwrap().x, 1.0);
     let ch = ins.channel("q").unwrap();
     assert_eq!(ch.published, 3);
-    assert_eq!((ch.ends[1].taken, ch.ends[1].pending, ch.ends[1].missed), (Some(1), Some(2), Some(0)));
+    assert_eq!(
+        (ch.ends[1].taken, ch.ends[1].pending, ch.ends[1].missed),
+        (Some(1), Some(2), Some(0))
+    );
 }
 
 #[test]

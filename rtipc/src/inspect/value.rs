@@ -226,7 +226,9 @@ impl Value {
                     ))
                 })?,
                 (Step::Field(name), _) => {
-                    return Err(bad(format!("`{name}` names a field of something that has none")))
+                    return Err(bad(format!(
+                        "`{name}` names a field of something that has none"
+                    )))
                 }
                 (Step::Index(i), _) => {
                     return Err(bad(format!("[{i}] indexes something that is not an array")))

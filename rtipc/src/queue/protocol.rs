@@ -552,7 +552,10 @@ pub(crate) enum Sighting {
 /// consumer's `tail` (messages popped or passed over as missed). Writes nothing.
 pub(crate) fn progress(w: Words<'_>) -> (u64, u64) {
     // Relaxed: a snapshot for people and tools, never used to read a slot.
-    (w.head.load(Ordering::Relaxed), w.tail.load(Ordering::Relaxed))
+    (
+        w.head.load(Ordering::Relaxed),
+        w.tail.load(Ordering::Relaxed),
+    )
 }
 
 /// An observer's first step for the message at position `q`, or for the oldest one that may

@@ -16,12 +16,19 @@
 //!
 //! The schema types work both as `'static` compile-time constants and as owned values decoded
 //! from a segment: strings and field lists are [`Cow`]s, and sub-schemas are [`Link`]s.
+//!
+//! Schemas also describe a type to other languages and tools: [`c_header`] declares the object
+//! types as C structs with `_Static_assert`s on every size, alignment and offset,
+//! [`rust_declaration`] declares them again as `#[derive(Object)]` structs (from a decoded
+//! schema, say), and [`json`] describes them in a JSON document that carries each schema's
+//! encoding too. All three take decoded, untrusted schemas as well as compile-time ones.
 
 use std::borrow::Cow;
 use std::fmt;
 
 mod codec;
 mod diff;
+mod gen;
 pub(crate) mod object;
 
 pub use codec::{
@@ -29,6 +36,7 @@ pub use codec::{
     MAX_ENCODED_LEN, MAX_FIELDS, MAX_NAME_LEN,
 };
 pub use diff::{diff, Difference, SchemaDiff};
+pub use gen::{c_header, json, rust_declaration};
 pub(crate) use object::Object;
 
 /// A fixed-width primitive: the only scalar types an [`Object`] may contain.

@@ -36,6 +36,8 @@ use std::sync::Arc;
 
 pub use builder::SegmentBuilder;
 pub(crate) use claim::{ChannelRef, Claim, EndHandle};
+pub(crate) use named::remove;
+pub use named::Removed;
 
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -115,6 +117,15 @@ impl Segment {
             .metadata()
             .map_err(|e| Error::io("reading the segment's size", e))?
             .len();
+        let mut magic = [0u8; 8];
+        let got = file.read_at(&mut magic, 0).unwrap_or(0);
+        if got < 8 || u64::from_le_bytes(magic) != layout::MAGIC {
+            return Err(Error::corrupt(
+                "header.magic",
+                u64::from_le_bytes(magic),
+                "not an rtipc segment",
+            ));
+        }
         if len < HEADER_SIZE {
             return Err(Error::corrupt(
                 "segment size",

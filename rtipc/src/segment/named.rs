@@ -136,6 +136,51 @@ impl Segment {
     }
 }
 
+/// What [`remove`](crate::inspect::remove) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Removed {
+    /// The segment's creator was gone: its name is removed.
+    Stale,
+    /// The segment's creator runs, and the name was removed all the same (forced).
+    Live {
+        /// The creator's pid, from the header.
+        creator_pid: u32,
+    },
+    /// The segment's creator runs: nothing was removed.
+    Refused {
+        /// The creator's pid, from the header.
+        creator_pid: u32,
+    },
+}
+
+/// Removes the name of rtipc segment `name`: a stale one always, a live one only if `force`.
+/// A file under that name that is not an rtipc segment (by its magic) is left alone; a
+/// corrupt rtipc segment can be removed. Processes that have it mapped keep their mapping.
+pub(crate) fn remove(name: &str, force: bool) -> Result<Removed> {
+    let cname = shm_name(name)?;
+    let file = open_existing(&cname, name)?;
+    let mut magic = [0u8; 8];
+    if file.read_exact_at(&mut magic, 0).is_err()
+        || u64::from_le_bytes(magic) != crate::layout::MAGIC
+    {
+        return Err(Error::InvalidArgument(format!(
+            "`{name}` is not an rtipc segment (no segment magic): left alone"
+        )));
+    }
+    let creator_pid = recorded_creator(&file);
+    if creator_alive(file.as_fd())? {
+        if !force {
+            return Ok(Removed::Refused { creator_pid });
+        }
+        unlink_if_same(&cname, &file)?;
+        return Ok(Removed::Live { creator_pid });
+    }
+    let _taken = take_stale(&file, name)?;
+    unlink_if_same(&cname, &file)?;
+    Ok(Removed::Stale)
+}
+
 /// Takes the creator lock of a stale segment, so that no other process resumes, replaces or
 /// removes it meanwhile. A running creator is [`Error::AlreadyExists`]; another process holding
 /// it for the same purpose, [`Error::Replacing`].

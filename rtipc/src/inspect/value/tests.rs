@@ -26,8 +26,18 @@ struct Arm {
 fn arm() -> Arm {
     Arm {
         joints: [
-            Joint { angle: 0.5, id: -3, flags: 7, gain: 0.1 },
-            Joint { angle: -1.25, id: 4, flags: 65535, gain: f32::NAN },
+            Joint {
+                angle: 0.5,
+                id: -3,
+                flags: 7,
+                gain: 0.1,
+            },
+            Joint {
+                angle: -1.25,
+                id: 4,
+                flags: 65535,
+                gain: f32::NAN,
+            },
         ],
         m: [[1, 2, 3], [4, 5, 6]],
         small: [-128, 127],
@@ -45,7 +55,10 @@ fn every_field_decodes_to_its_value() {
     assert_eq!(v.get("joints[1].flags").unwrap(), &Value::Unsigned(65535));
     assert_eq!(v.get("joints[0].gain").unwrap(), &Value::F32(0.1));
     assert_eq!(v.get("m[1][2]").unwrap(), &Value::Unsigned(6));
-    assert_eq!(v.get("small").unwrap(), &Value::Array(vec![Value::Signed(-128), Value::Signed(127)]));
+    assert_eq!(
+        v.get("small").unwrap(),
+        &Value::Array(vec![Value::Signed(-128), Value::Signed(127)])
+    );
     assert_eq!(v.get("big").unwrap(), &Value::Unsigned(u64::MAX));
     assert_eq!(v.get("neg").unwrap(), &Value::Signed(i64::MIN));
     assert!(std::ptr::eq(v.get("").unwrap(), &v));
@@ -73,7 +86,10 @@ fn bad_paths_say_why() {
     let a = arm();
     let v = Value::decode(Arm::SCHEMA, bytes_of(&a)).unwrap();
     for (path, says) in [
-        ("nope", "no field `nope` here; the fields are joints, m, small, big, neg"),
+        (
+            "nope",
+            "no field `nope` here; the fields are joints, m, small, big, neg",
+        ),
         ("joints[2]", "index 2 is out of range for an array of 2"),
         ("big.x", "`x` names a field of something that has none"),
         ("big[0]", "[0] indexes something that is not an array"),
@@ -93,7 +109,10 @@ fn short_bytes_huge_and_outside_schemas_are_errors() {
     let b = bytes_of(&a);
     assert_eq!(
         Value::decode(Arm::SCHEMA, &b[..b.len() - 1]).unwrap_err(),
-        ValueError::Short { needed: b.len() as u64, given: b.len() as u64 - 1 }
+        ValueError::Short {
+            needed: b.len() as u64,
+            given: b.len() as u64 - 1
+        }
     );
     let huge = Schema {
         name: Cow::Borrowed("Huge"),
@@ -103,12 +122,21 @@ fn short_bytes_huge_and_outside_schemas_are_errors() {
             name: Cow::Borrowed("x"),
             offset: 0,
             size: 1 << 24,
-            ty: FieldType::Array { elem: Link::Owned(Box::new(FieldType::Primitive(Primitive::U8))), len: 1 << 24 },
+            ty: FieldType::Array {
+                elem: Link::Owned(Box::new(FieldType::Primitive(Primitive::U8))),
+                len: 1 << 24,
+            },
         }]),
     };
-    assert!(matches!(Value::decode(&huge, &[]), Err(ValueError::Short { .. })));
+    assert!(matches!(
+        Value::decode(&huge, &[]),
+        Err(ValueError::Short { .. })
+    ));
     let bytes = vec![0u8; 1 << 24];
-    assert_eq!(Value::decode(&huge, &bytes).unwrap_err(), ValueError::TooLarge { scalars: 1 << 24 });
+    assert_eq!(
+        Value::decode(&huge, &bytes).unwrap_err(),
+        ValueError::TooLarge { scalars: 1 << 24 }
+    );
     let outside = Schema {
         name: Cow::Borrowed("Out"),
         size: 4,
@@ -120,5 +148,8 @@ fn short_bytes_huge_and_outside_schemas_are_errors() {
             ty: FieldType::Primitive(Primitive::U32),
         }]),
     };
-    assert_eq!(Value::decode(&outside, &[0; 8]).unwrap_err(), ValueError::Outside { field: "y".into() });
+    assert_eq!(
+        Value::decode(&outside, &[0; 8]).unwrap_err(),
+        ValueError::Outside { field: "y".into() }
+    );
 }

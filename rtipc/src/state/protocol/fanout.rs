@@ -399,7 +399,10 @@ pub(crate) fn progress(w: Words<'_>, taken: &mut [u64]) -> Result<u64, BadWord> 
     let newest = w.seqs[d.slot as usize].load(Ordering::Relaxed);
     for (k, t) in taken.iter_mut().enumerate().take(w.consumers() as usize) {
         // Relaxed: as above.
-        *t = w.seen.get(k * w.seen_stride).map_or(0, |s| s.load(Ordering::Relaxed));
+        *t = w
+            .seen
+            .get(k * w.seen_stride)
+            .map_or(0, |s| s.load(Ordering::Relaxed));
     }
     Ok(newest)
 }
