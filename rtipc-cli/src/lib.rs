@@ -23,7 +23,12 @@ pub use out::Failure;
 /// Reads segments without claiming any channel end and without writing to them. Every command
 /// takes --json for scripts; errors are one line on stderr and a non-zero exit status.
 #[derive(Parser, Debug)]
-#[command(name = "rtipc", version, about, long_about = None)]
+#[command(
+    name = "rtipc",
+    version,
+    about = "Look inside live rtipc shared-memory segments (Linux)",
+    long_about = None
+)]
 #[command(
     after_help = "Examples:\n  rtipc ls\n  rtipc show robot\n  rtipc echo robot pose --field torque[2] --count 10\n  rtipc hz robot\n  rtipc schema robot pose --format c > pose.h"
 )]

@@ -529,7 +529,12 @@ fn rm_removes_a_stale_segment_and_refuses_a_live_one() {
     assert_eq!(o.status.code(), Some(2));
     // A live one goes with --force.
     let c2 = Creator::start("rmf");
-    ok(&["rm", &c2.name, "--force"]);
+    let v = json(&ok(&["rm", &c2.name, "--force", "--json"]));
+    assert_eq!(
+        (v["removed"].as_bool(), v["was"].as_str()),
+        (Some(true), Some("live"))
+    );
+    assert_eq!(v["creator_pid"], c2.pid());
     assert!(matches!(
         Segment::open(&c2.name),
         Err(rtipc::Error::NotFound { .. })
@@ -551,8 +556,10 @@ fn corrupt_segments_give_clear_errors() {
     };
     let table_end = word(40, 8) + word(32, 4) * word(36, 4);
     let name = format!("{}-bad", c.name);
+    let schema_file = std::env::temp_dir().join(format!("{name}.rtsc"));
+    std::fs::write(&schema_file, rtipc::schema::encode(Arm::SCHEMA)).unwrap();
     let bad_path = format!("/dev/shm/{name}");
-    let mut runs = 0;
+    let (mut runs, mut errors) = (0, 0);
     for at in (0..table_end).step_by(4) {
         for v in [
             u32::MAX,
@@ -562,6 +569,8 @@ fn corrupt_segments_give_clear_errors() {
             bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
             std::fs::write(&bad_path, &bytes).unwrap();
             for args in [
+                vec!["ls"],
+                vec!["check", &name, "--schema", schema_file.to_str().unwrap()],
                 vec!["show", &name],
                 vec!["schema", &name, "--format", "c"],
                 vec!["echo", &name, "arm", "--count", "1", "--timeout", "0.05"],
@@ -587,13 +596,23 @@ fn corrupt_segments_give_clear_errors() {
                         err.starts_with("rtipc: "),
                         "rtipc {args:?} at byte {at}: {err}"
                     );
+                    errors += 1;
+                }
+                if at == 0 && args[0] == "show" {
+                    assert!(err.contains("not an rtipc segment"), "{err}");
                 }
                 runs += 1;
             }
         }
     }
     let _ = std::fs::remove_file(&bad_path);
-    assert!(runs > 300, "{runs}");
+    let _ = std::fs::remove_file(&schema_file);
+    assert_eq!(runs, table_end / 4 * 2 * 7);
+    println!(
+        "{runs} commands on {} corrupted segments: {errors} clear errors, the rest answered",
+        table_end / 4 * 2
+    );
+    assert!(errors > runs / 4, "{errors} of {runs}");
 }
 
 #[test]

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use rtipc::inspect::{self, Removed};
 
+use serde_json::json;
+
 use crate::out::{self, Failure, Outcome};
 
 /// Arguments of `rtipc rm`.
@@ -19,28 +21,42 @@ pub struct Args {
     /// no longer find it, and its creator is not told.
     #[arg(long)]
     force: bool,
+    /// One JSON object, for scripts: {"name":..,"removed":..,"was":"stale"|"live",
+    /// "creator_pid":..}.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs `rtipc rm`.
 pub fn run(a: &Args) -> Outcome {
-    match inspect::remove(&a.name, a.force)? {
-        Removed::Stale => out::println(&format!("removed stale segment {}", a.name))?,
-        Removed::Live { creator_pid } => out::println(&format!(
-            "removed segment {} while its creator (pid {creator_pid}) runs",
+    let (removed, was, pid) = match inspect::remove(&a.name, a.force)? {
+        Removed::Stale => (true, "stale", None),
+        Removed::Live { creator_pid } => (true, "live", Some(creator_pid)),
+        Removed::Refused { creator_pid } => (false, "live", Some(creator_pid)),
+        _ => return Err(Failure::error("unexpected outcome")),
+    };
+    if a.json {
+        out::json(&json!({"name": a.name, "removed": removed, "was": was, "creator_pid": pid}))?;
+    }
+    match (removed, pid) {
+        (true, None) if !a.json => out::println(&format!("removed stale segment {}", a.name))?,
+        (true, Some(p)) if !a.json => out::println(&format!(
+            "removed segment {} while its creator (pid {p}) runs",
             a.name
         ))?,
-        Removed::Refused { creator_pid } => {
+        (false, p) => {
             let how = if a.stale_only {
                 ""
             } else {
                 "; pass --force to remove it anyway"
             };
             return Err(Failure::no(format!(
-                "segment {} is live: its creator (pid {creator_pid}) runs{how}",
-                a.name
+                "segment {} is live: its creator (pid {}) runs{how}",
+                a.name,
+                p.unwrap_or(0)
             )));
         }
-        _ => return Err(Failure::error("unexpected outcome")),
+        _ => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -32,6 +32,9 @@ pub struct Args {
     /// What to print.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
 }
 
 /// The distinct objects of `channels` (by id and fingerprint), in order.
@@ -60,7 +63,8 @@ pub fn run(a: &Args) -> Outcome {
         return Err(Failure::error("the segment has no channels"));
     }
     let pairs: Vec<(&Schema, u64)> = objs.iter().map(|o| (&o.schema, o.id)).collect();
-    let text = match a.format {
+    let format = if a.json { Format::Json } else { a.format };
+    let text = match format {
         Format::Text => text(&objs),
         Format::Rust => schema::rust_declaration(&pairs),
         Format::C => {

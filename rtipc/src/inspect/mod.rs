@@ -229,7 +229,9 @@ impl Inspector {
         RawObserver::new(&self.seg, name)
     }
 
-    /// The segment this inspector reads.
+    /// The segment this inspector reads: for observers ([`crate::StateObserver`],
+    /// [`crate::QueueObserver`]). One that [`Inspector::open`] opened is mapped read-only, and
+    /// claiming a channel end on it fails with [`crate::Error::InvalidArgument`].
     pub fn segment(&self) -> &Segment {
         &self.seg
     }

@@ -150,3 +150,35 @@ fn the_raw_observer_and_value_decode_give_the_published_fields() {
     let v = Value::decode(&schema, crate::Observed::value(&seen)).unwrap();
     assert_eq!(v.to_json(), r#"{"x":7,"y":[7,-7]}"#);
 }
+
+#[test]
+fn a_named_segment_is_inspected_through_a_read_only_mapping() {
+    let name = format!("rtipc-inspect-ro-{}", std::process::id());
+    let seg = SegmentBuilder::default()
+        .state::<Pose>("pose", Direction::CreatorToPeer)
+        .create(&name)
+        .unwrap();
+    let mut p = StateProducer::<Pose>::new(&seg, "pose").unwrap();
+    p.publish_copy(&pose(3)).unwrap();
+    let ins = Inspector::open(&name).unwrap();
+    assert_eq!(ins.facts().name.as_deref(), Some(name.as_str()));
+    assert_eq!(ins.channel("pose").unwrap().published, 1);
+    // Observers work on it; nothing that writes can be made from it.
+    let mut obs = crate::StateObserver::<Pose>::new(ins.segment(), "pose").unwrap();
+    assert_eq!(obs.observe().unwrap().unwrap().x, 3.0);
+    let e = StateConsumer::<Pose>::new(ins.segment(), "pose").unwrap_err();
+    assert!(
+        e.to_string().contains("opened read-only, for inspection"),
+        "{e}"
+    );
+    assert!(StateProducer::<Pose>::new(ins.segment(), "pose").is_err());
+    // Not found, and a name that is not a segment name.
+    assert!(matches!(
+        Inspector::open(&format!("{name}-none")),
+        Err(crate::Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        Inspector::open("a/b"),
+        Err(crate::Error::InvalidArgument(_))
+    ));
+}

@@ -113,6 +113,11 @@ impl Segment {
     /// table and the metadata out of it (all bounded by the layout's limits, never by the
     /// file's size), and maps only the segment's declared size.
     fn attach(file: File) -> Result<Segment> {
+        Self::attach_with(file, true)
+    }
+
+    /// [`Segment::attach`], mapping the segment read-write or, for tools, read-only.
+    fn attach_with(file: File, writable: bool) -> Result<Segment> {
         let len = file
             .metadata()
             .map_err(|e| Error::io("reading the segment's size", e))?
@@ -147,7 +152,12 @@ impl Segment {
                 "too large to map",
             )
         })?;
-        let map = Mapping::new(file, size).map_err(|e| Error::io("mapping the segment", e))?;
+        let map = if writable {
+            Mapping::new(file, size)
+        } else {
+            Mapping::read_only(file, size)
+        }
+        .map_err(|e| Error::io("mapping the segment", e))?;
         Self::attach_mapped(map, Side::Peer)
     }
 
@@ -302,6 +312,11 @@ impl Segment {
     /// by this side.
     pub(crate) fn channel(&self, name: &str, kind: ChannelKind, end: End) -> Result<ChannelRef> {
         let (index, c) = self.find(name)?;
+        if !self.inner.map.writable() {
+            return Err(Error::InvalidArgument(format!(
+                "the segment was opened read-only, for inspection: claim `{name}`'s {end} from a segment opened with `Segment::open`"
+            )));
+        }
         let producer_side = c.direction.producer();
         let ours = (end == End::Producer) == (producer_side == self.inner.side);
         if c.kind != kind || !ours {

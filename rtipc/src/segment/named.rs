@@ -92,10 +92,19 @@ impl Segment {
 
     /// Attaches to the named segment `name` whether or not its creator runs, checking all of
     /// it, for tools that only read (a stale segment's data stays readable).
+    /// The segment is mapped read-only: no handle that writes can be made from it.
     pub(crate) fn open_any(name: &str) -> Result<Segment> {
         let cname = shm_name(name)?;
-        let file = open_existing(&cname, name)?;
-        let mut seg = Self::attach(file)?;
+        let file = shm::open_read_only(&cname).map(File::from).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                Error::NotFound {
+                    name: name.to_owned(),
+                }
+            } else {
+                Error::io("opening shm segment", e)
+            }
+        })?;
+        let mut seg = Self::attach_with(file, false)?;
         seg.set_name(name);
         Ok(seg)
     }

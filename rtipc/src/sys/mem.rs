@@ -17,6 +17,8 @@ pub(crate) struct Mapping {
     fd: OwnedFd,
     /// What the segment's creator holds with its mapping.
     owner: Option<Owner>,
+    /// False for a tool's read-only mapping.
+    writable: bool,
 }
 
 /// What the creator of a segment holds with its mapping: the creator lock (its presence, for
@@ -57,6 +59,21 @@ impl Drop for Mapping {
 impl Mapping {
     /// Maps the first `len` bytes of `file`, shared and read-write.
     pub(crate) fn new(file: File, len: usize) -> io::Result<Mapping> {
+        Self::map(file, len, true)
+    }
+
+    /// Maps the first `len` bytes of `file`, shared and read-only: for tools, which only ever
+    /// load from it (atomic loads of at most 8 bytes, which read-only memory allows).
+    pub(crate) fn read_only(file: File, len: usize) -> io::Result<Mapping> {
+        Self::map(file, len, false)
+    }
+
+    fn map(file: File, len: usize, writable: bool) -> io::Result<Mapping> {
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
         if len == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -69,7 +86,7 @@ impl Mapping {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 file.as_raw_fd(),
                 0,
@@ -84,7 +101,13 @@ impl Mapping {
             len,
             fd: OwnedFd::from(file),
             owner: None,
+            writable,
         })
+    }
+
+    /// Whether the mapping may be written (every mapping but a tool's).
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
     }
 
     /// Makes this the creator's mapping: it holds `owner` until the last handle goes.

@@ -6,6 +6,13 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
+/// `shm_open(name, O_RDONLY | O_CLOEXEC)` of an existing object: for tools.
+pub(crate) fn open_read_only(name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string; the flags are valid.
+    let fd = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0) };
+    owned(fd)
+}
+
 /// `shm_open(name, O_RDWR | O_CLOEXEC)` of an existing object.
 pub(crate) fn open_existing(name: &CStr) -> io::Result<OwnedFd> {
     // SAFETY: `name` is a valid NUL-terminated string; the flags are valid.
