@@ -65,20 +65,43 @@ impl From<rtipc::DataError> for Failure {
     }
 }
 
-/// Joins the lines of a multi-line message with `; `.
+/// Joins the lines of a multi-line message with `; `, control characters escaped.
 fn one_line(s: &str) -> String {
-    s.lines()
+    let joined = s
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    clean(&joined)
+}
+
+/// `text` with every control character but the newline escaped (`\u{1b}`): names in a
+/// segment are any UTF-8, and printed raw they could move the cursor or forge lines.
+pub fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\n' || !c.is_control() {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
 }
 
 /// What a command returns.
 pub type Outcome = Result<ExitCode, Failure>;
 
-/// Writes `text` to stdout; a closed pipe ends the command quietly.
+/// Writes `text` to stdout, control characters but newlines escaped ([`clean`]); a closed
+/// pipe ends the command quietly.
 pub fn print(text: &str) -> Result<(), Failure> {
+    print_raw(&clean(text))
+}
+
+/// Writes `text` to stdout as it is: only for text this program made (the terminal codes of
+/// `hz`).
+pub fn print_raw(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),

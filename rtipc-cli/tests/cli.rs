@@ -99,6 +99,7 @@ fn creator_process() {
                 .object::<Event>()
                 .consumers(3),
         )
+        .replace_stale(true)
         .create(&name)
         .unwrap();
     let mut a = StateProducer::<Arm>::new(&seg, "arm").unwrap();
@@ -409,17 +410,19 @@ fn hz_measures_the_creators_rate() {
     let real = (a1 - a0) as f64 / (t1 - t0).as_secs_f64();
     let windows: Vec<_> = text.lines().map(json).collect();
     assert_eq!(windows.len(), 4);
-    for w in &windows {
-        let ch = w["channels"].as_array().unwrap();
-        assert_eq!(ch.len(), 3);
-        for c in ch {
-            let rate = c["rate"].as_f64().unwrap();
-            assert!(
-                (rate - real).abs() <= 0.2 * real,
-                "{} at {rate}/s, real {real}/s: {text}",
-                c["name"]
-            );
-        }
+    // Per channel, the mean of the windows' rates against the real rate over the same time
+    // (a loaded machine may stall the creator in one window and let it catch up in the next).
+    for k in 0..3 {
+        let rates: Vec<f64> = windows
+            .iter()
+            .map(|w| w["channels"][k]["rate"].as_f64().unwrap())
+            .collect();
+        assert!(rates.iter().all(|&r| r > 0.0), "{text}");
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        assert!(
+            (mean - real).abs() <= 0.2 * real,
+            "channel {k} at {mean}/s, real {real}/s: {text}"
+        );
     }
     let one = ok(&["hz", &c.name, "events", "--window", "0.2", "--count", "1"]);
     let row = one.lines().find(|l| l.starts_with("events")).unwrap();
@@ -439,6 +442,7 @@ fn check_says_whether_a_build_attaches() {
     let c = Creator::start("check");
     let dir = std::env::temp_dir().join(format!("rtipc-cli-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = Cleanup(vec![dir.clone()]);
     let same = dir.join("arm.json");
     std::fs::write(&same, ok(&["schema", &c.name, "arm", "--format", "json"])).unwrap();
     let out = ok(&["check", &c.name, "--schema", same.to_str().unwrap()]);
@@ -541,84 +545,210 @@ fn rm_removes_a_stale_segment_and_refuses_a_live_one() {
     ));
 }
 
-/// Every command on a segment with one header or table field corrupted: a clear one-line
-/// error or a normal answer, never a panic, a signal or a hang.
+/// Removes files when dropped, whether the test passed or not.
+struct Cleanup(Vec<std::path::PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Runs of commands on corrupted segments, and how many ended in a clear error.
+#[derive(Default)]
+struct Tally {
+    runs: usize,
+    errors: usize,
+}
+
+impl Tally {
+    /// Runs `rtipc ARGS` on a segment corrupted at byte `at`: a clear one-line error or a
+    /// normal answer, never a panic, a signal or a hang.
+    fn run(&mut self, args: &[&str], at: usize) -> String {
+        let o = rtipc(args);
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked"),
+            "rtipc {args:?} at byte {at}: {err}"
+        );
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "rtipc {args:?} at byte {at}: {o:?}"
+        );
+        assert!(
+            err.lines().count() <= 1,
+            "rtipc {args:?} at byte {at}: {err}"
+        );
+        if !o.status.success() {
+            assert!(
+                err.starts_with("rtipc: "),
+                "rtipc {args:?} at byte {at}: {err}"
+            );
+            self.errors += 1;
+        }
+        self.runs += 1;
+        err
+    }
+}
+
+/// A killed creator's segment, its bytes, and the offsets of its parts.
+struct Image {
+    good: Vec<u8>,
+    table_end: usize,
+    metadata: (usize, usize),
+    /// Per channel: its name and its control block.
+    ctrl: Vec<(String, usize, usize)>,
+}
+
+impl Image {
+    fn of(path: &str) -> Image {
+        let good = std::fs::read(path).unwrap();
+        let word = |at: usize, n: usize| {
+            let mut b = [0u8; 8];
+            b[..n].copy_from_slice(&good[at..at + n]);
+            u64::from_le_bytes(b) as usize
+        };
+        let (table, count, entry) = (word(40, 8), word(32, 4), word(36, 4));
+        let ctrl = ["arm", "events", "status"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let e = table + i * entry;
+                ((*n).to_owned(), word(e + 48, 8), word(e + 56, 8))
+            })
+            .collect();
+        Image {
+            table_end: table + count * entry,
+            metadata: (word(64, 8), word(72, 8)),
+            ctrl,
+            good,
+        }
+    }
+
+    /// Writes the image with `v` in place of the `n` bytes at `at` to `path`.
+    fn write_with(&self, path: &str, at: usize, v: &[u8]) {
+        let mut bytes = self.good.clone();
+        bytes[at..at + v.len()].copy_from_slice(v);
+        std::fs::write(path, &bytes).unwrap();
+    }
+
+    fn flipped(&self, at: usize) -> [u8; 8] {
+        let w = u64::from_le_bytes(self.good[at..at + 8].try_into().unwrap());
+        (!w).to_le_bytes()
+    }
+}
+
+/// Every command on a segment with one header or table field corrupted, then with one word of
+/// its metadata (schemas, names) and one word of its control blocks corrupted: a clear
+/// one-line error or a normal answer, never a panic, a signal or a hang.
 #[test]
 fn corrupt_segments_give_clear_errors() {
     let mut c = Creator::start("corrupt");
     c.kill();
-    let path = format!("/dev/shm/{}", c.name);
-    let good = std::fs::read(&path).unwrap();
-    let word = |at: usize, n: usize| {
-        let mut b = [0u8; 8];
-        b[..n].copy_from_slice(&good[at..at + n]);
-        u64::from_le_bytes(b) as usize
-    };
-    let table_end = word(40, 8) + word(32, 4) * word(36, 4);
+    let img = Image::of(&format!("/dev/shm/{}", c.name));
     let name = format!("{}-bad", c.name);
-    let schema_file = std::env::temp_dir().join(format!("{name}.rtsc"));
-    std::fs::write(&schema_file, rtipc::schema::encode(Arm::SCHEMA)).unwrap();
     let bad_path = format!("/dev/shm/{name}");
-    let (mut runs, mut errors) = (0, 0);
-    for at in (0..table_end).step_by(4) {
-        for v in [
-            u32::MAX,
-            u32::from_le_bytes(good[at..at + 4].try_into().unwrap()) ^ 1,
-        ] {
-            let mut bytes = good.clone();
-            bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
-            std::fs::write(&bad_path, &bytes).unwrap();
+    let schema_file = std::env::temp_dir().join(format!("{name}.rtsc"));
+    let _cleanup = Cleanup(vec![bad_path.clone().into(), schema_file.clone()]);
+    std::fs::write(&schema_file, rtipc::schema::encode(Arm::SCHEMA)).unwrap();
+    let schema_arg = schema_file.to_str().unwrap();
+    let mut header = Tally::default();
+    for at in (0..img.table_end).step_by(4) {
+        let w = u32::from_le_bytes(img.good[at..at + 4].try_into().unwrap());
+        for v in [u32::MAX, w ^ 1] {
+            img.write_with(&bad_path, at, &v.to_le_bytes());
             for args in [
                 vec!["ls"],
-                vec!["check", &name, "--schema", schema_file.to_str().unwrap()],
+                vec!["check", &name, "--schema", schema_arg],
                 vec!["show", &name],
                 vec!["schema", &name, "--format", "c"],
                 vec!["echo", &name, "arm", "--count", "1", "--timeout", "0.05"],
                 vec!["hz", &name, "--window", "0.01", "--count", "1"],
                 vec!["rm", &name, "--stale-only"],
             ] {
-                let o = rtipc(&args);
-                let err = stderr(&o);
-                assert!(
-                    !err.contains("panicked"),
-                    "rtipc {args:?} at byte {at}: {err}"
-                );
-                assert!(
-                    matches!(o.status.code(), Some(0..=2)),
-                    "rtipc {args:?} at byte {at}: {o:?}"
-                );
-                assert!(
-                    err.lines().count() <= 1,
-                    "rtipc {args:?} at byte {at}: {err}"
-                );
-                if !o.status.success() {
-                    assert!(
-                        err.starts_with("rtipc: "),
-                        "rtipc {args:?} at byte {at}: {err}"
-                    );
-                    errors += 1;
-                }
+                let err = header.run(&args, at);
                 if at == 0 && args[0] == "show" {
                     assert!(err.contains("not an rtipc segment"), "{err}");
                 }
-                runs += 1;
             }
         }
     }
-    let _ = std::fs::remove_file(&bad_path);
-    let _ = std::fs::remove_file(&schema_file);
-    assert_eq!(runs, table_end / 4 * 2 * 7);
+    assert_eq!(header.runs, img.table_end / 4 * 2 * 7);
+    let mut meta = Tally::default();
+    let (from, len) = img.metadata;
+    for at in (from..from + len).step_by(8) {
+        img.write_with(&bad_path, at, &img.flipped(at));
+        for args in [
+            vec!["show", &name],
+            vec!["schema", &name],
+            vec!["schema", &name, "--format", "rust"],
+            vec![
+                "echo",
+                &name,
+                "arm",
+                "--count",
+                "1",
+                "--json",
+                "--timeout",
+                "0.02",
+            ],
+            vec!["check", &name, "--schema", schema_arg],
+        ] {
+            meta.run(&args, at);
+        }
+    }
+    let mut ctrl = Tally::default();
+    for (channel, from, len) in &img.ctrl {
+        for at in (*from..from + len).step_by(8) {
+            img.write_with(&bad_path, at, &img.flipped(at));
+            for args in [
+                vec!["show", &name, "--json"],
+                vec!["echo", &name, channel, "--count", "1", "--timeout", "0.02"],
+                vec!["hz", &name, channel, "--window", "0.01", "--count", "1"],
+            ] {
+                ctrl.run(&args, at);
+            }
+        }
+    }
+    // The arm channel's state word (line 2 of its control block) flipped: `show` reports the
+    // fault of that channel alone, and `echo` refuses with the word.
+    let cache_line = u32::from_le_bytes(img.good[20..24].try_into().unwrap()) as usize;
+    let at = img.ctrl[0].1 + 2 * cache_line;
+    img.write_with(&bad_path, at, &img.flipped(at));
+    let v = json(&ok(&["show", &name, "--json"]));
+    let faults: Vec<bool> = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| !c["fault"].is_null())
+        .collect();
+    assert_eq!(faults, [true, false, false], "{v}");
+    let o = rtipc(&["echo", &name, "arm", "--count", "1", "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
     println!(
-        "{runs} commands on {} corrupted segments: {errors} clear errors, the rest answered",
-        table_end / 4 * 2
+        "header and table: {} commands, {} clear errors; metadata: {} commands, {} clear errors; control blocks: {} commands, {} clear errors",
+        header.runs, header.errors, meta.runs, meta.errors, ctrl.runs, ctrl.errors
     );
-    assert!(errors > runs / 4, "{errors} of {runs}");
+    // Most header and table words are checked at attach; every schema word is covered by the
+    // schemas' own checks or changes a name (then `check` or `echo` still answer).
+    assert!(
+        header.errors > header.runs / 4,
+        "{} of {}",
+        header.errors,
+        header.runs
+    );
+    assert!(meta.errors > 0 && ctrl.runs > 0);
 }
 
 #[test]
 fn files_that_are_not_segments_are_named_and_left_alone() {
     let name = format!("rtipc-cli-foreign-{}", std::process::id());
     let path = format!("/dev/shm/{name}");
+    let _cleanup = Cleanup(vec![path.clone().into()]);
     std::fs::write(&path, b"not a segment at all").unwrap();
     let hidden = json(&ok(&["ls", "--json"]));
     assert!(!hidden
@@ -651,4 +781,40 @@ fn files_that_are_not_segments_are_named_and_left_alone() {
     let o = rtipc(&["show", &name]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains(&name), "{}", stderr(&o));
+}
+
+/// A FIFO under a segment's name (anyone may make one in /dev/shm) neither blocks nor
+/// confuses the commands.
+#[test]
+fn a_fifo_in_dev_shm_is_not_a_segment() {
+    let name = format!("rtipc-cli-fifo-{}", std::process::id());
+    let path = format!("/dev/shm/{name}");
+    let _cleanup = Cleanup(vec![path.clone().into()]);
+    let c = std::ffi::CString::new(path.clone()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let all = json(&ok(&["ls", "--json", "--all"]));
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != name.as_str()),
+        "{all}"
+    );
+    for args in [
+        vec!["show", &name],
+        vec!["echo", &name, "x"],
+        vec!["rm", &name],
+    ] {
+        let o = rtipc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        assert!(
+            stderr(&o).contains("not a regular file")
+                || stderr(&o).contains("not an rtipc segment"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let seg = Segment::open(&name);
+    assert!(seg.is_err());
 }

@@ -70,20 +70,60 @@ fn pick(
     }
 }
 
-/// The value of one observation: the object's, or an object of objects by name.
-fn decode(objs: &[(String, Schema, u64)], bytes: &[u8]) -> Result<Value, Failure> {
-    let one = |(_, s, at): &(String, Schema, u64)| {
-        let b = bytes.get(*at as usize..).unwrap_or(&[]);
-        Value::decode(s, b).map_err(Failure::error)
-    };
-    if let [o] = objs {
-        return one(o);
+/// What echo prints of each observation: one object, or (when the channel carries several and
+/// no --object picks one) an object of objects by name; all of it, or the part at --field.
+struct Target {
+    objs: Vec<(String, Schema, u64)>,
+    /// Per object (or for the only one): the path inside it.
+    path: Option<(Option<usize>, String)>,
+}
+
+impl Target {
+    /// Checks --field against the schemas before anything is read.
+    fn new(objs: Vec<(String, Schema, u64)>, field: Option<&str>) -> Result<Target, Failure> {
+        let path = match field {
+            None => None,
+            Some(p) if objs.len() == 1 => {
+                Value::check_path(&objs[0].1, p).map_err(Failure::error)?;
+                Some((None, p.to_owned()))
+            }
+            Some(p) => {
+                let end = p.find(['.', '[']).unwrap_or(p.len());
+                let (name, rest) = (&p[..end], p[end..].trim_start_matches('.'));
+                let Some(k) = objs.iter().position(|o| o.0 == name) else {
+                    let names: Vec<&str> = objs.iter().map(|o| o.0.as_str()).collect();
+                    return Err(Failure::error(format!(
+                        "path `{p}`: the channel carries several objects, so a path starts with one of {}",
+                        names.join(", ")
+                    )));
+                };
+                Value::check_path(&objs[k].1, rest).map_err(Failure::error)?;
+                Some((Some(k), rest.to_owned()))
+            }
+        };
+        Ok(Target { objs, path })
     }
-    let fields = objs
-        .iter()
-        .map(|o| Ok((o.0.clone(), one(o)?)))
-        .collect::<Result<Vec<_>, Failure>>()?;
-    Ok(Value::Object(fields))
+
+    fn one(&self, k: usize, path: &str, bytes: &[u8]) -> Result<Value, Failure> {
+        let (_, schema, at) = &self.objs[k];
+        let b = bytes.get(*at as usize..).unwrap_or(&[]);
+        Value::decode_at(schema, path, b).map_err(Failure::error)
+    }
+
+    /// The value of one observation's bytes.
+    fn decode(&self, bytes: &[u8]) -> Result<Value, Failure> {
+        match &self.path {
+            Some((None, p)) => self.one(0, p, bytes),
+            Some((Some(k), p)) => self.one(*k, p, bytes),
+            None if self.objs.len() == 1 => self.one(0, "", bytes),
+            None => {
+                let fields = (0..self.objs.len())
+                    .map(|k| Ok((self.objs[k].0.clone(), self.one(k, "", bytes)?)))
+                    .collect::<Result<Vec<_>, Failure>>()?;
+                Ok(Value::Object(fields))
+            }
+        }
+    }
 }
 
 fn secs(s: f64, what: &str) -> Result<Duration, Failure> {
@@ -95,11 +135,15 @@ fn secs(s: f64, what: &str) -> Result<Duration, Failure> {
 pub fn run(a: &Args) -> Outcome {
     let ins = Inspector::open(&a.name)?;
     let mut obs = ins.observer(&a.channel)?;
-    let objs = pick(&obs, a.object.as_deref())?;
+    let target = Target::new(pick(&obs, a.object.as_deref())?, a.field.as_deref())?;
     let state = obs.kind() == rtipc::ChannelKind::State;
     let pause = secs(a.interval / 1000.0, "--interval")?;
     let deadline = match a.timeout {
-        Some(t) => Some(Instant::now() + secs(t, "--timeout")?),
+        Some(t) => Some(
+            Instant::now()
+                .checked_add(secs(t, "--timeout")?)
+                .ok_or_else(|| Failure::error(format!("--timeout {t} is too long")))?,
+        ),
         None => None,
     };
     let mut printed = 0u64;
@@ -123,12 +167,8 @@ pub fn run(a: &Args) -> Outcome {
             Observed::missed(&seen)
         };
         let seq = Observed::seq(&seen);
-        let value = decode(&objs, Observed::value(&seen))?;
-        let part = match &a.field {
-            Some(p) => value.get(p).map_err(Failure::error)?,
-            None => &value,
-        };
-        emit(a, seq, missed, part, &mut header)?;
+        let value = target.decode(Observed::value(&seen))?;
+        emit(a, seq, missed, &value, &mut header)?;
         printed += 1;
         if state {
             std::thread::sleep(pause);
@@ -155,9 +195,9 @@ fn emit(a: &Args, seq: u64, missed: u64, v: &Value, header: &mut bool) -> Result
         ));
     }
     if a.csv {
-        let leaves = v.leaves();
         if std::mem::take(header) {
-            let names: Vec<String> = leaves
+            let names: Vec<String> = v
+                .leaves()
                 .iter()
                 .map(|(p, _)| {
                     if p.is_empty() {
@@ -169,7 +209,7 @@ fn emit(a: &Args, seq: u64, missed: u64, v: &Value, header: &mut bool) -> Result
                 .collect();
             out::println(&format!("seq,missed,{}", names.join(",")))?;
         }
-        let cells: Vec<String> = leaves.iter().map(|(_, v)| v.to_string()).collect();
+        let cells: Vec<String> = v.scalars().iter().map(|v| v.to_string()).collect();
         return out::println(&format!("{seq},{missed},{}", cells.join(",")));
     }
     if missed > 0 {

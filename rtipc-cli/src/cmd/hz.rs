@@ -41,6 +41,8 @@ struct Rate {
     missed: Option<u64>,
     held: usize,
     consumers: usize,
+    /// A control word that breaks the protocol (then there is no rate).
+    fault: Option<String>,
 }
 
 fn look(ins: &Inspector, only: Option<&str>) -> Result<Vec<ChannelFacts>, Failure> {
@@ -69,6 +71,7 @@ fn rates(before: &[ChannelFacts], after: &[ChannelFacts], dt: f64) -> Vec<Rate> 
                 missed: held.iter().filter_map(|e| e.missed).max(),
                 held: held.len(),
                 consumers: a.consumers as usize,
+                fault: a.fault.or(b.fault).map(|f| f.to_string()),
             }
         })
         .collect()
@@ -112,7 +115,7 @@ fn to_json(r: &[Rate], ins: &Inspector) -> serde_json::Value {
         .map(|c| {
             json!({"name": c.name, "kind": c.kind, "rate": c.rate, "published": c.published,
                    "behind": c.behind, "missed": c.missed, "consumers_held": c.held,
-                   "consumers": c.consumers})
+                   "consumers": c.consumers, "fault": c.fault})
         })
         .collect();
     json!({"creator_alive": ins.facts().creator_alive, "channels": channels})
@@ -132,7 +135,11 @@ fn show(r: &[Rate], name: &str, window: f64, tty: bool) -> Result<(), Failure> {
         t.row(vec![
             c.name.clone(),
             c.kind.clone(),
-            format!("{:.1}", c.rate),
+            if c.fault.is_some() {
+                "FAULT".into()
+            } else {
+                format!("{:.1}", c.rate)
+            },
             c.published.to_string(),
             format!("{}/{}", c.held, c.consumers),
             opt(c.behind),
@@ -140,9 +147,16 @@ fn show(r: &[Rate], name: &str, window: f64, tty: bool) -> Result<(), Failure> {
         ]);
     }
     let head = format!("rtipc hz {name}: rates over {window} s; BEHIND: not yet taken by the slowest held consumer end, MISSED: of those, what it can no longer get\n");
+    let mut faults = String::new();
+    for c in r {
+        if let Some(f) = &c.fault {
+            faults.push_str(&format!("FAULT in {}: {f}\n", c.name));
+        }
+    }
     if tty {
-        out::print(&format!("\x1b[H\x1b[2J{head}\n{}", t.render(0)))
+        out::print_raw("\x1b[H\x1b[2J")?;
+        out::print(&format!("{head}\n{}{faults}", t.render(0)))
     } else {
-        out::print(&format!("{}\n", t.render(0)))
+        out::print(&format!("{}{faults}\n", t.render(0)))
     }
 }

@@ -60,7 +60,10 @@ pub fn run(a: &Args) -> Outcome {
     };
     let objs = objects(&channels);
     if objs.is_empty() {
-        return Err(Failure::error("the segment has no channels"));
+        return Err(Failure::error(match &a.channel {
+            Some(c) => format!("channel `{c}` carries no objects"),
+            None => "the segment's channels carry no objects".to_owned(),
+        }));
     }
     let pairs: Vec<(&Schema, u64)> = objs.iter().map(|o| (&o.schema, o.id)).collect();
     let format = if a.json { Format::Json } else { a.format };

@@ -68,7 +68,8 @@ pub fn channel_json(c: &ChannelFacts) -> Json {
         .collect();
     json!({"name": c.name, "kind": c.kind.to_string(), "direction": super::direction(c.direction),
            "consumers": c.consumers, "slots": c.slots, "capacity": c.capacity,
-           "notify": c.notify, "published": c.published, "objects": objects, "ends": ends})
+           "notify": c.notify, "published": c.published, "objects": objects, "ends": ends,
+           "fault": c.fault.map(|f| f.to_string())})
 }
 
 fn render(f: &SegmentFacts, channels: &[ChannelFacts]) -> String {
@@ -104,7 +105,11 @@ fn render(f: &SegmentFacts, channels: &[ChannelFacts]) -> String {
             c.slots.to_string(),
             opt(c.capacity),
             yes(c.notify).into(),
-            c.published.to_string(),
+            if c.fault.is_some() {
+                "FAULT".into()
+            } else {
+                c.published.to_string()
+            },
         ]);
     }
     s.push_str(&t.render(0));
@@ -116,6 +121,9 @@ fn render(f: &SegmentFacts, channels: &[ChannelFacts]) -> String {
 
 fn render_channel(c: &ChannelFacts) -> String {
     let mut s = format!("\nchannel {}\n", c.name);
+    if let Some(f) = &c.fault {
+        s.push_str(&format!("  FAULT: {f}; its counters are not shown\n"));
+    }
     let mut t = Table::new(&["OBJECT", "ID", "FINGERPRINT", "OFFSET", "SIZE", "ALIGN"]);
     for o in &c.objects {
         t.row(vec![

@@ -1,11 +1,11 @@
 //! Finding the rtipc segments on the machine: the files in `/dev/shm` that start with the
 //! segment magic.
 
-use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use super::{Inspector, SegmentFacts};
+use super::SegmentFacts;
 use crate::error::{Error, Result};
 use crate::layout::MAGIC;
 
@@ -21,8 +21,9 @@ pub enum Found {
     /// An rtipc segment that its creator has not finished writing (or that a creator killed
     /// while writing it left behind).
     NotReady,
-    /// An rtipc segment that does not pass the checks of an attach: a corrupt one, or one of
-    /// another layout version.
+    /// An rtipc segment whose header does not pass the checks of an attach: a corrupt one, or
+    /// one of another layout version. (`list` reads headers only; [`Inspector::open`](super::Inspector::open) checks
+    /// all of a segment.)
     Invalid(Error),
     /// A file this process may not read.
     Unreadable(String),
@@ -75,7 +76,14 @@ pub fn list() -> Result<Vec<Listing>> {
 
 /// Whether the file at `path` starts with the segment magic.
 fn read_magic(path: &Path) -> std::io::Result<bool> {
-    let mut f = File::open(path)?;
+    // Non-blocking: a FIFO swapped in after the directory was read must not block the open.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Ok(false);
+    }
     let mut magic = [0u8; 8];
     match f.read_exact(&mut magic) {
         Ok(()) => Ok(u64::from_le_bytes(magic) == MAGIC),
@@ -84,11 +92,21 @@ fn read_magic(path: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// What the header of segment `name` says, read without mapping it: a segment truncated
+/// under a mapping would kill the lister with `SIGBUS`.
 fn inspect(name: &str) -> Found {
-    match Inspector::open(name) {
-        Ok(ins) => {
-            let facts = ins.facts();
-            if facts.creator_alive {
+    match crate::segment::peek(name) {
+        Ok((h, alive)) => {
+            let facts = SegmentFacts {
+                name: Some(name.to_owned()),
+                size: h.segment_size,
+                version: h.version,
+                cache_line: h.cache_line,
+                creator_pid: h.creator_pid,
+                creator_alive: alive,
+                channels: h.channel_count,
+            };
+            if alive {
                 Found::Live(facts)
             } else {
                 Found::Stale(facts)

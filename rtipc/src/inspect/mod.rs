@@ -39,7 +39,7 @@ use crate::state::channel::{Slots, Words};
 use crate::state::protocol::{self as state, fanout};
 
 pub use self::list::{list, Found, Listing};
-pub use self::value::{bytes_of, Value, ValueError, MAX_VALUE_SCALARS};
+pub use self::value::{bytes_of, Value, ValueError, MAX_VALUE_NODES};
 pub use crate::segment::Removed;
 
 /// A read-only view of a segment's description and progress, for tools.
@@ -134,6 +134,9 @@ pub struct ChannelFacts {
     pub published: u64,
     /// The channel's user metadata.
     pub user_meta: Vec<u8>,
+    /// A control word that breaks the channel's protocol (a corrupt segment): then
+    /// `published` is 0 and the consumer ends' counters are `None`; the rest is as described.
+    pub fault: Option<DataError>,
 }
 
 impl Inspector {
@@ -180,21 +183,28 @@ impl Inspector {
     }
 
     /// Channel `name`'s facts: read now, with relaxed loads (a snapshot, consistent per word).
+    /// A control word that breaks the protocol is reported in [`ChannelFacts::fault`], not as
+    /// an error, so that one corrupt channel does not hide the others.
     pub fn channel(&self, name: &str) -> Result<ChannelFacts> {
         let ch = self.seg.any_channel(name)?;
         let info = &ch.info;
-        let (published, taken) = progress(&ch).map_err(crate::Error::Data)?;
+        let (published, taken, fault) = match progress(&ch) {
+            Ok((p, t)) => (p, t, None),
+            Err(e) => (0, Vec::new(), Some(e)),
+        };
         let capacity = (info.kind == ChannelKind::Queue).then(|| info.slot_count - 2);
         let mut ends = vec![end_facts(&ch, End::Producer, 0)?];
         for k in 0..ch.consumers() {
             let mut e = end_facts(&ch, End::Consumer, k)?;
-            let t = taken.get(k as usize).copied().flatten();
-            e.taken = t;
-            e.pending = Some(published.saturating_sub(t.unwrap_or(0)));
-            e.missed = e.pending.map(|p| match capacity {
-                Some(c) => p.saturating_sub(u64::from(c)),
-                None => p.saturating_sub(1),
-            });
+            if fault.is_none() {
+                let t = taken.get(k as usize).copied().flatten();
+                e.taken = t;
+                e.pending = Some(published.saturating_sub(t.unwrap_or(0)));
+                e.missed = e.pending.map(|p| match capacity {
+                    Some(c) => p.saturating_sub(u64::from(c)),
+                    None => p.saturating_sub(1),
+                });
+            }
             ends.push(e);
         }
         Ok(ChannelFacts {
@@ -220,6 +230,7 @@ impl Inspector {
             ends,
             published,
             user_meta: info.user_meta.clone(),
+            fault,
         })
     }
 

@@ -156,6 +156,8 @@ fn a_named_segment_is_inspected_through_a_read_only_mapping() {
     let name = format!("rtipc-inspect-ro-{}", std::process::id());
     let seg = SegmentBuilder::default()
         .state::<Pose>("pose", Direction::CreatorToPeer)
+        .state::<Pose>("cmd", Direction::PeerToCreator)
+        .replace_stale(true)
         .create(&name)
         .unwrap();
     let mut p = StateProducer::<Pose>::new(&seg, "pose").unwrap();
@@ -171,7 +173,12 @@ fn a_named_segment_is_inspected_through_a_read_only_mapping() {
         e.to_string().contains("opened read-only, for inspection"),
         "{e}"
     );
-    assert!(StateProducer::<Pose>::new(ins.segment(), "pose").is_err());
+    // The peer's end of a channel the peer produces: refused for the mapping alone.
+    let e = StateProducer::<Pose>::new(ins.segment(), "cmd").unwrap_err();
+    assert!(
+        e.to_string().contains("opened read-only, for inspection"),
+        "{e}"
+    );
     // Not found, and a name that is not a segment name.
     assert!(matches!(
         Inspector::open(&format!("{name}-none")),

@@ -4,10 +4,11 @@ use std::fmt::{self, Write as _};
 
 use crate::schema::{FieldType, Primitive, Schema};
 
-/// Most scalars one decoded value may hold: a schema decoded from a segment may describe a
-/// very large array, and a tool should say so rather than build a tree many times the size of
-/// the slot.
-pub const MAX_VALUE_SCALARS: u64 = 1 << 20;
+/// Most nodes (scalars, array elements, arrays and objects) one decoded value may hold: a
+/// schema decoded from a segment may describe a very large array (even one of zero-sized
+/// elements), and a tool should say so rather than build a tree many times the size of the
+/// slot.
+pub const MAX_VALUE_NODES: u64 = 1 << 20;
 
 /// A value decoded from an object's bytes: integers, floats, arrays and nested objects.
 ///
@@ -57,10 +58,10 @@ pub enum ValueError {
         /// Bytes given.
         given: u64,
     },
-    /// The schema describes more than [`MAX_VALUE_SCALARS`] scalars.
+    /// The value would hold more than [`MAX_VALUE_NODES`] nodes.
     TooLarge {
-        /// Scalars the schema describes.
-        scalars: u64,
+        /// Nodes the value would hold (saturating).
+        nodes: u64,
     },
     /// A field lies outside its object (possible only in a hand-built schema).
     Outside {
@@ -82,9 +83,9 @@ impl fmt::Display for ValueError {
             ValueError::Short { needed, given } => {
                 write!(f, "the value needs {needed} bytes, {given} were given")
             }
-            ValueError::TooLarge { scalars } => write!(
+            ValueError::TooLarge { nodes } => write!(
                 f,
-                "the object holds {scalars} scalars, more than the {MAX_VALUE_SCALARS} a decoded value may hold; pick one field with a path"
+                "the value holds {nodes} scalars, arrays and objects, more than the {MAX_VALUE_NODES} a decoded value may hold; pick a smaller part with a path"
             ),
             ValueError::Outside { field } => {
                 write!(f, "field `{field}` lies outside its object")
@@ -101,19 +102,20 @@ pub fn bytes_of<T: crate::Object>(value: &T) -> &[u8] {
     value.as_bytes()
 }
 
-/// How many scalars a field type holds (saturating).
-fn scalars(ty: &FieldType) -> u64 {
+/// How many nodes a value of this type holds (saturating): every scalar, array, element and
+/// object counts, so an array of zero-sized elements is counted by its length.
+fn nodes(ty: &FieldType) -> u64 {
     match ty {
         FieldType::Primitive(_) => 1,
-        FieldType::Array { elem, len } => scalars(elem.get()).saturating_mul(*len),
-        FieldType::Object(s) => schema_scalars(s.get()),
+        FieldType::Array { elem, len } => nodes(elem.get()).saturating_mul(*len).saturating_add(1),
+        FieldType::Object(s) => schema_nodes(s.get()),
     }
 }
 
-fn schema_scalars(s: &Schema) -> u64 {
+fn schema_nodes(s: &Schema) -> u64 {
     s.fields()
         .iter()
-        .fold(0u64, |n, f| n.saturating_add(scalars(&f.ty)))
+        .fold(1u64, |n, f| n.saturating_add(nodes(&f.ty)))
 }
 
 fn primitive(p: Primitive, b: &[u8]) -> Value {
@@ -182,7 +184,7 @@ fn check_inside(s: &Schema) -> Result<(), ValueError> {
 impl Value {
     /// Decodes the object described by `schema` from `bytes` (at least `schema.size` bytes;
     /// any more are ignored). Allocates in proportion to the schema's scalars, at most
-    /// [`MAX_VALUE_SCALARS`].
+    /// [`MAX_VALUE_NODES`] nodes.
     pub fn decode(schema: &Schema, bytes: &[u8]) -> Result<Value, ValueError> {
         if (bytes.len() as u64) < schema.size {
             return Err(ValueError::Short {
@@ -190,12 +192,42 @@ impl Value {
                 given: bytes.len() as u64,
             });
         }
-        let n = schema_scalars(schema);
-        if n > MAX_VALUE_SCALARS {
-            return Err(ValueError::TooLarge { scalars: n });
+        let n = schema_nodes(schema);
+        if n > MAX_VALUE_NODES {
+            return Err(ValueError::TooLarge { nodes: n });
         }
         check_inside(schema)?;
         Ok(decode_object(schema, bytes))
+    }
+
+    /// Decodes only the part of the object at `path` (see [`Value::get`]): the path is
+    /// resolved against the schema first, so a bad path fails before any byte is read, and an
+    /// object too large to decode whole can still be read a field at a time.
+    pub fn decode_at(schema: &Schema, path: &str, bytes: &[u8]) -> Result<Value, ValueError> {
+        let (offset, ty) = match locate(schema, path)? {
+            (_, Part::Whole) => return Value::decode(schema, bytes),
+            (offset, Part::Type(ty)) => (offset, ty),
+        };
+        let end = offset.saturating_add(ty.size());
+        if (bytes.len() as u64) < end {
+            return Err(ValueError::Short {
+                needed: end,
+                given: bytes.len() as u64,
+            });
+        }
+        let n = nodes(ty);
+        if n > MAX_VALUE_NODES {
+            return Err(ValueError::TooLarge { nodes: n });
+        }
+        if let FieldType::Object(inner) = ty {
+            check_inside(inner.get())?;
+        }
+        Ok(decode_type(ty, &bytes[offset as usize..end as usize]))
+    }
+
+    /// Checks that `path` names a part of the objects `schema` describes, without any bytes.
+    pub fn check_path(schema: &Schema, path: &str) -> Result<(), ValueError> {
+        locate(schema, path).map(|_| ())
     }
 
     /// The part of the value at `path`: field names joined by `.`, array indices in brackets
@@ -236,6 +268,22 @@ impl Value {
             };
         }
         Ok(v)
+    }
+
+    /// Every scalar of the value, in order, without their paths: the cells of a CSV row whose
+    /// header [`Value::leaves`] gave once.
+    pub fn scalars(&self) -> Vec<&Value> {
+        let mut out = Vec::new();
+        self.collect_scalars(&mut out);
+        out
+    }
+
+    fn collect_scalars<'a>(&'a self, out: &mut Vec<&'a Value>) {
+        match self {
+            Value::Array(items) => items.iter().for_each(|v| v.collect_scalars(out)),
+            Value::Object(fields) => fields.iter().for_each(|(_, v)| v.collect_scalars(out)),
+            _ => out.push(self),
+        }
     }
 
     /// Every scalar of the value with its path, in order: the columns of a CSV row.
@@ -356,6 +404,62 @@ impl fmt::Display for Value {
             }
         }
     }
+}
+
+/// What a path names in a schema.
+enum Part<'a> {
+    /// The whole object.
+    Whole,
+    /// A field or an element, of this type.
+    Type(&'a FieldType),
+}
+
+/// The offset and type of the part of `schema` that `path` names.
+fn locate<'a>(schema: &'a Schema, path: &str) -> Result<(u64, Part<'a>), ValueError> {
+    let bad = |reason: String| ValueError::Path {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut offset = 0u64;
+    let mut obj: Option<&Schema> = Some(schema);
+    let mut ty: Option<&FieldType> = None;
+    for step in parse_path(path).map_err(bad)? {
+        match (step, obj, ty) {
+            (Step::Field(name), Some(s), _) => {
+                let f = s.fields().iter().find(|f| f.name == name).ok_or_else(|| {
+                    let names: Vec<&str> = s.fields().iter().map(|f| f.name.as_ref()).collect();
+                    bad(format!(
+                        "no field `{name}` here; the fields are {}",
+                        names.join(", ")
+                    ))
+                })?;
+                offset = offset.saturating_add(f.offset);
+                ty = Some(&f.ty);
+            }
+            (Step::Index(i), None, Some(FieldType::Array { elem, len })) => {
+                if i as u64 >= *len {
+                    return Err(bad(format!(
+                        "index {i} is out of range for an array of {len}"
+                    )));
+                }
+                offset = offset.saturating_add((i as u64).saturating_mul(elem.get().size()));
+                ty = Some(elem.get());
+            }
+            (Step::Field(name), None, _) => {
+                return Err(bad(format!(
+                    "`{name}` names a field of something that has none"
+                )))
+            }
+            (Step::Index(i), _, _) => {
+                return Err(bad(format!("[{i}] indexes something that is not an array")))
+            }
+        }
+        obj = match ty {
+            Some(FieldType::Object(s)) => Some(s.get()),
+            _ => None,
+        };
+    }
+    Ok((offset, ty.map_or(Part::Whole, Part::Type)))
 }
 
 enum Step<'a> {

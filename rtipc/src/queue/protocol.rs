@@ -561,9 +561,11 @@ pub(crate) fn progress(w: Words<'_>) -> (u64, u64) {
 /// An observer's first step for the message at position `q`, or for the oldest one that may
 /// still be in the ring if `q` is older. Writes nothing.
 pub(crate) fn observe(w: Words<'_>, q: u64) -> Sighting {
-    // Acquire: pairs with the producer's release store of `head` after the exchange of every
-    // position below it: those messages' writes are visible.
-    let head = w.head.load(Ordering::Acquire);
+    // Relaxed, then an acquire fence (tools map segments read-only, where only relaxed atomic
+    // loads are allowed): pairs with the producer's release store of `head` after the
+    // exchange of every position below it: those messages' writes are visible.
+    let head = w.head.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
     let ahead = distance(head, q);
     if ahead <= 0 {
         return Sighting::NotYet;
@@ -583,8 +585,10 @@ pub(crate) fn observe(w: Words<'_>, q: u64) -> Sighting {
     let in_cell = (st & FREE == 0 && pos == q).then_some(slot_of(st));
     let pending = (rec & PENDING != 0).then_some(take_of(rec));
     for s in [in_cell, pending, Some(slot_of(rec))].into_iter().flatten() {
-        // Acquire: a header naming `q` was stored when the producer took the slot for `q`.
-        if s < w.slots() && w.headers[s as usize].load(Ordering::Acquire) == q {
+        // Relaxed, then an acquire fence (as above): a header naming `q` was stored when the
+        // producer took the slot for `q`.
+        if s < w.slots() && w.headers[s as usize].load(Ordering::Relaxed) == q {
+            fence(Ordering::Acquire);
             return Sighting::At { pos: q, slot: s };
         }
     }

@@ -392,6 +392,9 @@ fn opaque_dims(dims: &[u64], schema: &Schema) -> (Vec<u64>, Primitive) {
 /// Hands out names that are unique in one scope.
 struct Namer {
     used: HashSet<String>,
+    /// Per base name, the next suffix to try: a hostile schema may hold many types of one
+    /// name, and trying `_2`, `_3`, ... from the start for each would be quadratic.
+    next: std::collections::HashMap<String, u64>,
     /// Whether names that differ only in case are the same (type names, whose upper-case form
     /// names macros).
     fold_case: bool,
@@ -401,6 +404,7 @@ impl Namer {
     fn new(fold_case: bool) -> Namer {
         Namer {
             used: HashSet::new(),
+            next: std::collections::HashMap::new(),
             fold_case,
         }
     }
@@ -420,13 +424,14 @@ impl Namer {
         if self.claim(&base) {
             return base;
         }
-        let mut n = 2u64;
+        let mut n = self.next.get(&base).copied().unwrap_or(2);
         loop {
             let candidate = format!("{base}_{n}");
+            n = n.saturating_add(1);
             if self.claim(&candidate) {
+                self.next.insert(base, n);
                 return candidate;
             }
-            n = n.saturating_add(1);
         }
     }
 }

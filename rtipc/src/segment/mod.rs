@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 pub use builder::SegmentBuilder;
 pub(crate) use claim::{ChannelRef, Claim, EndHandle};
-pub(crate) use named::remove;
 pub use named::Removed;
+pub(crate) use named::{peek, remove};
 
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -118,10 +118,13 @@ impl Segment {
 
     /// [`Segment::attach`], mapping the segment read-write or, for tools, read-only.
     fn attach_with(file: File, writable: bool) -> Result<Segment> {
-        let len = file
+        let meta = file
             .metadata()
-            .map_err(|e| Error::io("reading the segment's size", e))?
-            .len();
+            .map_err(|e| Error::io("reading the segment's size", e))?;
+        if !meta.is_file() {
+            return Err(Error::corrupt("segment file", 0, "is not a regular file"));
+        }
+        let len = meta.len();
         let mut magic = [0u8; 8];
         let got = file.read_at(&mut magic, 0).unwrap_or(0);
         if got < 8 || u64::from_le_bytes(magic) != layout::MAGIC {
@@ -165,9 +168,12 @@ impl Segment {
     /// the header again, now ordered after the creator's ready word, then the table and the
     /// metadata.
     fn attach_mapped(map: Mapping, side: Side) -> Result<Segment> {
-        // Acquire pairs with the creator's release store of `READY`: everything it wrote before
-        // is visible to the reads below.
-        if map.atomic_u32(READY_OFFSET).load(Ordering::Acquire) != READY {
+        // Relaxed, then an acquire fence that pairs with the creator's release store of
+        // `READY`: everything it wrote before is visible to the reads below. (Not an acquire
+        // load: tools map segments read-only, where only relaxed atomic loads are allowed.)
+        let ready = map.atomic_u32(READY_OFFSET).load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        if ready != READY {
             return Err(Error::NotReady);
         }
         let raw = copy_out(&map, 0, HEADER_SIZE, "header")?;

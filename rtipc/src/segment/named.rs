@@ -182,12 +182,57 @@ pub(crate) fn remove(name: &str, force: bool) -> Result<Removed> {
         if !force {
             return Ok(Removed::Refused { creator_pid });
         }
-        unlink_if_same(&cname, &file)?;
+        unlink_checked(&cname, &file, name)?;
         return Ok(Removed::Live { creator_pid });
     }
     let _taken = take_stale(&file, name)?;
-    unlink_if_same(&cname, &file)?;
+    unlink_checked(&cname, &file, name)?;
     Ok(Removed::Stale)
+}
+
+/// Unlinks `name` if it still names `file`; an error if it names another segment now (one
+/// that replaced it) or if the unlink fails.
+fn unlink_checked(cname: &CStr, file: &File, name: &str) -> Result<()> {
+    let ours =
+        shm::identity(file.as_fd()).map_err(|e| Error::io("reading a segment's identity", e))?;
+    if shm::identity_of_name(cname) != Some(ours) {
+        return Err(Error::Replaced {
+            name: name.to_owned(),
+        });
+    }
+    shm::unlink_checked(cname).map_err(|e| Error::io("removing the segment's name", e))
+}
+
+/// What a segment's header says and whether its creator runs, read with `pread` (no
+/// mapping): for listing every segment on the machine, which must not die of a `SIGBUS` if one
+/// of them is truncated under it.
+pub(crate) fn peek(name: &str) -> Result<(Header, bool)> {
+    let cname = shm_name(name)?;
+    let file = shm::open_read_only(&cname).map(File::from).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            Error::NotFound {
+                name: name.to_owned(),
+            }
+        } else {
+            Error::io("opening shm segment", e)
+        }
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("reading the segment's size", e))?;
+    if !meta.is_file() {
+        return Err(Error::corrupt("segment file", 0, "is not a regular file"));
+    }
+    let mut raw = [0u8; HEADER_SIZE as usize];
+    file.read_exact_at(&mut raw, 0)
+        .map_err(|_| Error::corrupt("segment size", meta.len(), "smaller than the header"))?;
+    let header = crate::layout::parse::header(&raw, meta.len()).map_err(|e| match e {
+        crate::layout::FormatError::Corrupt { ref field, .. } if field == "header.ready" => {
+            Error::NotReady
+        }
+        e => e.into(),
+    })?;
+    Ok((header, creator_alive(file.as_fd())?))
 }
 
 /// Takes the creator lock of a stale segment, so that no other process resumes, replaces or

@@ -412,9 +412,12 @@ pub(crate) struct Observation {
 /// not taken it, otherwise the consumer's) and its sequence number; `None` if nothing was
 /// published. Writes nothing.
 pub(crate) fn observe(w: Words<'_>) -> Result<Option<Observation>, BadWord> {
-    // Acquire: pairs with the exchange that published the slot (directly, or through the
-    // consumer's read-modify-writes, which continue its release sequence): its data is visible.
-    let word = w.state.load(Ordering::Acquire);
+    // Relaxed, then an acquire fence: the fence pairs with the exchange that published the slot
+    // (directly, or through the consumer's read-modify-writes, which continue its release
+    // sequence), so its data is visible. (Not an acquire load: tools map segments read-only,
+    // where only relaxed atomic loads are allowed.)
+    let word = w.state.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
     let d = Word::decode(word, CorruptWord::StateIndices)?;
     if d.seq == 0 {
         return Ok(None);

@@ -63,7 +63,8 @@ impl Mapping {
     }
 
     /// Maps the first `len` bytes of `file`, shared and read-only: for tools, which only ever
-    /// load from it (atomic loads of at most 8 bytes, which read-only memory allows).
+    /// load from it, with relaxed atomic loads of at most 8 bytes (the only atomic accesses
+    /// that read-only memory allows; the protocols' read-only steps order them with fences).
     pub(crate) fn read_only(file: File, len: usize) -> io::Result<Mapping> {
         Self::map(file, len, false)
     }

@@ -6,24 +6,37 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-/// `shm_open(name, O_RDONLY | O_CLOEXEC)` of an existing object: for tools.
+/// `shm_open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC)` of an existing object: for tools.
+/// `O_NONBLOCK`: a FIFO put under the name must not block the open (the caller then finds that
+/// it is not a regular file).
 pub(crate) fn open_read_only(name: &CStr) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
     // SAFETY: `name` is a valid NUL-terminated string; the flags are valid.
-    let fd = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0) };
+    let fd = unsafe { libc::shm_open(name.as_ptr(), flags, 0) };
     owned(fd)
 }
 
-/// `shm_open(name, O_RDWR | O_CLOEXEC)` of an existing object.
+/// `shm_open(name, O_RDWR | O_NONBLOCK | O_CLOEXEC)` of an existing object (`O_NONBLOCK`: as
+/// for [`open_read_only`]; it changes nothing for a regular file).
 pub(crate) fn open_existing(name: &CStr) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC;
     // SAFETY: `name` is a valid NUL-terminated string; the flags are valid.
-    let fd = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
+    let fd = unsafe { libc::shm_open(name.as_ptr(), flags, 0) };
     owned(fd)
 }
 
 /// `shm_unlink(name)`; errors (the name is already gone) are ignored.
 pub(crate) fn unlink(name: &CStr) {
+    let _ = unlink_checked(name);
+}
+
+/// `shm_unlink(name)`, with its error.
+pub(crate) fn unlink_checked(name: &CStr) -> io::Result<()> {
     // SAFETY: `name` is a valid NUL-terminated string.
-    unsafe { libc::shm_unlink(name.as_ptr()) };
+    if unsafe { libc::shm_unlink(name.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A new memfd that can be sealed, closed on exec.

@@ -135,7 +135,53 @@ fn short_bytes_huge_and_outside_schemas_are_errors() {
     let bytes = vec![0u8; 1 << 24];
     assert_eq!(
         Value::decode(&huge, &bytes).unwrap_err(),
-        ValueError::TooLarge { scalars: 1 << 24 }
+        ValueError::TooLarge {
+            nodes: (1 << 24) + 2
+        }
+    );
+    // One element of it can still be read.
+    assert_eq!(
+        Value::decode_at(&huge, "x[5]", &bytes).unwrap(),
+        Value::Unsigned(0)
+    );
+    // Zero-sized elements count by their number.
+    let empty = FieldType::Array {
+        elem: Link::Owned(Box::new(FieldType::Primitive(Primitive::U8))),
+        len: 0,
+    };
+    let zeros = Schema {
+        name: Cow::Borrowed("Zeros"),
+        size: 1,
+        align: 1,
+        fields: Cow::Owned(vec![
+            Field {
+                name: Cow::Borrowed("z"),
+                offset: 0,
+                size: 0,
+                ty: FieldType::Array {
+                    elem: Link::Owned(Box::new(empty)),
+                    len: 1 << 62,
+                },
+            },
+            Field {
+                name: Cow::Borrowed("b"),
+                offset: 0,
+                size: 1,
+                ty: FieldType::Primitive(Primitive::U8),
+            },
+        ]),
+    };
+    assert!(matches!(
+        Value::decode(&zeros, &[7]),
+        Err(ValueError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        Value::decode_at(&zeros, "z", &[7]),
+        Err(ValueError::TooLarge { .. })
+    ));
+    assert_eq!(
+        Value::decode_at(&zeros, "b", &[7]).unwrap(),
+        Value::Unsigned(7)
     );
     let outside = Schema {
         name: Cow::Borrowed("Out"),
@@ -152,4 +198,37 @@ fn short_bytes_huge_and_outside_schemas_are_errors() {
         Value::decode(&outside, &[0; 8]).unwrap_err(),
         ValueError::Outside { field: "y".into() }
     );
+}
+
+#[test]
+fn decode_at_reads_one_part_and_checks_the_path_first() {
+    let a = arm();
+    let b = bytes_of(&a);
+    let whole = Value::decode(Arm::SCHEMA, b).unwrap();
+    for path in [
+        "joints[1].angle",
+        "joints[0]",
+        "m[1]",
+        "m[1][2]",
+        "small[0]",
+        "neg",
+        "",
+    ] {
+        let part = Value::decode_at(Arm::SCHEMA, path, b).unwrap();
+        assert_eq!(part.to_json(), whole.get(path).unwrap().to_json(), "{path}");
+    }
+    // A bad path fails with the same words as `get`, without any bytes.
+    for path in ["nope", "joints[2]", "big.x", "big[0]", "joints[0]angle"] {
+        let e = Value::check_path(Arm::SCHEMA, path).unwrap_err();
+        assert_eq!(e, whole.get(path).unwrap_err(), "{path}");
+        assert!(Value::decode_at(Arm::SCHEMA, path, &[]).is_err());
+    }
+    assert!(matches!(
+        Value::decode_at(Arm::SCHEMA, "neg", &b[..b.len() - 1]),
+        Err(ValueError::Short { .. })
+    ));
+    // Scalars only, in the order of the leaves.
+    let cells: Vec<String> = whole.scalars().iter().map(|v| v.to_string()).collect();
+    let leaves: Vec<String> = whole.leaves().iter().map(|(_, v)| v.to_string()).collect();
+    assert_eq!(cells, leaves);
 }

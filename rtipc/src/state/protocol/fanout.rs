@@ -410,14 +410,18 @@ pub(crate) fn progress(w: Words<'_>, taken: &mut [u64]) -> Result<u64, BadWord> 
 /// An observer's first step: the newest slot and its sequence number (`None`: nothing
 /// published). Writes nothing.
 pub(crate) fn observe(w: Words<'_>) -> Result<Option<Observation>, BadWord> {
-    // Acquire: pairs with the exchange that published the slot: its data is visible.
-    let word = w.latest.load(Ordering::Acquire);
+    // Relaxed loads, each followed by an acquire fence (tools map segments read-only, where
+    // only relaxed atomic loads are allowed; the fence orders as an acquire load would).
+    // The first fence pairs with the exchange that published the slot: its data is visible.
+    let word = w.latest.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
     let d = Latest::decode(&w, word, CorruptWord::StateIndices)?;
-    // Acquire: the word may name the slot from an older publish while the producer has since
-    // written the slot again and stored a newer sequence number here (before publishing it):
-    // the number read is the one the copy must match, and the acquire (pairing with the
-    // producer's release store) makes that update's data visible to the copy.
-    let seq = w.seqs[d.slot as usize].load(Ordering::Acquire);
+    // The word may name the slot from an older publish while the producer has since written
+    // the slot again and stored a newer sequence number here (before publishing it): the
+    // number read is the one the copy must match, and the fence (pairing with the producer's
+    // release store) makes that update's data visible to the copy.
+    let seq = w.seqs[d.slot as usize].load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
     Ok((seq != 0).then_some(Observation { slot: d.slot, seq }))
 }
 
@@ -429,10 +433,12 @@ pub(crate) fn observe(w: Words<'_>) -> Result<Option<Observation>, BadWord> {
 /// latest or, named again, has a newer sequence number.
 pub(crate) fn observed(w: Words<'_>, o: Observation) -> bool {
     fence(Ordering::Acquire);
-    // Acquire: if the word names the slot again after a newer publish of it, that publish's
-    // store of the slot's sequence word is visible to the load below.
-    let word = w.latest.load(Ordering::Acquire);
-    // Relaxed: ordered by the acquire above.
+    // Relaxed, then an acquire fence (read-only mappings allow only relaxed loads): if the
+    // word names the slot again after a newer publish of it, that publish's store of the
+    // slot's sequence word is visible to the load below.
+    let word = w.latest.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    // Relaxed: ordered by the fence above.
     word & SLOT_MASK == o.slot && w.seqs[o.slot as usize].load(Ordering::Relaxed) == o.seq
 }
 
