@@ -1,6 +1,7 @@
 //! What `rtipc echo` costs a producer: the cost of one publish of a 64-byte update at 1 MHz,
-//! with no echo running, with `rtipc echo` at its defaults (a look every millisecond), and with
-//! `rtipc echo --interval 0` (following every update), in blocks that rotate in each round.
+//! with no echo running, with `rtipc echo` at its defaults (a look every 10 ms), with
+//! `--interval 1` (a look every millisecond) and with `--interval 0` (following every update),
+//! in blocks that rotate in each round.
 //! The echo runs in its own process, pinned to the other core, and runs the `rtipc` command's
 //! own code (`rtipc_cli::run`); its output goes to a pipe whose lines are counted, to show
 //! that it followed the channel.
@@ -23,15 +24,29 @@ pub const ROLE: &str = "--echo-child";
 const PERIOD_NS: u64 = 1_000;
 
 /// The modes: no echo, echo at its defaults, echo following every update.
-const MODES: [(&str, Option<&str>); 3] = [
+const MODES: [(&str, Option<&str>); 5] = [
     ("no echo", None),
-    ("rtipc echo (default: --interval 1)", Some("1")),
+    ("control: a process waking every 10 ms", Some(CONTROL)),
+    ("rtipc echo (default: --interval 10)", Some("10")),
+    ("rtipc echo --interval 1", Some("1")),
     ("rtipc echo --interval 0", Some("0")),
 ];
 
-/// The echo process: pins itself to CPU 1 and runs `rtipc echo NAME CHANNEL --interval MS`.
+/// The control mode's interval: a process on CPU 1 that wakes every 10 ms and prints a line,
+/// like the default echo, but never reads the channel. What it costs the producer is the
+/// machine's (another vCPU waking), not rtipc's.
+const CONTROL: &str = "control";
+
+/// The echo process: pins itself to CPU 1 and runs `rtipc echo NAME CHANNEL --interval MS`
+/// (or, in the control mode, only wakes and prints).
 pub fn child(args: &[String]) -> std::process::ExitCode {
     let _ = pin_to(1);
+    if args.get(3).is_some_and(|a| a == CONTROL) {
+        loop {
+            std::thread::sleep(Duration::from_millis(10));
+            println!("tick");
+        }
+    }
     let mut argv = vec!["rtipc".to_owned(), "echo".to_owned()];
     argv.extend(args.iter().cloned());
     rtipc_cli::run(argv)
@@ -55,7 +70,11 @@ impl Echo {
             .stdout
             .take()
             .ok_or("the echo process has no stdout")?;
-        let lines = std::thread::spawn(move || BufReader::new(out).lines().count() as u64);
+        // On the echo's core: the harness's own core is the producer's alone.
+        let lines = std::thread::spawn(move || {
+            let _ = pin_to(1);
+            BufReader::new(out).lines().count() as u64
+        });
         // Let it start and attach before the block; it writes nothing that says so.
         std::thread::sleep(Duration::from_millis(150));
         if let Some(s) = child.try_wait().ctx("looking at the echo process")? {

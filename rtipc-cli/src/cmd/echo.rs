@@ -37,7 +37,7 @@ pub struct Args {
     /// Milliseconds to wait between two looks at the channel when nothing is new, and between
     /// two values of a state channel (which only ever has its newest): the fewer looks, the
     /// fewer cache lines taken from the producer. 0 follows every update.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 10.0)]
     interval: f64,
     /// Give up after this many seconds (an error if --count was not reached).
     #[arg(long)]
