@@ -34,7 +34,7 @@ pub enum Found {
 /// One rtipc segment in `/dev/shm`.
 #[derive(Debug)]
 pub struct Listing {
-    /// Its name (what [`Inspector::open`] and [`crate::Segment::open`] take).
+    /// Its name (what [`Inspector::open`](super::Inspector::open) and [`crate::Segment::open`] take).
     pub name: String,
     /// The file's size in bytes.
     pub size: u64,
