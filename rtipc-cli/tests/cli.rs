@@ -713,11 +713,12 @@ fn corrupt_segments_give_clear_errors() {
             }
         }
     }
-    // The arm channel's state word (line 2 of its control block) flipped: `show` reports the
-    // fault of that channel alone, and `echo` refuses with the word.
+    // The arm channel's state word (line 2 of its control block) zeroed, which names slot 0 as
+    // both the middle and the consumer's: `show` reports the fault of that channel alone, and
+    // `echo` refuses with the word.
     let cache_line = u32::from_le_bytes(img.good[20..24].try_into().unwrap()) as usize;
     let at = img.ctrl[0].1 + 2 * cache_line;
-    img.write_with(&bad_path, at, &img.flipped(at));
+    img.write_with(&bad_path, at, &0u64.to_le_bytes());
     let v = json(&ok(&["show", &name, "--json"]));
     let faults: Vec<bool> = v["channels"]
         .as_array()
