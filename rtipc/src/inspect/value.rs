@@ -345,7 +345,7 @@ impl Value {
                     if i > 0 {
                         out.push(',');
                     }
-                    json_string(name, out);
+                    out.push_str(&crate::schema::json_string(name));
                     out.push(':');
                     v.write_json(out);
                 }
@@ -353,25 +353,6 @@ impl Value {
             }
         }
     }
-}
-
-/// Writes `s` as a JSON string.
-pub(crate) fn json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 impl fmt::Display for Value {

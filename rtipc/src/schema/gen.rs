@@ -1215,8 +1215,8 @@ fn rust_asserts(out: &mut String, def: &TypeDef<'_>, name: &str, fields: &[Strin
 // JSON
 // ---------------------------------------------------------------------------------------------
 
-/// `text` as a JSON string.
-fn json_string(text: &str) -> String {
+/// `text` as a JSON string (also for the inspector's values).
+pub(crate) fn json_string(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {

@@ -36,6 +36,7 @@ pub use codec::{
     MAX_ENCODED_LEN, MAX_FIELDS, MAX_NAME_LEN,
 };
 pub use diff::{diff, Difference, SchemaDiff};
+pub(crate) use gen::json_string;
 pub use gen::{c_header, json, rust_declaration};
 pub(crate) use object::Object;
 

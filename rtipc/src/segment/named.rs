@@ -60,15 +60,27 @@ fn recorded_creator(file: &File) -> u32 {
 }
 
 fn open_existing(cname: &CStr, name: &str) -> Result<File> {
-    shm::open_existing(cname).map(File::from).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ENOENT) {
-            Error::NotFound {
-                name: name.to_owned(),
-            }
-        } else {
-            Error::io("opening shm segment", e)
+    shm::open_existing(cname)
+        .map(File::from)
+        .map_err(|e| open_error(e, name))
+}
+
+/// [`open_existing`], read-only: for tools.
+fn open_read_only(cname: &CStr, name: &str) -> Result<File> {
+    shm::open_read_only(cname)
+        .map(File::from)
+        .map_err(|e| open_error(e, name))
+}
+
+/// A failed open of `name`: not there, or an I/O error.
+fn open_error(e: std::io::Error, name: &str) -> Error {
+    if e.raw_os_error() == Some(libc::ENOENT) {
+        Error::NotFound {
+            name: name.to_owned(),
         }
-    })
+    } else {
+        Error::io("opening shm segment", e)
+    }
 }
 
 impl Segment {
@@ -95,15 +107,7 @@ impl Segment {
     /// The segment is mapped read-only: no handle that writes can be made from it.
     pub(crate) fn open_any(name: &str) -> Result<Segment> {
         let cname = shm_name(name)?;
-        let file = shm::open_read_only(&cname).map(File::from).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                Error::NotFound {
-                    name: name.to_owned(),
-                }
-            } else {
-                Error::io("opening shm segment", e)
-            }
-        })?;
+        let file = open_read_only(&cname, name)?;
         let mut seg = Self::attach_with(file, false)?;
         seg.set_name(name);
         Ok(seg)
@@ -208,15 +212,7 @@ fn unlink_checked(cname: &CStr, file: &File, name: &str) -> Result<()> {
 /// of them is truncated under it.
 pub(crate) fn peek(name: &str) -> Result<(Header, bool)> {
     let cname = shm_name(name)?;
-    let file = shm::open_read_only(&cname).map(File::from).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ENOENT) {
-            Error::NotFound {
-                name: name.to_owned(),
-            }
-        } else {
-            Error::io("opening shm segment", e)
-        }
-    })?;
+    let file = open_read_only(&cname, name)?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io("reading the segment's size", e))?;
