@@ -53,6 +53,9 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     let Shape::Struct(fields) = &input.shape else {
         unreachable!("validation refuses enums and unions")
     };
+    if input.attrs.region.is_some() {
+        return expand_region(input, fields);
+    }
     let import = import_crate(input);
     let krate = quote!(__rtipc);
     let private = quote!(#krate::__private);
@@ -131,9 +134,110 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                     ));
             }
 
+            // SAFETY: as for `FieldKind`: an object may be a field of a region type too.
+            #[automatically_derived]
+            unsafe impl #private::RegionField for #ident #where_clause {
+                const TYPE: &'static #private::FieldType =
+                    <Self as #private::FieldKind>::TYPE;
+            }
+
             #no_padding
         };
     }
+}
+
+/// The impls for a `#[rtipc(region)]` type: `Region` and `RegionField` (so that region types
+/// nest), with fields bounded by `RegionField`, which the atomics implement, and no `Clone` or
+/// `Copy` (a region is shared in place, never copied).
+fn expand_region(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
+    let import = import_crate(input);
+    let krate = quote!(__rtipc);
+    let private = quote!(#krate::__private);
+    let ident = input.ident;
+    let name = match &input.attrs.name {
+        Some(name) => name.value(),
+        None => unraw(ident),
+    };
+    let id = match input.attrs.id {
+        Some(id) => {
+            let lit = Literal::u64_suffixed(id);
+            quote!(#lit)
+        }
+        None => quote!(#private::id_from_name(#name)),
+    };
+    let trait_name = quote!(RegionField);
+    let field_schemas = field_schemas(&private, ident, fields, &trait_name);
+    let checks = field_checks(&private, fields, &trait_name);
+    let where_clause = where_clause_for(&private, fields, &trait_name);
+    let no_padding = no_padding(input, &private, fields);
+    let lints = lints();
+    quote! {
+        #lints
+        const _: () = {
+            #import
+
+            #checks
+
+            // SAFETY: validation refused every construct that is not plain bytes or rtipc's
+            // atomics; the `RegionField` bounds prove that every field is one of them (valid for
+            // every bit pattern, no padding, interior mutability only through atomics), and the
+            // checks below prove that the struct adds no padding. `SCHEMA` is built from
+            // `offset_of!` and `size_of`, so it describes the layout exactly.
+            #[automatically_derived]
+            unsafe impl #krate::Region for #ident #where_clause {
+                const ID: #private::core::primitive::u64 = #id;
+                const SCHEMA: &'static #private::Schema = &#private::Schema {
+                    name: #private::Cow::Borrowed(#name),
+                    size: #private::core::mem::size_of::<#ident>()
+                        as #private::core::primitive::u64,
+                    align: #private::core::mem::align_of::<#ident>()
+                        as #private::core::primitive::u64,
+                    fields: #private::Cow::Borrowed(&[#(#field_schemas),*]),
+                };
+                const FINGERPRINT: #private::core::primitive::u64 =
+                    #private::fingerprint(<Self as #krate::Region>::SCHEMA);
+                fn __rtipc_sealed(_: #private::Sealed) {}
+            }
+
+            // SAFETY: as for `Region` above; `TYPE` links to `SCHEMA`.
+            #[automatically_derived]
+            unsafe impl #private::RegionField for #ident #where_clause {
+                const TYPE: &'static #private::FieldType =
+                    &#private::FieldType::Object(#private::Link::Static(
+                        <Self as #krate::Region>::SCHEMA,
+                    ));
+            }
+
+            #no_padding
+        };
+    }
+}
+
+/// The schema of each field, its type taken from `trait_name`'s `TYPE`.
+fn field_schemas(
+    private: &TokenStream,
+    ident: &Ident,
+    fields: &[Field<'_>],
+    trait_name: &TokenStream,
+) -> Vec<TokenStream> {
+    fields
+        .iter()
+        .map(|field| {
+            let ty = field.ty;
+            let member = &field.member;
+            let field_name = &field.name;
+            quote! {
+                #private::Field {
+                    name: #private::Cow::Borrowed(#field_name),
+                    offset: #private::core::mem::offset_of!(#ident, #member)
+                        as #private::core::primitive::u64,
+                    size: #private::core::mem::size_of::<#ty>()
+                        as #private::core::primitive::u64,
+                    ty: #private::field_type(<#ty as #private::#trait_name>::TYPE),
+                }
+            }
+        })
+        .collect()
 }
 
 /// What to emit next to the errors when validation fails: an impl of `Object` that satisfies
@@ -152,6 +256,7 @@ pub(crate) fn fallback(input: &DeriveInput) -> TokenStream {
     if !input.generics.params.is_empty()
         || input.generics.where_clause.is_some()
         || model.attrs.krate_malformed
+        || model.attrs.region.is_some()
     {
         return TokenStream::new();
     }
@@ -236,11 +341,16 @@ fn checked_fields<'f, 'a>(fields: &'f [Field<'a>]) -> impl Iterator<Item = &'f F
 /// One check per field whose type must implement `FieldKind`, spanned on the type, so that a
 /// type that is not allowed is underlined with `FieldKind`'s `on_unimplemented` message.
 fn field_kind_checks(private: &TokenStream, fields: &[Field<'_>]) -> TokenStream {
+    field_checks(private, fields, &quote!(FieldKind))
+}
+
+/// [`field_kind_checks`] against `trait_name` (`FieldKind`, or `RegionField` for a region).
+fn field_checks(private: &TokenStream, fields: &[Field<'_>], trait_name: &TokenStream) -> TokenStream {
     checked_fields(fields)
         .map(|field| {
             let ty = field.ty;
             quote_spanned! {ty.span()=>
-                const _: &#private::FieldType = <#ty as #private::FieldKind>::TYPE;
+                const _: &#private::FieldType = <#ty as #private::#trait_name>::TYPE;
             }
         })
         .collect()
@@ -254,6 +364,15 @@ fn field_kind_checks(private: &TokenStream, fields: &[Field<'_>]) -> TokenStream
 /// bounds instead of "trivial" ones that it checks, and refuses, when they do not hold: such an
 /// impl does not apply, and the check from [`field_kind_checks`] reports the field.
 fn where_clause(private: &TokenStream, fields: &[Field<'_>]) -> TokenStream {
+    where_clause_for(private, fields, &quote!(FieldKind))
+}
+
+/// [`where_clause`] with `trait_name` (`FieldKind`, or `RegionField` for a region).
+fn where_clause_for(
+    private: &TokenStream,
+    fields: &[Field<'_>],
+    trait_name: &TokenStream,
+) -> TokenStream {
     let mut types: Vec<(String, &Type)> = Vec::new();
     for field in checked_fields(fields) {
         let key = field.ty.to_token_stream().to_string();
@@ -266,7 +385,7 @@ fn where_clause(private: &TokenStream, fields: &[Field<'_>]) -> TokenStream {
     }
     let types = types.into_iter().map(|(_, ty)| ty);
     quote! {
-        where #(for<'a> #types: #private::FieldKind
+        where #(for<'a> #types: #private::#trait_name
             + #private::core::marker::Send
             + #private::core::marker::Sync),*
     }

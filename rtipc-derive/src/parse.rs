@@ -113,6 +113,8 @@ pub(crate) struct Attrs {
     /// Whether a `crate` key was given with a value that is not a path: then the path of rtipc
     /// is unknown, and nothing that names it may be emitted.
     pub krate_malformed: bool,
+    /// `region`: a type for a shared region, whose fields may be atomics (where the key is).
+    pub region: Option<Span>,
 }
 
 /// `Clone` or `Copy` in a `#[derive(...)]` that follows `#[derive(Object)]`, which implements
@@ -222,10 +224,11 @@ fn parse_repr(attrs: &[Attribute], errors: &mut Errors) -> Vec<ReprItem> {
 const ATTR_SHAPE: &str = "expected `#[rtipc(id = <integer>, name = \"<name>\", crate = <path>)]`";
 
 /// The keys that `#[rtipc(...)]` accepts, each with an example of its value.
-const KEYS: [(&str, &str); 3] = [
+const KEYS: [(&str, &str); 4] = [
     ("id", "id = 42"),
     ("name", "name = \"JointState\""),
     ("crate", "crate = my_crate::rtipc"),
+    ("region", "region"),
 ];
 
 /// One setting of `#[rtipc(...)]` as written: a key, then `= value` or anything else up to the
@@ -315,7 +318,7 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                 errors.add_spanned(
                     path,
                     format_args!(
-                        "unknown key `{key}` in `#[rtipc(...)]`; expected `id`, `name` or `crate`"
+                        "unknown key `{key}` in `#[rtipc(...)]`; expected `id`, `name`, `crate` or `region`"
                     ),
                 );
                 continue;
@@ -328,6 +331,17 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                 continue;
             }
             seen.push(key.clone());
+            if key == "region" {
+                if setting.value.is_some() {
+                    errors.add_spanned(
+                        &setting.tokens,
+                        "`region` takes no value: write `#[rtipc(region)]`",
+                    );
+                } else {
+                    out.region = Some(path.span());
+                }
+                continue;
+            }
             let value = match &setting.value {
                 Some(value) if !value.is_empty() => ungroup(value.clone()),
                 _ => {

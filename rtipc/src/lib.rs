@@ -80,9 +80,11 @@ pub mod notify;
 #[cfg(not(loom))]
 mod observe;
 mod queue;
+#[cfg(not(loom))]
+pub mod region;
 mod state;
 
-pub use crate::schema::object::Object;
+pub use crate::schema::object::{Object, Region};
 pub use crate::sync::CorruptWord;
 #[cfg(not(loom))]
 pub use crate::{
@@ -289,7 +291,7 @@ pub use rtipc_derive::Object;
 #[doc(hidden)]
 pub mod __private {
     //! Items used by code that `#[derive(Object)]` generates. Not part of the public API.
-    pub use crate::schema::object::{FieldKind, Sealed};
+    pub use crate::schema::object::{FieldKind, RegionField, Sealed};
     pub use crate::schema::{fingerprint, id_from_name, Field, FieldType, Link, Schema};
     pub use ::core;
     pub use ::std::borrow::Cow;

@@ -204,6 +204,7 @@ fn decode_channel(r: &mut Reader<'_>, i: u32) -> std::result::Result<RequestedCh
     let kind = match r.u8("kind")? {
         1 => ChannelKind::State,
         2 => ChannelKind::Queue,
+        3 => ChannelKind::Region,
         k => return Err(format!("channel `{name}`: unknown kind {k}")),
     };
     let direction = match r.u8("direction")? {
@@ -313,6 +314,8 @@ pub(super) fn builder_from(req: &Request) -> SegmentBuilder {
             ChannelKind::Queue => {
                 ChannelSpec::queue(c.name.clone(), c.direction, c.slots.saturating_sub(2))
             }
+            // Zeros: a creator's initial value does not travel in a request.
+            ChannelKind::Region => ChannelSpec::region_untyped(c.name.clone()),
         };
         // Keep the slot count as asked, so that a count the kind does not allow is refused
         // by the layout's own check rather than rounded here.

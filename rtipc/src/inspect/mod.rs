@@ -193,8 +193,12 @@ impl Inspector {
             Err(e) => (0, Vec::new(), Some(e)),
         };
         let capacity = (info.kind == ChannelKind::Queue).then(|| info.slot_count - 2);
-        let mut ends = vec![end_facts(&ch, End::Producer, 0)?];
-        for k in 0..ch.consumers() {
+        let region = info.kind == ChannelKind::Region;
+        let mut ends = Vec::new();
+        if !region {
+            ends.push(end_facts(&ch, End::Producer, 0)?);
+        }
+        for k in 0..if region { 0 } else { ch.consumers() } {
             let mut e = end_facts(&ch, End::Consumer, k)?;
             if fault.is_none() {
                 let t = taken.get(k as usize).copied().flatten();
@@ -295,6 +299,8 @@ fn progress(ch: &ChannelRef) -> std::result::Result<(u64, Vec<Option<u64>>), Dat
             let (head, tail) = queue::progress(ring.words());
             Ok((head, vec![Some(tail)]))
         }
+        // A region has no producer, no consumer and no updates.
+        ChannelKind::Region => Ok((0, Vec::new())),
     }
 }
 

@@ -12,6 +12,9 @@ pub enum ChannelKind {
     State,
     /// A ring of message slots.
     Queue,
+    /// One object that both sides read and write in place (a shared region): its fields may
+    /// be atomics, events and semaphores.
+    Region,
 }
 
 impl ChannelKind {
@@ -19,7 +22,7 @@ impl ChannelKind {
     pub(crate) fn consumers(self, slot_count: u32) -> u32 {
         match self {
             ChannelKind::State => slot_count.saturating_sub(2).max(1),
-            ChannelKind::Queue => 1,
+            ChannelKind::Queue | ChannelKind::Region => 1,
         }
     }
 
@@ -27,6 +30,7 @@ impl ChannelKind {
         match self {
             ChannelKind::State => 1,
             ChannelKind::Queue => 2,
+            ChannelKind::Region => 3,
         }
     }
 
@@ -34,6 +38,7 @@ impl ChannelKind {
         match code {
             1 => Some(ChannelKind::State),
             2 => Some(ChannelKind::Queue),
+            3 => Some(ChannelKind::Region),
             _ => None,
         }
     }
@@ -43,6 +48,7 @@ impl ChannelKind {
         match self {
             ChannelKind::State => "state",
             ChannelKind::Queue => "queue",
+            ChannelKind::Region => "region",
         }
     }
 
@@ -61,6 +67,8 @@ impl ChannelKind {
                 let headers = (8 * u64::from(slot_count)).div_ceil(cache_line) * cache_line;
                 queue_ctrl::line_headers(capacity, cache_line) * cache_line + headers
             }
+            // The common lines only: nothing claims a region, and nobody waits on one.
+            ChannelKind::Region => 2 * cache_line,
         }
     }
 
@@ -83,6 +91,13 @@ impl ChannelKind {
                 "a queue carries exactly one object type",
             )),
             ChannelKind::Queue => Ok(()),
+            ChannelKind::Region if slot_count != 1 => {
+                Err(ShapeError::Slots("a region has one slot"))
+            }
+            ChannelKind::Region if object_count != 1 => {
+                Err(ShapeError::Objects("a region holds exactly one object"))
+            }
+            ChannelKind::Region => Ok(()),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::format::{
     ChannelEntry, Header, ObjectDesc, DESC_SIZE, ENTRY_SIZE, FANOUT_VERSION, HEADER_SIZE, MAGIC,
+    REGION_VERSION,
     VERSION,
 };
 use super::spec::{validate, ChannelSpec, InitCtrl};
@@ -19,6 +20,8 @@ pub(crate) struct ChannelPlan {
     pub schemas: Vec<Vec<u8>>,
     /// The kind's protocol's initial words.
     pub init: InitCtrl,
+    /// The initial bytes of slot 0 (a region's object), if not zeros.
+    pub data: Option<super::spec::InitData>,
 }
 
 /// A segment laid out: the header (with `ready` still 0) and every channel.
@@ -75,7 +78,9 @@ impl Plan {
         let segment_size = align_up(at, 4096).ok_or_else(too_big)?;
         let header = Header {
             magic: MAGIC,
-            version: if channels
+            version: if channels.iter().any(|c| c.kind == super::ChannelKind::Region) {
+                REGION_VERSION
+            } else if channels
                 .iter()
                 .any(|c| c.kind == super::ChannelKind::State && c.slots > 3)
             {
@@ -167,6 +172,7 @@ fn channel_plan(c: &ChannelSpec, cl: u64, ctrl_offset: u64) -> Result<ChannelPla
         descs,
         schemas,
         init: c.init,
+        data: c.data.clone(),
     })
 }
 

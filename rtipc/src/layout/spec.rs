@@ -13,6 +13,10 @@ use crate::schema::{Object, Schema};
 /// segment's common lines start zeroed), for `slot_count` slots.
 pub(crate) type InitCtrl = fn(ctrl: Ctrl<'_>, slot_count: u32);
 
+/// Makes the initial bytes of a channel's slot 0 (a region's object), which the creator
+/// writes before the segment is published.
+pub(crate) type InitData = std::sync::Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
 /// Declares one channel for [`SegmentBuilder::channel`](crate::SegmentBuilder::channel).
 ///
 /// Made by [`ChannelSpec::state`] or [`ChannelSpec::queue`]; add objects with
@@ -45,6 +49,8 @@ pub struct ChannelSpec {
     pub(crate) user_meta: Vec<u8>,
     /// The kind's protocol's initial words, supplied by the kind's constructor.
     pub(crate) init: InitCtrl,
+    /// The initial bytes of slot 0 (a region's object), if not zeros.
+    pub(crate) data: Option<InitData>,
 }
 
 impl std::fmt::Debug for ChannelSpec {
@@ -92,6 +98,7 @@ impl ChannelSpec {
             notify: false,
             user_meta: Vec::new(),
             init,
+            data: None,
         }
     }
 

@@ -80,7 +80,11 @@ fn primitive() -> impl Strategy<Value = Primitive> {
 
 fn decl() -> impl Strategy<Value = Decl> {
     (
-        prop_oneof![Just(ChannelKind::State), Just(ChannelKind::Queue)],
+        prop_oneof![
+            Just(ChannelKind::State),
+            Just(ChannelKind::Queue),
+            Just(ChannelKind::Region)
+        ],
         prop_oneof![
             Just(Direction::CreatorToPeer),
             Just(Direction::PeerToCreator)
@@ -92,7 +96,7 @@ fn decl() -> impl Strategy<Value = Decl> {
     )
         .prop_map(
             |(kind, direction, capacity, notify, user_meta, mut objects)| {
-                if kind == ChannelKind::Queue {
+                if kind != ChannelKind::State {
                     objects.truncate(1);
                 }
                 Decl {
@@ -115,6 +119,7 @@ fn specs(decls: &[Decl]) -> Vec<ChannelSpec> {
             let slots = match d.kind {
                 ChannelKind::State => 3,
                 ChannelKind::Queue => d.capacity + 2,
+                ChannelKind::Region => 1,
             };
             let mut spec =
                 ChannelSpec::new(format!("channel/{i}"), d.kind, d.direction, slots, no_init)

@@ -41,6 +41,11 @@ impl Plan {
             let e = &c.entry;
             let words = map.atomics_u64(e.ctrl_offset, e.ctrl_len / 8);
             (c.init)(Ctrl::new(words, cl), e.slot_count);
+            if let Some(data) = &c.data {
+                let bytes = data();
+                let len = (bytes.len() as u64).min(e.slot_stride) as usize;
+                map.copy_in(e.buffer_offset, &bytes[..len]);
+            }
         }
         // Release: a peer that sees READY with acquire also sees everything written above.
         map.atomic_u32(READY_OFFSET).store(READY, Ordering::Release);

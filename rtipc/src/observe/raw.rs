@@ -23,6 +23,8 @@ const ATTEMPTS: u32 = 64;
 enum Source {
     State(Box<Slots>),
     Queue(Ring),
+    /// A shared region: no updates, only its bytes now (each 8-byte word loaded atomically).
+    Region,
 }
 
 /// What every observer holds: the channel (no claim), where its words and slots are, the last
@@ -53,9 +55,10 @@ impl Core {
         let src = match ch.info.kind {
             ChannelKind::State => Source::State(Box::new(Slots::new(&ch))),
             ChannelKind::Queue => Source::Queue(Ring::new(&ch)),
+            ChannelKind::Region => Source::Region,
         };
         let last = match &src {
-            Source::State(_) => 0,
+            Source::State(_) | Source::Region => 0,
             // The oldest message the ring may still hold.
             Source::Queue(r) => {
                 // Relaxed: only where to start; every copy is checked.
@@ -91,6 +94,10 @@ impl Core {
         match &self.src {
             Source::State(_) => self.next_state(),
             Source::Queue(_) => Ok(self.next_message()),
+            Source::Region => {
+                self.copy(0);
+                Ok(Some((0, 0, true)))
+            }
         }
     }
 

@@ -38,7 +38,7 @@ pub use codec::{
 pub use diff::{diff, Difference, SchemaDiff};
 pub(crate) use gen::json_string;
 pub use gen::{c_header, json, rust_declaration};
-pub(crate) use object::Object;
+pub(crate) use object::{Object, Region};
 
 /// A fixed-width primitive: the only scalar types an [`Object`] may contain.
 ///

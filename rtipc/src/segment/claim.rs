@@ -52,35 +52,52 @@ impl ChannelRef {
     /// Finds `T` among the channel's objects and checks it against ours; returns its offset in
     /// the slot.
     pub fn object<T: Object>(&self) -> Result<u64> {
+        self.object_like(
+            T::ID,
+            T::SCHEMA,
+            size_of::<T>() as u64,
+            align_of::<T>() as u64,
+            T::FINGERPRINT,
+        )
+    }
+
+    /// [`ChannelRef::object`] for a type described by its id, schema, size, alignment and
+    /// fingerprint (a [`Region`](crate::Region) type).
+    pub fn object_like(
+        &self,
+        id: u64,
+        schema: &'static schema::Schema,
+        size: u64,
+        align: u64,
+        fingerprint: u64,
+    ) -> Result<u64> {
         let c = &self.info;
-        let object = T::SCHEMA.name().to_owned();
-        let Some(o) = c.objects.iter().find(|o| o.id == T::ID) else {
+        let object = schema.name().to_owned();
+        let Some(o) = c.objects.iter().find(|o| o.id == id) else {
             if let Some(o) = c
                 .objects
                 .iter()
-                .find(|o| o.schema.name() == T::SCHEMA.name())
+                .find(|o| o.schema.name() == schema.name())
             {
                 return Err(Error::IdMismatch {
                     channel: c.name.clone(),
                     object,
-                    ours: T::ID,
+                    ours: id,
                     theirs: o.id,
                 });
             }
             return Err(Error::ObjectNotFound {
                 channel: c.name.clone(),
                 object,
-                id: T::ID,
+                id,
             });
         };
-        if o.size != size_of::<T>() as u64
-            || o.align != align_of::<T>() as u64
-            || o.fingerprint != T::FINGERPRINT
+        if o.size != size || o.align != align || o.fingerprint != fingerprint
         {
             return Err(Error::SchemaMismatch {
                 channel: c.name.clone(),
                 object,
-                diff: schema::diff(T::SCHEMA, &o.schema),
+                diff: schema::diff(schema, &o.schema),
             });
         }
         Ok(o.offset)

@@ -314,6 +314,24 @@ impl Segment {
         })
     }
 
+    /// The validated region `name`, for a handle that writes: either side may hold any number.
+    pub(crate) fn region_channel(&self, name: &str) -> Result<ChannelRef> {
+        let ch = self.any_channel(name)?;
+        if ch.info.kind != ChannelKind::Region {
+            return Err(Error::WrongChannel {
+                channel: name.to_owned(),
+                wanted: "a region".into(),
+                found: format!("a {} channel", ch.info.kind),
+            });
+        }
+        if !self.inner.map.writable() {
+            return Err(Error::InvalidArgument(format!(
+                "the segment was opened read-only, for inspection: open region `{name}` from a segment opened with `Segment::open`"
+            )));
+        }
+        Ok(ch)
+    }
+
     /// The validated channel `name`, checked to be of `kind` and to be produced (or consumed)
     /// by this side.
     pub(crate) fn channel(&self, name: &str, kind: ChannelKind, end: End) -> Result<ChannelRef> {
