@@ -337,9 +337,9 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                         &setting.tokens,
                         "`region` takes no value: write `#[rtipc(region)]`",
                     );
-                } else {
-                    out.region = Some(path.span());
                 }
+                // A region all the same, so that its atomics add no errors of their own.
+                out.region = Some(path.span());
                 continue;
             }
             let value = match &setting.value {

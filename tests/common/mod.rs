@@ -521,6 +521,16 @@ pub enum Role {
     QueueObserve,
     /// Observer tests: pops queue `pages` until message `count`, checking every message.
     QueuePop,
+    /// Regions: adds 1 to `shared.counter` `count` times.
+    RegionAdd,
+    /// Regions: `count` times, waits for `shared.ping`, stores twice `shared.value` in
+    /// `shared.reply`, posts `shared.pong`.
+    RegionPong,
+    /// Regions: waits up to `count` ms for `shared.ping`; exits 0 if it timed out in time, 1
+    /// if it got a unit, 3 if it returned too early.
+    RegionWaiter,
+    /// Regions: sleeps until killed (a poster that dies before posting).
+    RegionIdle,
 }
 
 /// The line fan-out and observer roles print at the end: `done seen=N missed=M torn=T
@@ -584,7 +594,7 @@ impl ReaderTally {
 }
 
 impl Role {
-    pub const ALL: [Role; 28] = [
+    pub const ALL: [Role; 32] = [
         Role::StressProducer,
         Role::Multi,
         Role::SecondOnly,
@@ -613,6 +623,10 @@ impl Role {
         Role::FanoutObserver,
         Role::QueueObserve,
         Role::QueuePop,
+        Role::RegionAdd,
+        Role::RegionPong,
+        Role::RegionWaiter,
+        Role::RegionIdle,
     ];
 
     /// The role's name on the peer's command line.
@@ -646,6 +660,10 @@ impl Role {
             Role::FanoutObserver => "fanout-observer",
             Role::QueueObserve => "queue-observe",
             Role::QueuePop => "queue-pop",
+            Role::RegionAdd => "region-add",
+            Role::RegionPong => "region-pong",
+            Role::RegionWaiter => "region-waiter",
+            Role::RegionIdle => "region-idle",
         }
     }
 }
@@ -892,4 +910,28 @@ pub fn life_channels(builder: SegmentBuilder) -> SegmentBuilder {
 pub fn life_channels_other(builder: SegmentBuilder) -> SegmentBuilder {
     life_channels(builder)
         .channel(ChannelSpec::state("life/extra", Direction::CreatorToPeer).object::<Numbered>())
+}
+
+// --- Shared regions. ----------------------------------------------------------------------------
+
+/// The region of the region tests.
+#[derive(Object)]
+#[rtipc(region)]
+#[repr(C)]
+pub struct Shared {
+    pub counter: rtipc::region::AtomicU64,
+    pub value: rtipc::region::AtomicU64,
+    pub reply: rtipc::region::AtomicU64,
+    pub ping: rtipc::region::Semaphore,
+    pub pong: rtipc::region::Semaphore,
+    pub started: rtipc::region::Event,
+}
+
+/// A segment with the region `shared`.
+pub fn region_segment(name: &str) -> Segment {
+    Segment::builder()
+        .region::<Shared>("shared", |_| {})
+        .replace_stale(true)
+        .create(name)
+        .expect("create the region segment")
 }

@@ -10,6 +10,8 @@ mod crash;
 mod fanout;
 #[path = "life.rs"]
 mod life;
+#[path = "region.rs"]
+mod region;
 
 use std::time::Duration;
 
@@ -61,6 +63,10 @@ fn main() {
         Role::FanoutObserver => fanout::observer(name, count),
         Role::QueueObserve => fanout::queue_observer(name, count),
         Role::QueuePop => fanout::queue_pop(name, count),
+        Role::RegionAdd => region::add(name, count),
+        Role::RegionPong => region::pong(name, count),
+        Role::RegionWaiter => region::waiter(name, count),
+        Role::RegionIdle => region::idle(name),
     };
     std::process::exit(code);
 }

@@ -1,0 +1,10 @@
+use rtipc::Object;
+
+#[derive(Object)]
+#[rtipc(region)]
+#[repr(C)]
+struct Config {
+    name: String,
+}
+
+fn main() {}

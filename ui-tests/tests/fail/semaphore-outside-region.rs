@@ -1,0 +1,10 @@
+use rtipc::region::Semaphore;
+use rtipc::Object;
+
+#[derive(Object)]
+#[repr(C)]
+struct Jobs {
+    jobs: Semaphore,
+}
+
+fn main() {}
