@@ -127,7 +127,7 @@ fn every_problem_is_reported_at_once() {
         all[..3],
         [
             "`id` must be an integer literal, such as `id = 42`",
-            "unknown key `colour` in `#[rtipc(...)]`; expected `id`, `name` or `crate`",
+            "unknown key `colour` in `#[rtipc(...)]`; expected `id`, `name`, `crate` or `region`",
             "duplicate key `id` in `#[rtipc(...)]`; give it once",
         ]
     );
@@ -318,8 +318,8 @@ fn values_of_any_shape_get_the_derive_messages() {
         [
             "expected `name = \"JointState\"`",
             "`id` must be an integer literal, such as `id = 42`",
-            "unknown key `r#type` in `#[rtipc(...)]`; expected `id`, `name` or `crate`",
-            "unknown key `a::b` in `#[rtipc(...)]`; expected `id`, `name` or `crate`",
+            "unknown key `r#type` in `#[rtipc(...)]`; expected `id`, `name`, `crate` or `region`",
+            "unknown key `a::b` in `#[rtipc(...)]`; expected `id`, `name`, `crate` or `region`",
         ]
     );
 }
@@ -368,8 +368,9 @@ fn field_kind_bounds_only_for_types_that_are_not_primitives() {
     assert!(tokens.contains(&bound("[Inner ; 2]")));
     assert!(!tokens.contains(&bound("u64")));
     assert!(!tokens.contains(&bound("[[core :: primitive :: f32 ; 2] ; 3]")));
-    // One bound per type, in every impl: `Clone`, `Copy`, `Object` and `FieldKind`.
-    assert_eq!(tokens.matches(&bound("Inner")).count(), 4);
+    // One bound per type, in every impl: `Clone`, `Copy`, `Object`, `FieldKind` and
+    // `RegionField`.
+    assert_eq!(tokens.matches(&bound("Inner")).count(), 5);
     // One check per field.
     let check = "const _ : & __rtipc :: __private :: FieldType = < Inner as";
     assert_eq!(tokens.matches(check).count(), 2);

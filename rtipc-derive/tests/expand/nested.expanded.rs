@@ -103,6 +103,18 @@ const _: () = {
             __rtipc::__private::Link::Static(<Self as __rtipc::Object>::SCHEMA),
         );
     }
+    #[automatically_derived]
+    unsafe impl __rtipc::__private::RegionField for Trajectory
+    where
+        for<'a> Vector3: __rtipc::__private::FieldKind
+            + __rtipc::__private::core::marker::Send
+            + __rtipc::__private::core::marker::Sync,
+        for<'a> [[Pose; 4]; 2]: __rtipc::__private::FieldKind
+            + __rtipc::__private::core::marker::Send
+            + __rtipc::__private::core::marker::Sync,
+    {
+        const TYPE: &'static __rtipc::__private::FieldType = <Self as __rtipc::__private::FieldKind>::TYPE;
+    }
     mod __rtipc_padding {
         struct Message {
             buf: [u8; 237usize],

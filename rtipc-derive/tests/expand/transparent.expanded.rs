@@ -53,6 +53,10 @@ const _: () = {
             __rtipc::__private::Link::Static(<Self as __rtipc::Object>::SCHEMA),
         );
     }
+    #[automatically_derived]
+    unsafe impl __rtipc::__private::RegionField for Meters {
+        const TYPE: &'static __rtipc::__private::FieldType = <Self as __rtipc::__private::FieldKind>::TYPE;
+    }
     const _: () = __rtipc::__private::core::assert!(
         __rtipc::__private::core::mem::size_of::<Meters>()
             == __rtipc::__private::core::mem::size_of::<f64>(),

@@ -62,6 +62,10 @@ const _: () = {
             __rtipc::__private::Link::Static(<Self as __rtipc::Object>::SCHEMA),
         );
     }
+    #[automatically_derived]
+    unsafe impl __rtipc::__private::RegionField for Pair {
+        const TYPE: &'static __rtipc::__private::FieldType = <Self as __rtipc::__private::FieldKind>::TYPE;
+    }
     mod __rtipc_padding {
         struct Message {
             buf: [u8; 225usize],
