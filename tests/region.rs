@@ -11,7 +11,9 @@ use rtipc::region::SharedRegion;
 
 fn wait_started(r: &SharedRegion<Shared>, seen: u32) {
     assert!(
-        r.started.wait(seen, Some(Duration::from_secs(20))).is_some(),
+        r.started
+            .wait(seen, Some(Duration::from_secs(20)))
+            .is_some(),
         "the peer did not start"
     );
 }

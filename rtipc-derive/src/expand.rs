@@ -345,7 +345,11 @@ fn field_kind_checks(private: &TokenStream, fields: &[Field<'_>]) -> TokenStream
 }
 
 /// [`field_kind_checks`] against `trait_name` (`FieldKind`, or `RegionField` for a region).
-fn field_checks(private: &TokenStream, fields: &[Field<'_>], trait_name: &TokenStream) -> TokenStream {
+fn field_checks(
+    private: &TokenStream,
+    fields: &[Field<'_>],
+    trait_name: &TokenStream,
+) -> TokenStream {
     checked_fields(fields)
         .map(|field| {
             let ty = field.ty;

@@ -80,7 +80,6 @@ pub mod notify;
 #[cfg(not(loom))]
 mod observe;
 mod queue;
-#[cfg(not(loom))]
 pub mod region;
 mod state;
 

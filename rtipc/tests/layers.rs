@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["layout"],
     &["error"],
     &["segment"],
-    &["state", "queue"],
+    &["state", "queue", "region"],
     &["notify", "observe"],
     &["handshake", "inspect"],
 ];

@@ -1,4 +1,4 @@
-//! The segment's on-memory format, version 2 (3 with fan-out channels): planned, written and parsed in this module only.
+//! The segment's on-memory format, version 2 (3 with fan-out channels, 4 with a shared region): planned, written and parsed in this module only.
 //!
 //! ```text
 //! | Header | Channel table | Buffers (control blocks + slots) | Metadata |
@@ -13,7 +13,7 @@
 //! | offset | field | |
 //! |---|---|---|
 //! | 0 | `magic: u64` | `b"RTIPCSG1"` |
-//! | 8 | `version: u32` | 3 if the segment has a fan-out state channel, 2 otherwise (1: before the crash-safe protocols; refused). A build that reads version 2 only thus refuses a fan-out channel instead of misreading it |
+//! | 8 | `version: u32` | 4 if the segment has a shared region, else 3 if it has a fan-out state channel, else 2 (1: before the crash-safe protocols; refused). A build that reads older versions only thus refuses a channel it does not know instead of misreading it |
 //! | 12 | `header_size: u32` | 128 |
 //! | 16 | `ready: u32` | `0x52454459` once the creator has finished (stored last, release) |
 //! | 20 | `cache_line: u32` | the line size the layout aligns to; the peer follows it |
@@ -31,7 +31,7 @@
 //!
 //! | offset | field |
 //! |---|---|
-//! | 0 | `kind: u32` (1 state, 2 queue), 4 `direction: u32` (1 creator to peer, 2 peer to creator) |
+//! | 0 | `kind: u32` (1 state, 2 queue, 3 region), 4 `direction: u32` (1 creator to peer, 2 peer to creator) |
 //! | 8 | `slot_count: u32`, 12 `object_count: u32` |
 //! | 16 | `slot_size: u64` (where the last object ends), 24 `slot_stride: u64` (rounded up to the cache line) |
 //! | 32 | `buffer_offset: u64`, 40 `buffer_len: u64` (= stride × count) |
@@ -73,6 +73,9 @@
 //!   none), as many lines as they fill; then one line per consumer, written by that consumer:
 //!   the pid of the process holding that consumer end at +0 (consumer 0's is also on line 0),
 //!   the sequence number of the last update it took at +8, its 32-bit `waiting` word at +16.
+//! * shared region (1 slot, 1 object): the two common lines only, unused. Its slot holds the
+//!   object, which the creator initialises before `ready` and both sides then change in place
+//!   through its atomics.
 //!
 //! Everything outside control blocks and slots is immutable once `ready` is set.
 //!

@@ -3,8 +3,7 @@
 
 use super::format::{
     ChannelEntry, Header, ObjectDesc, DESC_SIZE, ENTRY_SIZE, FANOUT_VERSION, HEADER_SIZE, MAGIC,
-    REGION_VERSION,
-    VERSION,
+    REGION_VERSION, VERSION,
 };
 use super::spec::{validate, ChannelSpec, InitCtrl};
 use super::{align_up, FormatError, MAX_METADATA};
@@ -78,7 +77,10 @@ impl Plan {
         let segment_size = align_up(at, 4096).ok_or_else(too_big)?;
         let header = Header {
             magic: MAGIC,
-            version: if channels.iter().any(|c| c.kind == super::ChannelKind::Region) {
+            version: if channels
+                .iter()
+                .any(|c| c.kind == super::ChannelKind::Region)
+            {
                 REGION_VERSION
             } else if channels
                 .iter()

@@ -35,7 +35,11 @@ impl<T: Region> SharedRegion<T> {
         )?;
         // The object lies in slot 0 (`object_like` checked its size against ours, and the
         // parser its offset, size and alignment against the slot).
-        let ptr = ch.slot(0).wrapping_add(offset as usize).cast::<T>().cast_const();
+        let ptr = ch
+            .slot(0)
+            .wrapping_add(offset as usize)
+            .cast::<T>()
+            .cast_const();
         Ok(SharedRegion {
             ch,
             ptr,

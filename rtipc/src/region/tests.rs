@@ -63,12 +63,12 @@ fn the_initial_value_is_there_for_the_peer_and_atomics_are_shared() {
 #[test]
 fn a_segment_with_a_region_is_layout_version_4() {
     let (seg, _peer) = pair();
-    assert_eq!(crate::inspect::Inspector::of(&seg).facts().version, 4);
+    assert_eq!(seg.layout().header.version, 4);
     let plain = Segment::builder()
         .state::<Limits>("s", crate::Direction::CreatorToPeer)
         .create_anonymous()
         .unwrap();
-    assert_eq!(crate::inspect::Inspector::of(&plain).facts().version, 2);
+    assert_eq!(plain.layout().header.version, 2);
 }
 
 #[test]
@@ -81,7 +81,13 @@ fn a_region_of_another_type_or_kind_is_refused() {
     }
     let (seg, _peer) = pair();
     let e = SharedRegion::<OtherControl>::new(&seg, "control").unwrap_err();
-    assert!(matches!(e, crate::Error::IdMismatch { .. } | crate::Error::SchemaMismatch { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            crate::Error::IdMismatch { .. } | crate::Error::SchemaMismatch { .. }
+        ),
+        "{e}"
+    );
     let s = Segment::builder()
         .state::<Limits>("s", crate::Direction::CreatorToPeer)
         .create_anonymous()
@@ -134,7 +140,10 @@ fn event_wait_returns_on_notify_and_times_out() {
     // A notify before the wait is not lost.
     let seen = b.ready.current();
     a.ready.notify();
-    assert_eq!(b.ready.wait(seen, Some(Duration::ZERO)), Some(seen.wrapping_add(1)));
+    assert_eq!(
+        b.ready.wait(seen, Some(Duration::ZERO)),
+        Some(seen.wrapping_add(1))
+    );
 }
 
 #[test]

@@ -9,15 +9,19 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::protocol;
 use super::AtomicU32;
 use crate::sys::futex;
 
 /// Sleeps on `word` while it holds `expected`, until `deadline`, counting itself in `sleepers`.
 /// Returns false when the deadline has passed.
 fn sleep(word: &AtomicU32, sleepers: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
-    // SeqCst, with the waker's SeqCst change of `word` and load of `sleepers`: either the waker
-    // sees this sleeper, or the futex sees the changed word and does not sleep.
-    sleepers.fetch_add(1, Ordering::SeqCst);
+    // See `protocol`: either the waker sees this sleeper, or this sleeper sees the changed word.
+    protocol::count_in(sleepers);
+    if protocol::still(word) != expected {
+        protocol::count_out(sleepers);
+        return true;
+    }
     let timed_out = match futex::wait(word, expected, deadline) {
         Ok(t) => t,
         // Not possible for a live, aligned word; look again rather than spin on it.
@@ -26,7 +30,7 @@ fn sleep(word: &AtomicU32, sleepers: &AtomicU32, expected: u32, deadline: Option
             false
         }
     };
-    sleepers.fetch_sub(1, Ordering::SeqCst);
+    protocol::count_out(sleepers);
     !timed_out
 }
 
@@ -57,9 +61,8 @@ impl Event {
     /// Raises the counter and wakes every waiter; returns the new value. A system call only
     /// when a waiter may be asleep.
     pub fn notify(&self) -> u32 {
-        // SeqCst: see `sleep`; also a release for what was written before.
-        let now = self.count.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
+        let (now, wake) = protocol::notify(&self.count, &self.sleepers);
+        if wake {
             futex::wake(&self.count);
         }
         now
@@ -104,23 +107,20 @@ impl Semaphore {
     /// Adds a unit and wakes one waiter if any may be asleep. False (and nothing added) if the
     /// count is already `u32::MAX`.
     pub fn post(&self) -> bool {
-        // SeqCst: see `sleep`; also a release for what was written before.
-        let added = self
-            .count
-            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |c| c.checked_add(1))
-            .is_ok();
-        if added && self.sleepers.load(Ordering::SeqCst) != 0 {
-            futex::wake(&self.count);
+        match protocol::post(&self.count, &self.sleepers) {
+            None => false,
+            Some(wake) => {
+                if wake {
+                    futex::wake(&self.count);
+                }
+                true
+            }
         }
-        added
     }
 
     /// Takes a unit if there is one, without waiting.
     pub fn try_wait(&self) -> bool {
-        // Acquire: what the poster wrote before its post is visible after the take.
-        self.count
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |c| c.checked_sub(1))
-            .is_ok()
+        protocol::try_take(&self.count)
     }
 
     /// Takes a unit, sleeping until there is one or `timeout` passes (`None`: no limit).
@@ -140,7 +140,9 @@ impl Semaphore {
 
 impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Event").field("count", &self.current()).finish()
+        f.debug_struct("Event")
+            .field("count", &self.current())
+            .finish()
     }
 }
 

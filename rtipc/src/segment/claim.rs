@@ -74,11 +74,7 @@ impl ChannelRef {
         let c = &self.info;
         let object = schema.name().to_owned();
         let Some(o) = c.objects.iter().find(|o| o.id == id) else {
-            if let Some(o) = c
-                .objects
-                .iter()
-                .find(|o| o.schema.name() == schema.name())
-            {
+            if let Some(o) = c.objects.iter().find(|o| o.schema.name() == schema.name()) {
                 return Err(Error::IdMismatch {
                     channel: c.name.clone(),
                     object,
@@ -92,8 +88,7 @@ impl ChannelRef {
                 id,
             });
         };
-        if o.size != size || o.align != align || o.fingerprint != fingerprint
-        {
+        if o.size != size || o.align != align || o.fingerprint != fingerprint {
             return Err(Error::SchemaMismatch {
                 channel: c.name.clone(),
                 object,
