@@ -56,6 +56,16 @@ mod other_build {
     }
 }
 
+/// A shared region beside the channels.
+#[derive(Object)]
+#[rtipc(region)]
+#[repr(C)]
+struct Control {
+    ticks: rtipc::region::AtomicU64,
+    limit: u32,
+    mode: u32,
+}
+
 fn arm(seq: u64) -> Arm {
     let joint = |i: u32| Joint {
         angle: seq as f64 * 0.5 + f64::from(i),
@@ -99,9 +109,14 @@ fn creator_process() {
                 .object::<Event>()
                 .consumers(3),
         )
+        .region::<Control>("control", |c| {
+            c.limit = 7;
+            c.mode = 2;
+        })
         .replace_stale(true)
         .create(&name)
         .unwrap();
+    let control = rtipc::region::SharedRegion::<Control>::new(&seg, "control").unwrap();
     let mut a = StateProducer::<Arm>::new(&seg, "arm").unwrap();
     let mut q = QueueProducer::<Event>::new(&seg, "events").unwrap();
     let mut s = StateProducer::<Event>::new(&seg, "status").unwrap();
@@ -112,6 +127,9 @@ fn creator_process() {
         a.publish_copy(&arm(k)).unwrap();
         q.force_push(&event(k)).unwrap();
         s.publish_copy(&event(k)).unwrap();
+        control
+            .ticks
+            .store(k, std::sync::atomic::Ordering::Relaxed);
         let next = start + period * (k as u32);
         if let Some(d) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
@@ -231,11 +249,11 @@ fn ls_lists_the_live_segment() {
     assert_eq!(ours.len(), 1, "{all}");
     assert_eq!(ours[0]["state"], "live");
     assert_eq!(ours[0]["creator_pid"], c.pid());
-    assert_eq!(ours[0]["channels"], 3);
+    assert_eq!(ours[0]["channels"], 4);
     let text = ok(&["ls"]);
     let line = text.lines().find(|l| l.starts_with(&c.name)).unwrap();
     let cols: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cols[2..], [c.pid().to_string().as_str(), "live", "3"]);
+    assert_eq!(cols[2..], [c.pid().to_string().as_str(), "live", "4"]);
     assert!(text.starts_with("NAME"), "{text}");
 }
 
@@ -254,7 +272,7 @@ fn show_reports_channels_objects_and_holders() {
     assert_eq!(v["segment"]["creator_alive"], true);
     let ch = v["channels"].as_array().unwrap();
     let names: Vec<_> = ch.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["arm", "events", "status"]);
+    assert_eq!(names, ["arm", "events", "status", "control"]);
     assert_eq!(ch[0]["objects"][0]["name"], "Arm");
     assert_eq!(
         ch[0]["objects"][0]["fingerprint"],
@@ -341,7 +359,7 @@ fn schema_prints_text_c_rust_and_json() {
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Arm", "Event"]);
+    assert_eq!(names, ["Arm", "Event", "Control"]);
 }
 
 #[test]
@@ -726,7 +744,7 @@ fn corrupt_segments_give_clear_errors() {
         .iter()
         .map(|c| !c["fault"].is_null())
         .collect();
-    assert_eq!(faults, [true, false, false], "{v}");
+    assert_eq!(faults, [true, false, false, false], "{v}");
     let o = rtipc(&["echo", &name, "arm", "--count", "1", "--timeout", "1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
@@ -818,4 +836,32 @@ fn a_fifo_in_dev_shm_is_not_a_segment() {
     }
     let seg = Segment::open(&name);
     assert!(seg.is_err());
+}
+
+/// A shared region: `show` lists it with no ends, `echo` prints snapshots of its fields.
+#[test]
+fn a_region_is_shown_and_echoed() {
+    let c = Creator::start("region");
+    let v = json(&ok(&["show", &c.name, "--json"]));
+    let region = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["name"] == "control")
+        .unwrap()
+        .clone();
+    assert_eq!(region["kind"], "region");
+    assert_eq!(region["ends"].as_array().unwrap().len(), 0);
+    assert_eq!(region["objects"][0]["name"], "Control");
+    assert_eq!(v["segment"]["version"], 4);
+    let text = ok(&["echo", &c.name, "control", "--count", "2", "--json"]);
+    let lines: Vec<_> = text.lines().map(json).collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(l["value"]["limit"], 7);
+        assert_eq!(l["value"]["mode"], 2);
+        assert!(l["value"]["ticks"]["value"].as_u64().unwrap() > 0, "{text}");
+    }
+    let schema = ok(&["schema", &c.name, "control"]);
+    assert!(schema.contains("ticks  AtomicU64"), "{schema}");
 }
