@@ -10,8 +10,8 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
 use common::{
-    ctrl_line, dup, entry_offset, memfd, read_u64, seg_name, shm_file, write_n, HEADER_CREATOR_PID,
-    HEADER_SEGMENT_SIZE, STATE_LINE_MIDDLE,
+    ctrl_line, dup, entry_offset, memfd, read_u64, seg_name, shm_file, write_n, ENTRY_FIELDS,
+    HEADER_CREATOR_PID, HEADER_FIELDS, HEADER_SEGMENT_SIZE, STATE_LINE_MIDDLE,
 };
 use rtipc::{
     DataError, Direction, End, Error, Object, Segment, StateConsumer, StateProducer, StateRef,
@@ -222,48 +222,6 @@ fn wrong_end_and_double_claims_are_refused() {
 
 /// Byte offsets and widths of every header field (layout version 2), and a bad value for each
 /// (version 1: the layout before the crash-safe protocols).
-const HEADER_FIELDS: &[(&str, u64, usize, u64)] = &[
-    ("magic", 0, 8, 0x1234),
-    ("version", 8, 4, 1),
-    ("header_size", 12, 4, 64),
-    ("ready", 16, 4, 0),
-    ("cache_line", 20, 4, 100),
-    ("segment_size", 24, 8, 1 << 40),
-    ("channel_count", 32, 4, 1000),
-    ("entry_size", 36, 4, 64),
-    ("table_offset", 40, 8, 1 << 40),
-    ("buffers_offset", 48, 8, 64),
-    ("buffers_len", 56, 8, u64::MAX),
-    ("metadata_offset", 64, 8, u64::MAX - 8),
-    ("metadata_len", 72, 8, 1 << 40),
-    ("flags", 84, 4, 1),
-    ("reserved", 96, 8, 1),
-];
-// `creator_pid` and `creation_token` are informational: whether the creator runs is the
-// kernel's answer (its lock on the segment), so another value there is no error
-// (`the_creator_fields_are_informational`).
-
-/// Byte offsets within a channel entry and widths of every entry field.
-const ENTRY_FIELDS: &[(&str, u64, usize, u64)] = &[
-    ("kind", 0, 4, 9),
-    ("direction", 4, 4, 3),
-    ("slot_count", 8, 4, 4),
-    ("object_count", 12, 4, 60),
-    ("slot_size", 16, 8, 9),
-    ("slot_stride", 24, 8, 1 << 62),
-    ("buffer_offset", 32, 8, 64),
-    ("buffer_len", 40, 8, 1 << 40),
-    ("ctrl_offset", 48, 8, 1 << 40),
-    ("ctrl_len", 56, 8, 64),
-    ("objects_offset", 64, 8, 0),
-    ("name_offset", 72, 8, u64::MAX - 1),
-    ("name_len", 80, 4, 300),
-    ("notify", 84, 4, 8),
-    ("user_meta_offset", 88, 8, 4096),
-    ("user_meta_len", 96, 8, 1 << 20),
-    ("reserved", 104, 8, 1),
-];
-
 fn expect_open_error(name: &str, what: &str) -> Error {
     match Segment::open(name) {
         Ok(_) => panic!("{what}: corrupt segment was accepted"),

@@ -127,9 +127,7 @@ fn creator_process() {
         a.publish_copy(&arm(k)).unwrap();
         q.force_push(&event(k)).unwrap();
         s.publish_copy(&event(k)).unwrap();
-        control
-            .ticks
-            .store(k, std::sync::atomic::Ordering::Relaxed);
+        control.ticks.store(k, std::sync::atomic::Ordering::Relaxed);
         let next = start + period * (k as u32);
         if let Some(d) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);

@@ -92,7 +92,7 @@ pub use crate::{
     layout::spec::ChannelSpec,
     observe::{ObjectLayout, Observed, QueueObserver, RawObserver, StateObserver},
     queue::{MessageMut, MessageRef, QueueConsumer, QueueProducer},
-    segment::{Segment, SegmentBuilder},
+    segment::{Segment, SegmentBuilder, SysvKey},
     state::{
         MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey,
         StateConsumer, StateMut, StateProducer, StateRef,

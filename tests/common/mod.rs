@@ -531,6 +531,9 @@ pub enum Role {
     RegionWaiter,
     /// Regions: sleeps until killed (a poster that dies before posting).
     RegionIdle,
+    /// System V: creates `sysv_declaration()` under the key of target `sysv:KEY`, says
+    /// `ready PID`, then sleeps until killed.
+    SysvCreator,
 }
 
 /// The line fan-out and observer roles print at the end: `done seen=N missed=M torn=T
@@ -594,7 +597,7 @@ impl ReaderTally {
 }
 
 impl Role {
-    pub const ALL: [Role; 32] = [
+    pub const ALL: [Role; 33] = [
         Role::StressProducer,
         Role::Multi,
         Role::SecondOnly,
@@ -627,6 +630,7 @@ impl Role {
         Role::RegionPong,
         Role::RegionWaiter,
         Role::RegionIdle,
+        Role::SysvCreator,
     ];
 
     /// The role's name on the peer's command line.
@@ -664,6 +668,7 @@ impl Role {
             Role::RegionPong => "region-pong",
             Role::RegionWaiter => "region-waiter",
             Role::RegionIdle => "region-idle",
+            Role::SysvCreator => "sysv-creator",
         }
     }
 }
@@ -934,4 +939,56 @@ pub fn region_segment(name: &str) -> Segment {
         .replace_stale(true)
         .create(name)
         .expect("create the region segment")
+}
+
+// --- Fields of the format, each with a value that breaks it. -----------------------------------
+
+/// Every header field, its offset and width, and a value that breaks it.
+pub const HEADER_FIELDS: &[(&str, u64, usize, u64)] = &[
+    ("magic", 0, 8, 0x1234),
+    ("version", 8, 4, 1),
+    ("header_size", 12, 4, 64),
+    ("ready", 16, 4, 0),
+    ("cache_line", 20, 4, 100),
+    ("segment_size", 24, 8, 1 << 40),
+    ("channel_count", 32, 4, 1000),
+    ("entry_size", 36, 4, 64),
+    ("table_offset", 40, 8, 1 << 40),
+    ("buffers_offset", 48, 8, 64),
+    ("buffers_len", 56, 8, u64::MAX),
+    ("metadata_offset", 64, 8, u64::MAX - 8),
+    ("metadata_len", 72, 8, 1 << 40),
+    ("flags", 84, 4, 1),
+    ("reserved", 96, 8, 1),
+];
+// `creator_pid` and `creation_token` are informational: whether the creator runs is the
+// kernel's answer (its lock on the segment), so another value there is no error
+// (`the_creator_fields_are_informational`).
+
+/// Every table-entry field, its offset and width, and a value that breaks it.
+pub const ENTRY_FIELDS: &[(&str, u64, usize, u64)] = &[
+    ("kind", 0, 4, 9),
+    ("direction", 4, 4, 3),
+    ("slot_count", 8, 4, 4),
+    ("object_count", 12, 4, 60),
+    ("slot_size", 16, 8, 9),
+    ("slot_stride", 24, 8, 1 << 62),
+    ("buffer_offset", 32, 8, 64),
+    ("buffer_len", 40, 8, 1 << 40),
+    ("ctrl_offset", 48, 8, 1 << 40),
+    ("ctrl_len", 56, 8, 64),
+    ("objects_offset", 64, 8, 0),
+    ("name_offset", 72, 8, u64::MAX - 1),
+    ("name_len", 80, 4, 300),
+    ("notify", 84, 4, 8),
+    ("user_meta_offset", 88, 8, 4096),
+    ("user_meta_len", 96, 8, 1 << 20),
+    ("reserved", 104, 8, 1),
+];
+
+/// The declaration of the System V tests' segments.
+pub fn sysv_declaration() -> SegmentBuilder {
+    Segment::builder()
+        .state::<Small>("arm", Direction::CreatorToPeer)
+        .state::<Mid>("hand", Direction::PeerToCreator)
 }

@@ -67,12 +67,18 @@ fn main() {
         Role::RegionPong => region::pong(name, count),
         Role::RegionWaiter => region::waiter(name, count),
         Role::RegionIdle => region::idle(name),
+        Role::SysvCreator => sysv_creator(name),
     };
     std::process::exit(code);
 }
 
+/// Attaches to the segment `name`, or to the System V segment `sysv:KEY`.
 fn open(name: &str) -> Segment {
-    match Segment::open(name) {
+    let opened = match name.strip_prefix("sysv:").map(str::parse::<i32>) {
+        Some(Ok(key)) => rtipc::SysvKey::new(key).and_then(Segment::open_sysv),
+        _ => Segment::open(name),
+    };
+    match opened {
         Ok(s) => s,
         Err(e) => {
             eprintln!("peer: cannot open `{name}`: {e}");
@@ -428,4 +434,24 @@ fn server(path: &str, rounds: u64) -> i32 {
     }
     println!("errors {errors} timeouts {timeouts}");
     0
+}
+
+/// Creates the System V tests' segment under the key of `sysv:KEY` and idles until killed.
+fn sysv_creator(target: &str) -> i32 {
+    let Some(Ok(key)) = target.strip_prefix("sysv:").map(str::parse::<i32>) else {
+        eprintln!("peer: `{target}` is not sysv:KEY");
+        return 2;
+    };
+    let seg = match rtipc::SysvKey::new(key).and_then(|k| sysv_declaration().create_sysv(k)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("peer: cannot create {target}: {e}");
+            return 10;
+        }
+    };
+    println!("ready {}", std::process::id());
+    let _keep = seg;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

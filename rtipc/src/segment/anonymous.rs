@@ -104,7 +104,11 @@ impl SegmentBuilder {
         let size = usize::try_from(plan.size())
             .map_err(|_| Error::InvalidArgument("the segment is too large to map".into()))?;
         let mut map = Mapping::new(file, size).map_err(|e| Error::io("mapping the segment", e))?;
-        map.set_owner(Owner { lock, unlink: None });
+        map.set_owner(Owner {
+            lock,
+            unlink: None,
+            sysv: None,
+        });
         let eventfds = (self.channels.iter())
             .map(|c| c.notify.then(eventfd::new).transpose())
             .map(|fd| fd.map(|fd| fd.map(Arc::new)))

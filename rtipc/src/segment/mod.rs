@@ -26,6 +26,7 @@ mod anonymous;
 mod builder;
 pub(crate) mod claim;
 mod named;
+mod sysv;
 pub(crate) mod wake;
 
 use std::fs::File;
@@ -38,6 +39,7 @@ pub use builder::SegmentBuilder;
 pub(crate) use claim::{ChannelRef, Claim, EndHandle};
 pub use named::Removed;
 pub(crate) use named::{peek, remove};
+pub use sysv::SysvKey;
 
 use crate::error::{Error, Result};
 use crate::layout::{

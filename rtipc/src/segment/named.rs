@@ -366,7 +366,11 @@ impl SegmentBuilder {
         name: Option<CString>,
     ) -> Result<Segment> {
         let unlink = if self.keep { None } else { name };
-        map.set_owner(Owner { lock, unlink });
+        map.set_owner(Owner {
+            lock,
+            unlink,
+            sysv: None,
+        });
         Segment::from_plan(map, plan, Side::Creator, Vec::new())
     }
 
@@ -420,7 +424,11 @@ impl SegmentBuilder {
         } else {
             Some(cname.to_owned())
         };
-        map.set_owner(Owner { lock, unlink });
+        map.set_owner(Owner {
+            lock,
+            unlink,
+            sysv: None,
+        });
         let mut seg = Segment::attach_mapped(map, Side::Creator)?;
         seg.set_name(name);
         Ok(seg)

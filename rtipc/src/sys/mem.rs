@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -19,6 +20,8 @@ pub(crate) struct Mapping {
     owner: Option<Owner>,
     /// False for a tool's read-only mapping.
     writable: bool,
+    /// A System V attachment (detached with `shmdt`), not an `mmap`.
+    sysv: bool,
 }
 
 /// What the creator of a segment holds with its mapping: the creator lock (its presence, for
@@ -27,6 +30,9 @@ pub(crate) struct Mapping {
 pub(crate) struct Owner {
     pub lock: super::lock::Lock,
     pub unlink: Option<CString>,
+    /// For a System V segment it does not keep: its id, to remove, and its lock file (whose
+    /// path is `unlink`).
+    pub sysv: Option<i32>,
 }
 
 // SAFETY: `Mapping` owns a shared mapping that lives until it is dropped; the raw pointer is
@@ -38,12 +44,24 @@ unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `ptr..ptr + len` is the mapping this value created and still owns; nothing
-        // borrowed from it outlives `self` (handles keep the mapping alive through an `Arc`).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        if self.sysv {
+            // SAFETY: `ptr` is the attachment this value made and still owns; nothing
+            // borrowed from it outlives `self`.
+            unsafe { super::sysv::detach(self.ptr) };
+        } else {
+            // SAFETY: `ptr..ptr + len` is the mapping this value created and still owns;
+            // nothing borrowed from it outlives `self` (handles keep it alive through an
+            // `Arc`).
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
         if let Some(owner) = self.owner.take() {
             // A forked child's copy owns nothing: it neither unlinks nor releases.
-            if owner.lock.ours() {
+            if owner.lock.ours() && owner.sysv.is_some() {
+                if let (Some(id), Some(path)) = (owner.sysv, &owner.unlink) {
+                    let _ = super::sysv::remove(id);
+                    let _ = std::fs::remove_file(std::ffi::OsStr::from_bytes(path.as_bytes()));
+                }
+            } else if owner.lock.ours() {
                 if let Some(name) = &owner.unlink {
                     // Only if the name is still this segment's, not one that replaced it.
                     let ours = super::shm::identity(self.fd.as_fd()).ok();
@@ -103,6 +121,26 @@ impl Mapping {
             fd: OwnedFd::from(file),
             owner: None,
             writable,
+            sysv: false,
+        })
+    }
+
+    /// Attaches System V segment `id` (`len` bytes), with `lock_file` as the descriptor that
+    /// its locks live on.
+    pub(crate) fn sysv(
+        id: i32,
+        len: usize,
+        lock_file: File,
+        writable: bool,
+    ) -> io::Result<Mapping> {
+        let ptr = super::sysv::attach(id, writable)?;
+        Ok(Mapping {
+            ptr,
+            len,
+            fd: OwnedFd::from(lock_file),
+            owner: None,
+            writable,
+            sysv: true,
         })
     }
 

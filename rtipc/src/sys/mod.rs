@@ -1,7 +1,7 @@
 //! Every call into the operating system, behind small safe wrappers.
 //!
 //! Nothing outside this module calls `libc` for a system call or maps memory: shared-memory
-//! objects and memfds ([`shm`]), the mapping itself ([`mem`]), processes ([`proc`]), futexes
+//! objects and memfds ([`shm`]), System V shared memory ([`sysv`]), the mapping itself ([`mem`]), processes ([`proc`]), futexes
 //! ([`futex`]), eventfds ([`eventfd`]) and unix sockets ([`socket`]). Each `unsafe` block states
 //! in a `// SAFETY:` line why it is sound. Linux only.
 
@@ -12,6 +12,7 @@ pub(crate) mod mem;
 pub(crate) mod proc;
 pub(crate) mod shm;
 pub(crate) mod socket;
+pub(crate) mod sysv;
 
 use std::time::Instant;
 
