@@ -42,6 +42,11 @@ pub enum CorruptWord {
     QueueTail,
     /// A queue's saved position or slot index is out of range.
     QueueSaved,
+    /// A record channel's record header has a length, sequence number or padding that does not
+    /// fit the ring.
+    RecordHeader,
+    /// A record channel's head, tail or held position is out of order or too far apart.
+    RecordPositions,
 }
 
 impl CorruptWord {
@@ -71,6 +76,13 @@ impl CorruptWord {
                 "a queue consumer's published position is ahead of the producer or too far behind"
             }
             CorruptWord::QueueSaved => "a queue's saved position or slot index is out of range",
+            CorruptWord::RecordHeader => {
+                "a record channel's record header has a length, sequence number or padding that \
+                 does not fit the ring"
+            }
+            CorruptWord::RecordPositions => {
+                "a record channel's head, tail or held position is out of order or too far apart"
+            }
         }
     }
 }
