@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["layout"],
     &["error"],
     &["segment"],
-    &["state", "queue", "region"],
+    &["state", "queue", "region", "record"],
     &["notify", "observe"],
     &["handshake", "inspect"],
 ];
