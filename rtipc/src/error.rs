@@ -31,6 +31,25 @@ pub enum DataError {
     /// An observer's copies were all overwritten by the producer while it made them: it
     /// returns nothing this time. Call again; nothing is wrong with the channel.
     Lapped,
+    /// A record channel's lossless reservation found too little room: `needed` bytes (the
+    /// record with its header, and the padding to the end of the ring if it wraps) but only
+    /// `free` are free until the consumer takes records. Nothing was reserved.
+    NoRoom {
+        /// Bytes the record needs (at most half of a ring of at most 1 GiB).
+        needed: u32,
+        /// Bytes free now.
+        free: u32,
+    },
+    /// A record longer than the channel's maximum was asked for.
+    TooLong {
+        /// Elements asked for.
+        len: u64,
+        /// The channel's maximum, in elements (at most half of a ring of at most 1 GiB).
+        max: u32,
+    },
+    /// A record channel's overwrite-oldest reservation found the record the consumer holds in
+    /// the way: it is never overwritten. Try again once the consumer releases it.
+    Held,
 }
 
 impl From<BadWord> for DataError {
@@ -59,6 +78,21 @@ impl fmt::Display for DataError {
                 "the producer rewrote the slot during each of the observer's copies; nothing \
                  was returned this time: call again",
             ),
+            DataError::NoRoom { needed, free } => write!(
+                f,
+                "the record needs {needed} bytes of the ring but only {free} are free; nothing \
+                 was reserved: wait for the consumer, make the ring larger, or use \
+                 `reserve_overwrite` to drop the oldest records"
+            ),
+            DataError::TooLong { len, max } => write!(
+                f,
+                "a record of {len} elements is longer than the channel's maximum of {max}; a \
+                 ring of R bytes holds records of up to about R/2 bytes"
+            ),
+            DataError::Held => f.write_str(
+                "the record the consumer holds is in the way and is never overwritten; nothing \
+                 was reserved: try again once the consumer releases it",
+            ),
         }
     }
 }
@@ -70,6 +104,9 @@ impl fmt::Debug for DataError {
             DataError::Corrupt { .. } => "Corrupt",
             DataError::Poisoned => "Poisoned",
             DataError::Lapped => "Lapped",
+            DataError::NoRoom { .. } => "NoRoom",
+            DataError::TooLong { .. } => "TooLong",
+            DataError::Held => "Held",
         };
         write!(f, "{variant}: {self}")
     }

@@ -80,8 +80,6 @@ pub mod notify;
 #[cfg(not(loom))]
 mod observe;
 mod queue;
-// Record channels: the protocol so far (the handles are not built yet).
-#[allow(dead_code)]
 mod record;
 pub mod region;
 mod state;
@@ -95,6 +93,7 @@ pub use crate::{
     layout::spec::ChannelSpec,
     observe::{ObjectLayout, Observed, QueueObserver, RawObserver, StateObserver},
     queue::{MessageMut, MessageRef, QueueConsumer, QueueProducer},
+    record::{RecordConsumer, RecordMut, RecordProducer, RecordRef},
     segment::{Segment, SegmentBuilder, SysvKey},
     state::{
         MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey,

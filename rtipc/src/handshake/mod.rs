@@ -82,11 +82,11 @@
 //! | `channel_count: u32` | at most [`MAX_CHANNELS`](crate::layout::MAX_CHANNELS) |
 //! | then per channel: | |
 //! | `name_len: u16`, `name` | 1 to 255 bytes of UTF-8 |
-//! | `kind: u8` | 1 state, 2 queue |
+//! | `kind: u8` | 1 state, 2 queue, 3 region, 4 record |
 //! | `direction: u8` | 1 server to client, 2 client to server |
 //! | `notify: u8` | 0 or 1 (at most [`MAX_NOTIFY_CHANNELS`] channels with 1) |
 //! | `reserved: u8` | 0 |
-//! | `slots: u32` | 3 for a state channel, 2 to 2^20 for a queue |
+//! | `slots: u32` | N + 2 for a state channel of N consumers, 3 to 2^20 + 2 for a queue, 1 for a region; for a record channel, its ring's size in bytes |
 //! | `user_meta_len: u32`, `user_meta` | at most 64 KiB, opaque |
 //! | `object_count: u32` | 1 to 64 |
 //! | then per object: `id: u64`, `fingerprint: u64`, `size: u64`, `align: u64`, `schema_len: u32`, `schema` | the schema must decode and match the fingerprint, size and alignment |
@@ -216,7 +216,7 @@ impl RequestedChannel {
     pub fn direction(&self) -> Direction {
         self.direction
     }
-    /// Its number of slots.
+    /// Its number of slots (for a record channel: its ring's size in bytes).
     pub fn slots(&self) -> u32 {
         self.slots
     }

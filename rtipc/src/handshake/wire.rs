@@ -133,7 +133,14 @@ pub(super) fn encode_request(b: &SegmentBuilder) -> Result<Vec<u8>> {
         v.push(c.direction.code() as u8);
         v.push(u8::from(c.notify));
         v.push(0);
-        v.extend_from_slice(&c.slots.to_le_bytes());
+        // A record channel has one slot: the field carries its ring's bytes instead (a ring
+        // too large for it becomes u32::MAX, which the server refuses).
+        let slots = if c.kind == ChannelKind::Record {
+            u32::try_from(c.ring).unwrap_or(u32::MAX)
+        } else {
+            c.slots
+        };
+        v.extend_from_slice(&slots.to_le_bytes());
         v.extend_from_slice(&(c.user_meta.len() as u32).to_le_bytes());
         v.extend_from_slice(&c.user_meta);
         v.extend_from_slice(&(c.objects.len() as u32).to_le_bytes());
@@ -205,6 +212,7 @@ fn decode_channel(r: &mut Reader<'_>, i: u32) -> std::result::Result<RequestedCh
         1 => ChannelKind::State,
         2 => ChannelKind::Queue,
         3 => ChannelKind::Region,
+        4 => ChannelKind::Record,
         k => return Err(format!("channel `{name}`: unknown kind {k}")),
     };
     let direction = match r.u8("direction")? {
@@ -316,10 +324,15 @@ pub(super) fn builder_from(req: &Request) -> SegmentBuilder {
             }
             // Zeros: a creator's initial value does not travel in a request.
             ChannelKind::Region => ChannelSpec::region_untyped(c.name.clone()),
+            ChannelKind::Record => {
+                ChannelSpec::record(c.name.clone(), c.direction, u64::from(c.slots))
+            }
         };
         // Keep the slot count as asked, so that a count the kind does not allow is refused
         // by the layout's own check rather than rounded here.
-        spec.slots = c.slots;
+        if c.kind != ChannelKind::Record {
+            spec.slots = c.slots;
+        }
         spec = spec.notify(c.notify).user_meta(c.user_meta.clone());
         for o in &c.objects {
             spec = spec.object_spec(ObjectSpec {

@@ -121,8 +121,10 @@ pub struct ChannelFacts {
     pub consumers: u32,
     /// Its slots.
     pub slots: u32,
-    /// A queue's capacity in messages (`None` for a state channel).
+    /// A queue's capacity in messages (`None` for other kinds).
     pub capacity: Option<u32>,
+    /// A record channel's ring, in bytes (`None` for other kinds).
+    pub ring_bytes: Option<u64>,
     /// Whether its consumers may wait for data.
     pub notify: bool,
     /// Its objects, in the slot's order.
@@ -204,10 +206,12 @@ impl Inspector {
                 let t = taken.get(k as usize).copied().flatten();
                 e.taken = t;
                 e.pending = Some(published.saturating_sub(t.unwrap_or(0)));
-                e.missed = e.pending.map(|p| match capacity {
-                    Some(c) => p.saturating_sub(u64::from(c)),
-                    None => p.saturating_sub(1),
-                });
+                e.missed = match (info.kind, capacity) {
+                    // What the producer dropped is known to the consumer only when it pops.
+                    (ChannelKind::Record, _) => None,
+                    (_, Some(c)) => e.pending.map(|p| p.saturating_sub(u64::from(c))),
+                    (_, None) => e.pending.map(|p| p.saturating_sub(1)),
+                };
             }
             ends.push(e);
         }
@@ -218,6 +222,7 @@ impl Inspector {
             consumers: ch.consumers(),
             slots: info.slot_count,
             capacity,
+            ring_bytes: (info.kind == ChannelKind::Record).then_some(info.slot_stride),
             notify: info.notify,
             objects: info
                 .objects
@@ -301,6 +306,10 @@ fn progress(ch: &ChannelRef) -> std::result::Result<(u64, Vec<Option<u64>>), Dat
         }
         // A region has no producer, no consumer and no updates.
         ChannelKind::Region => Ok((0, Vec::new())),
+        ChannelKind::Record => {
+            let (committed, taken) = crate::record::progress(ch);
+            Ok((committed, vec![Some(taken)]))
+        }
     }
 }
 

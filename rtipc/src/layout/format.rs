@@ -14,6 +14,9 @@ pub(crate) const FANOUT_VERSION: u32 = 3;
 /// The layout version of a segment with a shared region (whatever else it has): a build from
 /// before regions reads at most [`FANOUT_VERSION`] and refuses it.
 pub(crate) const REGION_VERSION: u32 = 4;
+/// The layout version of a segment with a record channel (whatever else it has), and the
+/// newest this build reads: a build from before record channels refuses it.
+pub(crate) const RECORD_VERSION: u32 = 5;
 /// Value of [`Header::ready`] once the creator has finished writing the segment.
 pub(crate) const READY: u32 = 0x5245_4459;
 /// Offset of [`Header::ready`] in the header.

@@ -188,6 +188,31 @@ pub(crate) mod state_ctrl {
     pub const SLOTS: u32 = 3;
 }
 
+/// The control block of a record channel.
+pub(crate) mod record_ctrl {
+    /// The producer's line: `tail` at +0, the last committed sequence number at +8 (bit 63:
+    /// a commit of that number is under way), the tail that commit stores at +16.
+    pub const LINE_PRODUCER: u64 = 2;
+    /// The consumer's line: `head` at +0, `reading` at +8, the sequence number of the last
+    /// record taken at +16.
+    pub const LINE_CONSUMER: u64 = 3;
+    /// Lines in the control block.
+    pub const LINES: u64 = 4;
+}
+
+/// Largest ring of one record channel, in bytes (1 GiB).
+pub const MAX_RECORD_RING: u64 = 1 << 30;
+
+/// The record alignment of a record channel whose elements are aligned to `align`: the size
+/// of a record's header block (at least 16 bytes: two words).
+pub(crate) const fn record_align(align: u64) -> u64 {
+    if align > 16 {
+        align
+    } else {
+        16
+    }
+}
+
 /// The control block of a queue channel of capacity `N`.
 pub(crate) mod queue_ctrl {
     /// The producer's `head` at +0 and its record at +8.

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use super::{fanout_ctrl, queue_ctrl, state_ctrl, MAX_FANOUT_CONSUMERS, MAX_QUEUE_CAPACITY};
+use super::{
+    fanout_ctrl, queue_ctrl, record_ctrl, state_ctrl, MAX_FANOUT_CONSUMERS, MAX_QUEUE_CAPACITY,
+};
 
 /// The kind of a channel, as recorded in its table entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,6 +17,8 @@ pub enum ChannelKind {
     /// One object that both sides read and write in place (a shared region): its fields may
     /// be atomics, events and semaphores.
     Region,
+    /// Variable-size records of one element type, in one byte ring.
+    Record,
 }
 
 impl ChannelKind {
@@ -22,7 +26,7 @@ impl ChannelKind {
     pub(crate) fn consumers(self, slot_count: u32) -> u32 {
         match self {
             ChannelKind::State => slot_count.saturating_sub(2).max(1),
-            ChannelKind::Queue | ChannelKind::Region => 1,
+            ChannelKind::Queue | ChannelKind::Region | ChannelKind::Record => 1,
         }
     }
 
@@ -31,6 +35,7 @@ impl ChannelKind {
             ChannelKind::State => 1,
             ChannelKind::Queue => 2,
             ChannelKind::Region => 3,
+            ChannelKind::Record => 4,
         }
     }
 
@@ -39,6 +44,7 @@ impl ChannelKind {
             1 => Some(ChannelKind::State),
             2 => Some(ChannelKind::Queue),
             3 => Some(ChannelKind::Region),
+            4 => Some(ChannelKind::Record),
             _ => None,
         }
     }
@@ -49,6 +55,7 @@ impl ChannelKind {
             ChannelKind::State => "state",
             ChannelKind::Queue => "queue",
             ChannelKind::Region => "region",
+            ChannelKind::Record => "record",
         }
     }
 
@@ -69,6 +76,7 @@ impl ChannelKind {
             }
             // The common lines only: nothing claims a region, and nobody waits on one.
             ChannelKind::Region => 2 * cache_line,
+            ChannelKind::Record => record_ctrl::LINES * cache_line,
         }
     }
 
@@ -98,6 +106,13 @@ impl ChannelKind {
                 Err(ShapeError::Objects("a region holds exactly one object"))
             }
             ChannelKind::Region => Ok(()),
+            ChannelKind::Record if slot_count != 1 => {
+                Err(ShapeError::Slots("a record channel has one slot: its ring"))
+            }
+            ChannelKind::Record if object_count != 1 => Err(ShapeError::Objects(
+                "a record channel carries exactly one element type",
+            )),
+            ChannelKind::Record => Ok(()),
         }
     }
 }

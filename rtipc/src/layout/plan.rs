@@ -3,7 +3,7 @@
 
 use super::format::{
     ChannelEntry, Header, ObjectDesc, DESC_SIZE, ENTRY_SIZE, FANOUT_VERSION, HEADER_SIZE, MAGIC,
-    REGION_VERSION, VERSION,
+    RECORD_VERSION, REGION_VERSION, VERSION,
 };
 use super::spec::{validate, ChannelSpec, InitCtrl};
 use super::{align_up, FormatError, MAX_METADATA};
@@ -79,6 +79,11 @@ impl Plan {
             magic: MAGIC,
             version: if channels
                 .iter()
+                .any(|c| c.kind == super::ChannelKind::Record)
+            {
+                RECORD_VERSION
+            } else if channels
+                .iter()
                 .any(|c| c.kind == super::ChannelKind::Region)
             {
                 REGION_VERSION
@@ -150,6 +155,19 @@ fn channel_plan(c: &ChannelSpec, cl: u64, ctrl_offset: u64) -> Result<ChannelPla
             align: o.align,
             ..ObjectDesc::default()
         });
+    }
+    if c.kind == super::ChannelKind::Record {
+        // The ring: a whole number of pairs of cache lines (the object's alignment is at most a
+        // line), so that half of it is a whole number of record blocks.
+        slot_size = align_up(c.ring, 2 * cl).ok_or_else(too_big)?;
+        if slot_size > super::MAX_RECORD_RING {
+            return Err(FormatError::Invalid(format!(
+                "record channel `{}`: a ring of {} bytes rounds up to {slot_size}, more than {}",
+                c.name,
+                c.ring,
+                super::MAX_RECORD_RING
+            )));
+        }
     }
     let slot_stride = align_up(slot_size, cl).ok_or_else(too_big)?;
     let buffer_offset = ctrl_offset.checked_add(ctrl_len).ok_or_else(too_big)?;

@@ -51,6 +51,8 @@ pub struct ChannelSpec {
     pub(crate) init: InitCtrl,
     /// The initial bytes of slot 0 (a region's object), if not zeros.
     pub(crate) data: Option<InitData>,
+    /// A record channel's ring, in bytes as declared (the plan rounds it up).
+    pub(crate) ring: u64,
 }
 
 impl std::fmt::Debug for ChannelSpec {
@@ -99,6 +101,7 @@ impl ChannelSpec {
             user_meta: Vec::new(),
             init,
             data: None,
+            ring: 0,
         }
     }
 
@@ -159,6 +162,13 @@ impl ChannelSpec {
     }
 }
 
+/// The smallest ring of a record channel of elements of `size` bytes aligned to `align`: two
+/// records of one element each (the largest record takes at most half the ring).
+pub(crate) fn record_min_ring(size: u64, align: u64) -> u64 {
+    let a = super::record_align(align);
+    2 * (a + size.div_ceil(a).saturating_mul(a))
+}
+
 /// Checks a declaration: the cache line, and every channel's name, objects, slots and
 /// metadata. The error names the channel and what to change.
 pub(crate) fn validate(channels: &[ChannelSpec], cache_line: u32) -> Result<(), FormatError> {
@@ -200,6 +210,25 @@ pub(crate) fn validate(channels: &[ChannelSpec], cache_line: u32) -> Result<(), 
                  use observers (`QueueObserver`)",
                 c.name, c.consumers
             ));
+        }
+        if c.kind == ChannelKind::Record && c.consumers != 1 {
+            return bad(format!(
+                "record channel `{}` has one consumer, not {}",
+                c.name, c.consumers
+            ));
+        }
+        if let (ChannelKind::Record, [o]) = (c.kind, c.objects.as_slice()) {
+            let min = record_min_ring(o.size, o.align);
+            if c.ring < min || c.ring > super::MAX_RECORD_RING {
+                return bad(format!(
+                    "record channel `{}` must have a ring of {min} to {} bytes (two records of \
+                     one `{}` at least), not {}",
+                    c.name,
+                    super::MAX_RECORD_RING,
+                    o.schema.name(),
+                    c.ring
+                ));
+            }
         }
         if c.kind == ChannelKind::State && !(1..=super::MAX_FANOUT_CONSUMERS).contains(&c.consumers)
         {

@@ -83,7 +83,8 @@ fn decl() -> impl Strategy<Value = Decl> {
         prop_oneof![
             Just(ChannelKind::State),
             Just(ChannelKind::Queue),
-            Just(ChannelKind::Region)
+            Just(ChannelKind::Region),
+            Just(ChannelKind::Record)
         ],
         prop_oneof![
             Just(Direction::CreatorToPeer),
@@ -119,12 +120,15 @@ fn specs(decls: &[Decl]) -> Vec<ChannelSpec> {
             let slots = match d.kind {
                 ChannelKind::State => 3,
                 ChannelKind::Queue => d.capacity + 2,
-                ChannelKind::Region => 1,
+                ChannelKind::Region | ChannelKind::Record => 1,
+                _ => unreachable!("the kinds above"),
             };
             let mut spec =
                 ChannelSpec::new(format!("channel/{i}"), d.kind, d.direction, slots, no_init)
                     .notify(d.notify)
                     .user_meta(d.user_meta.clone());
+            // A record channel's ring: from the smallest to a few KiB.
+            spec.ring = 256 + u64::from(d.capacity) * 16;
             for (j, prims) in d.objects.iter().enumerate() {
                 let s = schema_of(&format!("Object{i}_{j}"), prims.clone());
                 spec = spec.object_spec(object(j as u64 + 1, s));

@@ -56,6 +56,15 @@ impl Core {
             ChannelKind::State => Source::State(Box::new(Slots::new(&ch))),
             ChannelKind::Queue => Source::Queue(Ring::new(&ch)),
             ChannelKind::Region => Source::Region,
+            ChannelKind::Record => {
+                return Err(Error::WrongChannel {
+                    channel: name.to_owned(),
+                    wanted: "a state, queue or region channel to observe (a record channel \
+                             has no observers: its consumer reads it)"
+                        .into(),
+                    found: "a record channel".into(),
+                })
+            }
         };
         let last = match &src {
             Source::State(_) | Source::Region => 0,

@@ -9,9 +9,11 @@
 //! fits after a padding record at the wrap.
 //!
 //! Shared words: the producer's `tail` (the next free position, stored with release after the
-//! record's header: a consumer that sees it sees the record) and `seq` (the last committed
-//! sequence number); the consumer's `head` (the oldest record not taken) and `reading` (the
-//! position of the record the consumer holds, or [`NONE`]).
+//! record's header: a consumer that sees it sees the record), `seq` (the last committed
+//! sequence number; while a commit is under way, the new number with [`COMMITTING`] set) and
+//! `next` (the tail that commit will store); the consumer's `head` (the oldest record not taken), `reading` (the
+//! position of the record the consumer holds, or [`NONE`]) and `taken` (the sequence number of
+//! the last record it took).
 //!
 //! * **reserve** (producer): the free space is `capacity - (tail - oldest)`, `oldest` the
 //!   smaller of `head` and `reading`, loaded in that order with acquire: a consumer stores
@@ -20,8 +22,10 @@
 //!   overwrite form first drops the oldest records, each by one compare-and-swap of `head` past
 //!   it, never past the record the consumer holds. The producer writes only between `tail`
 //!   and `oldest + capacity`: never over a record the consumer may read.
-//! * **commit**: the padding header (if the record wraps), the record's header, `seq`, then
-//!   `tail` (release). A reservation dropped without a commit published nothing.
+//! * **commit**: the padding header (if the record wraps), the record's header, `next`,
+//!   `seq` with [`COMMITTING`], `tail` (release), then `seq` plain. A reservation dropped
+//!   without a commit published nothing. A consumer bounds a header's sequence number by the
+//!   number in `seq`.
 //! * **pop** (consumer): `head` and `tail` (acquire), the header at `head`, checked before use
 //!   (length, range, sequence), then `reading = head` and one compare-and-swap of `head` past
 //!   the record. If the producer dropped it meanwhile the swap fails and the consumer looks
@@ -31,22 +35,26 @@
 //!
 //! Both sides take a bounded number of steps: wait-free. Crash recovery: a producer killed
 //! anywhere leaves `tail` at its last commit (what it wrote beyond is never read); a successor
-//! continues from `tail` and `seq`. A consumer killed while holding a record leaves `reading`
-//! set; its successor clears it (the record counts as taken) and continues from `head`.
+//! continues from `tail` and from `seq`: if `seq` says a commit was under way, that record was
+//! published exactly when `tail` equals `next`, so no number is skipped or given twice. A consumer killed while holding a record leaves `reading`
+//! set; its successor clears it and continues after `taken` (a record the predecessor was
+//! taking when it died, before it stored `taken`, counts as missed).
 
-use crate::sync::{fence, AtomicU64, BadWord, CorruptWord, Ordering};
+use crate::sync::{fence, step, AtomicU64, BadWord, CorruptWord, Ordering, Run, Steps};
 
 /// `reading` when the consumer holds no record.
 pub(crate) const NONE: u64 = u64::MAX;
 /// Bit 63 of a header's first word: a padding record up to the end of the ring.
 pub(crate) const PAD: u64 = 1 << 63;
+/// Bit 63 of `seq`: a commit of that number is under way (see [`claim_producer`]).
+pub(crate) const COMMITTING: u64 = 1 << 63;
 /// How many times a pop looks again after the producer dropped the record it was taking.
 pub(crate) const POP_ATTEMPTS: u32 = 16;
 
 /// The channel's fixed shape, from its validated table entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
-    /// Bytes in the ring: a multiple of `align`, at least `2 * max_bytes`.
+    /// Bytes in the ring: a multiple of `align`, at least `2 * bytes(max_len)`.
     pub capacity: u64,
     /// Record alignment: the header block's size, a power of two, at least 16.
     pub align: u64,
@@ -63,11 +71,6 @@ impl Geometry {
         self.align
             .saturating_add(payload.div_ceil(self.align).saturating_mul(self.align))
     }
-
-    /// Bytes of the largest record.
-    pub(crate) fn max_bytes(&self) -> u64 {
-        self.bytes(self.max_len)
-    }
 }
 
 /// The words of a record channel that the protocol uses.
@@ -77,6 +80,8 @@ pub(crate) struct Words<'a> {
     pub ring: &'a [AtomicU64],
     pub tail: &'a AtomicU64,
     pub seq: &'a AtomicU64,
+    /// The tail that the commit under way stores: for a successor.
+    pub next: &'a AtomicU64,
     pub head: &'a AtomicU64,
     pub reading: &'a AtomicU64,
     /// The sequence number of the last record the consumer took: written by the consumer,
@@ -130,8 +135,9 @@ impl Reservation {
 pub(crate) enum Refused {
     /// More elements than the channel's maximum.
     TooLong,
-    /// Lossless form: not enough room; `free` bytes are free.
-    NoRoom { free: u64 },
+    /// Lossless form: not enough room: the record takes `need` bytes (with the padding to
+    /// the end of the ring if it wraps) and `free` bytes are free.
+    NoRoom { need: u64, free: u64 },
     /// Overwrite form: the record the consumer holds is in the way.
     Held,
     /// A word that breaks the protocol.
@@ -142,13 +148,25 @@ pub(crate) enum Refused {
 pub(crate) fn claim_producer(w: Words<'_>, g: &Geometry) -> Result<Producer, BadWord> {
     // Acquire: pairs with the consumer's release of `head` (its reads of the ring are over).
     let head = w.head.load(Ordering::Acquire);
-    // Relaxed: the predecessor's own words; nothing else writes them.
+    // Relaxed: the predecessor's own words; nothing else writes them, and the claim ordered
+    // its stores before these loads.
     let tail = w.tail.load(Ordering::Relaxed);
-    let seq = w.seq.load(Ordering::Relaxed);
-    if tail < head || tail - head > g.capacity {
+    let word = w.seq.load(Ordering::Relaxed);
+    let next = w.next.load(Ordering::Relaxed);
+    if tail < head || tail - head > g.capacity || tail % g.align != 0 {
         return Err(bad(tail, CorruptWord::RecordPositions));
     }
-    Ok(Producer { tail, seq })
+    let seq = word & !COMMITTING;
+    if word & COMMITTING == 0 {
+        return Ok(Producer { tail, seq });
+    }
+    // The predecessor died in a commit of record `seq`: it was published if and only if the
+    // tail it was storing is there.
+    match (tail == next, seq.checked_sub(1)) {
+        (true, _) => Ok(Producer { tail, seq }),
+        (false, Some(before)) => Ok(Producer { tail, seq: before }),
+        (false, None) => Err(bad(word, CorruptWord::RecordPositions)),
+    }
 }
 
 /// The oldest position the producer must not write over, and the position the consumer
@@ -175,6 +193,7 @@ fn oldest(w: Words<'_>, p: &Producer, g: &Geometry) -> Result<(u64, u64, u64), B
 
 /// Reserves a record of `len` elements; the overwrite form (`force`) drops the oldest records
 /// to make room.
+#[inline]
 pub(crate) fn reserve(
     w: Words<'_>,
     p: &Producer,
@@ -182,6 +201,22 @@ pub(crate) fn reserve(
     len: u64,
     force: bool,
 ) -> Result<Reservation, Refused> {
+    match reserve_steps(w, p, g, len, force, &mut Run) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(never)) => match never {},
+        Err(e) => Err(e),
+    }
+}
+
+/// [`reserve`], stoppable before each drop (the only shared write a reservation makes).
+pub(crate) fn reserve_steps<S: Steps>(
+    w: Words<'_>,
+    p: &Producer,
+    g: &Geometry,
+    len: u64,
+    force: bool,
+    steps: &mut S,
+) -> Result<Result<Reservation, S::Stop>, Refused> {
     if len > g.max_len {
         return Err(Refused::TooLong);
     }
@@ -200,15 +235,15 @@ pub(crate) fn reserve(
         let (oldest, head, reading) = oldest(w, p, g).map_err(Refused::Corrupt)?;
         let free = g.capacity - (p.tail - oldest);
         if free >= total {
-            return Ok(Reservation {
+            return Ok(Ok(Reservation {
                 pos: p.tail + pad,
                 len,
                 pad,
                 dropped,
-            });
+            }));
         }
         if !force {
-            return Err(Refused::NoRoom { free });
+            return Err(Refused::NoRoom { need: total, free });
         }
         if head == p.tail || (reading != NONE && g.capacity - (p.tail - reading) < total) {
             return Err(Refused::Held);
@@ -221,6 +256,7 @@ pub(crate) fn reserve(
             }
             Err(e) => return Err(Refused::Corrupt(e)),
         };
+        step!(steps);
         // AcqRel: acquire pairs with the consumer's release of its reads of this record;
         // release orders nothing of ours but keeps the swap symmetric with the consumer's.
         // A failed swap (the consumer took it) just looks again.
@@ -268,24 +304,54 @@ fn record_at(
 }
 
 /// Publishes reservation `r` (its payload written): the padding header if any, the record's
-/// header, the sequence number, then `tail`. Returns the record's sequence number.
+/// header, `next` and `seq` (marked [`COMMITTING`]), `tail`, then `seq` plain. Returns the
+/// record's sequence number.
+#[inline]
 pub(crate) fn commit(w: Words<'_>, p: &mut Producer, g: &Geometry, r: Reservation) -> u64 {
+    match commit_steps(w, p, g, r, &mut Run) {
+        Ok(seq) => seq,
+        Err(never) => match never {},
+    }
+}
+
+/// [`commit`], stoppable before each store.
+pub(crate) fn commit_steps<S: Steps>(
+    w: Words<'_>,
+    p: &mut Producer,
+    g: &Geometry,
+    r: Reservation,
+    steps: &mut S,
+) -> Result<u64, S::Stop> {
     // The header words are stored with release: a consumer that reads one of them while it
     // still looks at an older record here (dropped since) then also sees the drop (see `pop`).
     if r.pad > 0 {
+        steps.next()?;
         let (w0, _) = w.header(g, p.tail);
         w0.store(PAD | r.pad, Ordering::Release);
     }
     let seq = p.seq + 1;
     let (w0, w1) = w.header(g, r.pos);
+    steps.next()?;
     w0.store(r.len, Ordering::Release);
+    steps.next()?;
     w1.store(seq, Ordering::Release);
-    w.seq.store(seq, Ordering::Relaxed);
-    p.tail = r.pos + g.bytes(r.len);
+    let tail = r.pos + g.bytes(r.len);
+    steps.next()?;
+    // Relaxed: read by a successor only, ordered by its claim.
+    w.next.store(tail, Ordering::Relaxed);
+    steps.next()?;
+    // Relaxed: for a successor, as `next`; the consumer bounds numbers by it (a number that
+    // is not published yet is a bound too).
+    w.seq.store(seq | COMMITTING, Ordering::Relaxed);
+    steps.next()?;
+    // Release: a consumer that sees the new tail sees the header, the payload and `seq`.
+    w.tail.store(tail, Ordering::Release);
+    p.tail = tail;
     p.seq = seq;
-    // Release: a consumer that sees the new tail sees the header and the payload.
-    w.tail.store(p.tail, Ordering::Release);
-    seq
+    steps.next()?;
+    // Relaxed: the commit is over; nobody needs this before the next tail.
+    w.seq.store(seq, Ordering::Relaxed);
+    Ok(seq)
 }
 
 /// The consumer's private state.
@@ -325,14 +391,28 @@ impl Popped {
 }
 
 /// Takes the oldest record, if any; the consumer holds it until [`release`].
+#[inline]
 pub(crate) fn pop(w: Words<'_>, c: &mut Consumer, g: &Geometry) -> Result<Option<Popped>, BadWord> {
+    match pop_steps(w, c, g, &mut Run)? {
+        Ok(r) => Ok(r),
+        Err(never) => match never {},
+    }
+}
+
+/// [`pop`], stoppable before each shared write.
+pub(crate) fn pop_steps<S: Steps>(
+    w: Words<'_>,
+    c: &mut Consumer,
+    g: &Geometry,
+    steps: &mut S,
+) -> Result<Result<Option<Popped>, S::Stop>, BadWord> {
     for _ in 0..POP_ATTEMPTS {
         // Acquire both: the producer's tail publishes the records below it; the head may have
         // been moved by the producer's drops.
         let head = w.head.load(Ordering::Acquire);
         let tail = w.tail.load(Ordering::Acquire);
         if head == tail {
-            return Ok(None);
+            return Ok(Ok(None));
         }
         if head > tail || tail - head > g.capacity {
             // A head read before the producer dropped records and wrote past them: look again.
@@ -341,9 +421,9 @@ pub(crate) fn pop(w: Words<'_>, c: &mut Consumer, g: &Geometry) -> Result<Option
             }
             return Err(bad(tail, CorruptWord::RecordPositions));
         }
-        // Relaxed: stored before the tail that the acquire above read; bounds the header's
-        // number.
-        let last_seq = w.seq.load(Ordering::Relaxed);
+        // Relaxed: stored before the tail that the acquire above read, so at least the number
+        // of the newest record below that tail (it may be newer still).
+        let last_seq = w.seq.load(Ordering::Relaxed) & !COMMITTING;
         let (bytes, record) = match record_at(w, g, head, tail, last_seq) {
             Ok(r) => r,
             // The producer may have dropped this record and written over it since we read
@@ -356,6 +436,7 @@ pub(crate) fn pop(w: Words<'_>, c: &mut Consumer, g: &Geometry) -> Result<Option
         };
         let Some((seq, len)) = record else {
             // Padding: step over it (the producer may have stepped over it too).
+            step!(steps);
             let _ =
                 w.head
                     .compare_exchange(head, head + bytes, Ordering::AcqRel, Ordering::Relaxed);
@@ -367,8 +448,10 @@ pub(crate) fn pop(w: Words<'_>, c: &mut Consumer, g: &Geometry) -> Result<Option
             }
             return Err(bad(seq, CorruptWord::RecordHeader));
         }
+        step!(steps);
         // Relaxed: published to the producer by the release of the swap below.
         w.reading.store(head, Ordering::Relaxed);
+        step!(steps);
         // AcqRel: release publishes `reading` to a producer that sees the new head; acquire
         // pairs with the producer's drops.
         if w.head
@@ -377,20 +460,22 @@ pub(crate) fn pop(w: Words<'_>, c: &mut Consumer, g: &Geometry) -> Result<Option
         {
             let missed = seq - c.last - 1;
             c.last = seq;
+            step!(steps);
             // Relaxed: for a successor only.
             w.taken.store(seq, Ordering::Relaxed);
-            return Ok(Some(Popped {
+            return Ok(Ok(Some(Popped {
                 pos: head,
                 len,
                 seq,
                 missed,
-            }));
+            })));
         }
         // The producer dropped it: look again.
+        step!(steps);
         // Relaxed: we hold nothing.
         w.reading.store(NONE, Ordering::Relaxed);
     }
-    Ok(None)
+    Ok(Ok(None))
 }
 
 /// Whether `head` moved on since it read `was` (the producer dropped the record there): an
@@ -399,6 +484,13 @@ fn moved(w: Words<'_>, was: u64) -> bool {
     fence(Ordering::Acquire);
     // Relaxed: ordered by the fence.
     w.head.load(Ordering::Relaxed) != was
+}
+
+/// Whether a pop would find a record (or padding to step over) now.
+pub(crate) fn has_record(w: Words<'_>) -> bool {
+    // Acquire: a consumer woken by this answer pops with its own loads; acquire keeps a
+    // positive answer from coming before the words it summarises.
+    w.head.load(Ordering::Acquire) != w.tail.load(Ordering::Acquire)
 }
 
 /// Gives the held record back to the producer.

@@ -1,7 +1,7 @@
 //! The header: magic, version, sizes, and the order of the segment's parts.
 
 use super::super::format::{
-    Header, ENTRY_SIZE, HEADER_SIZE, MAGIC, READY, REGION_VERSION, VERSION,
+    Header, ENTRY_SIZE, HEADER_SIZE, MAGIC, READY, RECORD_VERSION, VERSION,
 };
 use super::super::{
     align_up, FormatError, MAX_CACHE_LINE, MAX_CHANNELS, MAX_METADATA, MIN_CACHE_LINE,
@@ -25,10 +25,10 @@ pub(crate) fn header(raw: &[u8], mapped: u64) -> Result<Header> {
         h.magic,
         "not an rtipc segment",
     )?;
-    if !(VERSION..=REGION_VERSION).contains(&h.version) {
+    if !(VERSION..=RECORD_VERSION).contains(&h.version) {
         return Err(FormatError::Version {
             found: h.version,
-            supported: REGION_VERSION,
+            supported: RECORD_VERSION,
         });
     }
     check(

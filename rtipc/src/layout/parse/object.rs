@@ -1,7 +1,10 @@
 //! The object descriptors of a table entry, and their schemas.
 
 use super::super::format::{ChannelEntry, ObjectDesc, DESC_SIZE};
-use super::super::{ChannelKind, FormatError, MAX_CACHE_LINE, MAX_OBJECTS};
+use super::super::spec::record_min_ring;
+use super::super::{
+    record_align, ChannelKind, FormatError, MAX_CACHE_LINE, MAX_OBJECTS, MAX_RECORD_RING,
+};
 use super::{check, read, Metadata, ObjectInfo, Result};
 use crate::schema;
 
@@ -36,12 +39,14 @@ pub(super) fn parse_objects(
             meta,
             &format!("object[{j}] of channel `{name}`"),
         )?;
-        // A queue's one object fills its slot from the start: its handles rely on it.
+        // A queue's one object fills its slot from the start, and a record channel's element
+        // type is described at offset 0: their handles rely on it.
         check(
-            e.kind != ChannelKind::Queue.code() || o.offset == 0,
+            (e.kind != ChannelKind::Queue.code() && e.kind != ChannelKind::Record.code())
+                || o.offset == 0,
             || of("offset"),
             o.offset,
-            "a queue's object must be at offset 0",
+            "a queue's object or a record channel's element must be at offset 0",
         )?;
         for (k, other) in objects.iter().enumerate() {
             let disjoint =
@@ -61,6 +66,9 @@ pub(super) fn parse_objects(
         }
         objects.push(o);
     }
+    if e.kind == ChannelKind::Record.code() {
+        return record_ring(e, cl, &objects, &cf).map(|()| objects);
+    }
     let objects_end = objects.iter().map(|o| o.offset + o.size).max().unwrap_or(0);
     check(
         e.slot_size == objects_end,
@@ -69,6 +77,38 @@ pub(super) fn parse_objects(
         &format!("must be where the last object ends ({objects_end})"),
     )?;
     Ok(objects)
+}
+
+/// Checks a record channel's ring (its one slot of `slot_size` bytes) against its element
+/// type: a whole number of cache lines, of pairs of record blocks, room for two records of
+/// one element, and at most [`MAX_RECORD_RING`] bytes.
+fn record_ring(
+    e: &ChannelEntry,
+    cl: u64,
+    objects: &[ObjectInfo],
+    cf: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    let [o] = objects else {
+        return Err(FormatError::corrupt(
+            cf("object_count"),
+            objects.len() as u64,
+            "a record channel carries exactly one element type",
+        ));
+    };
+    let a = record_align(o.align);
+    let min = record_min_ring(o.size, o.align);
+    check(
+        e.slot_size % cl == 0
+            && e.slot_size % (2 * a) == 0
+            && (min..=MAX_RECORD_RING).contains(&e.slot_size),
+        || cf("slot_size"),
+        e.slot_size,
+        &format!(
+            "a record channel's ring must be a multiple of the cache line and of {} bytes, \
+             from {min} to {MAX_RECORD_RING} bytes",
+            2 * a
+        ),
+    )
 }
 
 /// Parses and checks one object descriptor and decodes its schema.

@@ -13,6 +13,7 @@ struct Ring {
     ring: Vec<AtomicU64>,
     tail: AtomicU64,
     seq: AtomicU64,
+    next: AtomicU64,
     head: AtomicU64,
     reading: AtomicU64,
     taken: AtomicU64,
@@ -25,6 +26,7 @@ impl Ring {
             ring: (0..g.capacity / 8).map(|_| AtomicU64::new(0)).collect(),
             tail: AtomicU64::new(0),
             seq: AtomicU64::new(0),
+            next: AtomicU64::new(0),
             head: AtomicU64::new(0),
             reading: AtomicU64::new(NONE),
             taken: AtomicU64::new(0),
@@ -37,6 +39,7 @@ impl Ring {
             ring: &self.ring,
             tail: &self.tail,
             seq: &self.seq,
+            next: &self.next,
             head: &self.head,
             reading: &self.reading,
             taken: &self.taken,
@@ -114,7 +117,7 @@ proptest! {
                             let seq = commit(w, &mut p, &g, res);
                             model.push_back((seq, n));
                         }
-                        Err(Refused::NoRoom { free }) => {
+                        Err(Refused::NoRoom { need: total, free }) => {
                             // Refused only when the record (and its padding) does not fit,
                             // and `free` is what the ring has: capacity minus what is unread.
                             prop_assert!(!force);
@@ -122,6 +125,7 @@ proptest! {
                             let need = g.bytes(n);
                             let pad = if off + need > g.capacity { g.capacity - off } else { 0 };
                             prop_assert!(free < need + pad);
+                            prop_assert_eq!(total, need + pad);
                             let head = r.head.load(Ordering::Relaxed);
                             prop_assert_eq!(free, g.capacity - (p.tail - head));
                         }

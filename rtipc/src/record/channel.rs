@@ -1,0 +1,102 @@
+//! What both ends of a record channel share: the protocol's words, the ring, its geometry and
+//! the claim.
+
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicU64;
+
+use super::protocol::{Geometry, Words};
+use crate::error::{DataError, Result};
+use crate::layout::{record_align, record_ctrl, ChannelKind, End};
+use crate::schema::Object;
+use crate::segment::{EndHandle, Segment};
+use crate::sync::BadWord;
+
+/// A claimed end of a record channel.
+pub(super) struct Channel<T> {
+    pub ch: EndHandle,
+    /// The ring: `capacity` bytes, cache-line aligned.
+    ring: *mut u8,
+    /// The producer's line (tail, seq, next) and the consumer's (head, reading, taken).
+    producer: *const AtomicU64,
+    consumer: *const AtomicU64,
+    pub g: Geometry,
+    _t: PhantomData<fn() -> T>,
+}
+
+// SAFETY: the raw pointers point into the mapping that `ch` keeps alive; the claim makes this
+// handle the only user of its end across processes, so moving it to another thread is sound.
+unsafe impl<T> Send for Channel<T> {}
+
+impl<T: Object> Channel<T> {
+    /// Claims `end` of record channel `name` and checks `T`.
+    pub fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel<T>> {
+        let ch = seg.channel(name, ChannelKind::Record, end)?;
+        // The layout allows exactly one element type, at offset 0.
+        ch.object::<T>()?;
+        let ch = ch.claim_end(end)?;
+        // The parser checked the ring against the element: a multiple of the cache line and
+        // of two record blocks, room for two records of one element.
+        let capacity = ch.info.slot_stride;
+        let align = record_align(align_of::<T>() as u64);
+        let elem = size_of::<T>() as u64;
+        let g = Geometry {
+            capacity,
+            align,
+            elem,
+            max_len: (capacity / 2 - align) / elem,
+        };
+        let ctrl = ch.ctrl();
+        let producer = ctrl.words_from(record_ctrl::LINE_PRODUCER, 3).as_ptr();
+        let consumer = ctrl.words_from(record_ctrl::LINE_CONSUMER, 3).as_ptr();
+        Ok(Channel {
+            ring: ch.slot(0),
+            producer,
+            consumer,
+            g,
+            ch,
+            _t: PhantomData,
+        })
+    }
+
+    /// The protocol's words.
+    #[inline]
+    pub fn words(&self) -> Words<'_> {
+        let n = |ptr: *const AtomicU64, len: u64| {
+            // SAFETY: each pointer starts `len` 8-aligned words inside the mapping that `ch`
+            // keeps alive (the control block's lines, checked by `words_from`, or the ring of
+            // `capacity` bytes, a multiple of the cache line), only accessed atomically here.
+            unsafe { std::slice::from_raw_parts(ptr, len as usize) }
+        };
+        let (p, c) = (n(self.producer, 3), n(self.consumer, 3));
+        Words {
+            ring: n(self.ring.cast::<AtomicU64>(), self.g.capacity / 8),
+            tail: &p[0],
+            seq: &p[1],
+            next: &p[2],
+            head: &c[0],
+            reading: &c[1],
+            taken: &c[2],
+        }
+    }
+
+    /// The `len` elements whose payload starts at byte `offset` of the ring.
+    ///
+    /// The caller passes an offset and length that the protocol produced: `offset` a multiple
+    /// of the record alignment, and `offset + len * size_of::<T>()` within the ring.
+    #[inline]
+    pub fn elements(&self, offset: u64, len: u64) -> *mut [T] {
+        // The protocol bounds both; the `min`s spare a panic path and keep the slice in the
+        // ring whatever happens.
+        let offset = offset.min(self.g.capacity);
+        let len = len.min((self.g.capacity - offset) / self.g.elem);
+        // SAFETY: `offset <= capacity`, so the pointer stays inside (or one past) the ring.
+        let start = unsafe { self.ring.add(offset as usize) };
+        std::ptr::slice_from_raw_parts_mut(start.cast::<T>(), len as usize)
+    }
+
+    /// Turns a bad word into the handle's error and poisons the handle.
+    #[cold]
+    pub fn corrupt(&mut self, b: BadWord) -> DataError {
+        self.ch.corrupt(b)
+    }
+}

@@ -1,0 +1,184 @@
+//! The consuming end of a record channel.
+
+use std::ops::Deref;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use super::channel::Channel;
+use super::protocol::{self, Consumer, Popped};
+use crate::error::{DataError, Error, Result};
+use crate::layout::End;
+use crate::schema::Object;
+use crate::segment::wake::Bell;
+use crate::segment::Segment;
+
+/// The consuming end of a record channel. See [`RecordProducer`](super::RecordProducer) for
+/// an example.
+pub struct RecordConsumer<T: Object> {
+    chan: Channel<T>,
+    c: Consumer,
+    bell: Option<Bell>,
+    /// Whether a wait saw a producer (for reporting one gone).
+    producer_seen: bool,
+}
+
+impl<T: Object> std::fmt::Debug for RecordConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordConsumer")
+            .field("element", &T::SCHEMA.name())
+            .field("channel", &self.chan.ch.name())
+            .field("taken", &self.c.last)
+            .finish()
+    }
+}
+
+impl<T: Object> RecordConsumer<T> {
+    /// Claims the consuming end of record channel `name` and checks `T` against its element
+    /// type. A consumer that follows one that died continues after the last record its
+    /// predecessor took (a record it held counts as taken).
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let chan = Channel::claim(seg, name, End::Consumer)?;
+        let c = protocol::claim_consumer(chan.words());
+        let bell = Bell::new(&chan.ch, 0);
+        Ok(RecordConsumer {
+            chan,
+            c,
+            bell,
+            producer_seen: false,
+        })
+    }
+
+    /// Takes the oldest unread record: `None` if there is none. The record is read in place
+    /// and stays the consumer's until its view is dropped; [`RecordRef::missed`] counts the
+    /// records the producer dropped before it. A header that breaks the protocol (a length,
+    /// place or sequence number no producer writes) is [`DataError::Corrupt`].
+    pub fn pop(&mut self) -> Result<Option<RecordRef<'_, T>>, DataError> {
+        self.chan.ch.check()?;
+        match protocol::pop(self.chan.words(), &mut self.c, &self.chan.g) {
+            Ok(None) => Ok(None),
+            Ok(Some(p)) => Ok(Some(RecordRef { q: self, p })),
+            Err(b) => Err(self.chan.corrupt(b)),
+        }
+    }
+
+    /// The longest record the channel carries, in elements.
+    pub fn max_len(&self) -> usize {
+        self.chan.g.max_len as usize
+    }
+
+    /// The number of records taken so far, including those missed (the last record's
+    /// sequence number).
+    pub fn taken(&self) -> u64 {
+        self.c.last
+    }
+
+    /// The channel's name.
+    pub fn channel(&self) -> &str {
+        self.chan.ch.name()
+    }
+
+    /// Whether a process holds the producer end (the kernel's answer; a system call).
+    pub fn producer_alive(&self) -> Result<bool> {
+        self.chan.ch.other_end_held()
+    }
+
+    /// Waits until a process holds the producer end (`Ok(true)`) or `timeout` passes
+    /// (`Ok(false)`; `None`: no limit).
+    pub fn wait_for_producer(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        self.chan.ch.wait_for_other_end(timeout)
+    }
+
+    fn bell(&self) -> Result<&Bell> {
+        self.chan.ch.check()?;
+        self.bell.as_ref().ok_or_else(|| Error::NotifyDisabled {
+            channel: self.chan.ch.name().to_owned(),
+        })
+    }
+
+    /// Whether a pop would find a record now.
+    fn has_data(&self) -> impl Fn() -> bool + '_ {
+        let w = self.chan.words();
+        move || protocol::has_record(w)
+    }
+
+    /// Blocks until there is a record to pop (`Ok(true)`) or `timeout` passes (`Ok(false)`;
+    /// `None`: no limit). Needs a channel created with
+    /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`notify`](crate::notify).
+    ///
+    /// Fails with [`Error::NoProducer`] when the producer it saw is gone and no record is
+    /// left, as [`QueueConsumer::wait`](crate::QueueConsumer::wait) does.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let mut seen = self.producer_seen;
+        let r = self.bell()?.wait(
+            self.has_data(),
+            timeout,
+            || self.chan.ch.other_end_held(),
+            &mut seen,
+            self.chan.ch.name(),
+        );
+        self.producer_seen = seen;
+        r
+    }
+
+    /// Prepares a wait on the channel's eventfd; see [`Wait::arm`](crate::notify::Wait::arm).
+    pub fn arm(&mut self) -> Result<bool> {
+        self.bell()?.arm(self.has_data(), self.chan.ch.name())
+    }
+
+    /// The channel's eventfd, if it has one.
+    pub fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.bell.as_ref().and_then(Bell::fd)
+    }
+}
+
+/// A popped record, read in place; derefs to `&[T]`. Dropping it gives its bytes back to the
+/// producer.
+pub struct RecordRef<'a, T: Object> {
+    q: &'a mut RecordConsumer<T>,
+    p: Popped,
+}
+
+impl<T: Object> RecordRef<'_, T> {
+    /// The record's sequence number: 1 for the first record the channel carried.
+    pub fn seq(&self) -> u64 {
+        self.p.seq
+    }
+
+    /// How many records the producer dropped (with
+    /// [`reserve_overwrite`](super::RecordProducer::reserve_overwrite)) between the previous
+    /// record taken and this one.
+    pub fn missed(&self) -> u64 {
+        self.p.missed
+    }
+}
+
+impl<T: Object> Deref for RecordRef<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        let p = self
+            .q
+            .chan
+            .elements(self.p.payload(&self.q.chan.g), self.p.len);
+        // SAFETY: the popped record lies in the ring (its header was checked against the ring
+        // and the tail), and the producer never writes over the record the consumer holds
+        // (`reading`) until it is released, which happens when this view is dropped; aligned
+        // to the record alignment; every bit pattern is a valid `T`.
+        unsafe { &*p }
+    }
+}
+
+impl<T: Object> Drop for RecordRef<'_, T> {
+    fn drop(&mut self) {
+        protocol::release(self.q.chan.words());
+    }
+}
+
+impl<T: Object + std::fmt::Debug> std::fmt::Debug for RecordRef<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordRef")
+            .field("seq", &self.p.seq)
+            .field("missed", &self.p.missed)
+            .field("elements", &&**self)
+            .finish()
+    }
+}

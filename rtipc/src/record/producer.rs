@@ -1,0 +1,218 @@
+//! The producing end of a record channel.
+
+use std::ops::{Deref, DerefMut};
+
+use super::channel::Channel;
+use super::protocol::{self, Producer, Refused, Reservation};
+use crate::error::{DataError, Result};
+use crate::layout::End;
+use crate::schema::Object;
+use crate::segment::wake::Doorbell;
+use crate::segment::Segment;
+
+/// The producing end of a record channel.
+///
+/// ```
+/// # use rtipc::{Direction, Object, RecordConsumer, RecordProducer, Segment};
+/// # use std::os::fd::AsFd;
+/// #[derive(Object)]
+/// #[repr(C)]
+/// struct Sample { t: u64, value: f64 }
+///
+/// let seg = Segment::builder()
+///     .record::<Sample>("samples", Direction::CreatorToPeer, 64 * 1024)
+///     .create_anonymous()?;
+/// let mut tx = RecordProducer::<Sample>::new(&seg, "samples")?;
+/// // The peer side, normally in another process that received the fd.
+/// let peer = Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap())?;
+/// let mut rx = RecordConsumer::<Sample>::new(&peer, "samples")?;
+///
+/// // Reserve three samples in place, write them, commit.
+/// let mut rec = tx.try_reserve(3)?;
+/// for (i, s) in rec.iter_mut().enumerate() {
+///     *s = Sample { t: i as u64, value: i as f64 * 0.5 };
+/// }
+/// assert_eq!(rec.commit(), 1);
+///
+/// let r = rx.pop()?.expect("one record");
+/// assert_eq!((r.len(), r.seq(), r.missed()), (3, 1, 0));
+/// assert_eq!(r[2].value, 1.0);
+/// drop(r); // gives the record's bytes back to the producer
+/// # Ok::<(), rtipc::Error>(())
+/// ```
+pub struct RecordProducer<T: Object> {
+    chan: Channel<T>,
+    p: Producer,
+    bell: Option<Doorbell>,
+}
+
+impl<T: Object> std::fmt::Debug for RecordProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordProducer")
+            .field("element", &T::SCHEMA.name())
+            .field("channel", &self.chan.ch.name())
+            .field("committed", &self.p.seq)
+            .field("ring_bytes", &self.chan.g.capacity)
+            .finish()
+    }
+}
+
+impl<T: Object> RecordProducer<T> {
+    /// Claims the producing end of record channel `name` and checks `T` against its element
+    /// type. A producer that follows one that died continues after its last commit.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let mut chan = Channel::claim(seg, name, End::Producer)?;
+        let p = protocol::claim_producer(chan.words(), &chan.g).map_err(|b| chan.corrupt(b))?;
+        let bell = Doorbell::new(&chan.ch);
+        Ok(RecordProducer { chan, p, bell })
+    }
+
+    /// Reserves a record of `len` elements if the ring has room, without dropping anything:
+    /// [`DataError::NoRoom`] says how many bytes are free when it has not (nothing is
+    /// reserved), [`DataError::TooLong`] refuses more than [`max_len`](Self::max_len)
+    /// elements. The record's elements hold old bytes: write every one, then
+    /// [`commit`](RecordMut::commit).
+    pub fn try_reserve(&mut self, len: usize) -> Result<RecordMut<'_, T>, DataError> {
+        self.reserve(len, false)
+    }
+
+    /// Reserves a record of `len` elements, dropping the oldest unread records to make room
+    /// (the consumer counts them in [`RecordRef::missed`](super::RecordRef::missed); how many
+    /// this reservation dropped is [`RecordMut::dropped`]). Never overwrites the record the
+    /// consumer holds: fails with [`DataError::Held`] if that record is in the way. Records
+    /// dropped stay dropped even if the reservation is abandoned.
+    pub fn reserve_overwrite(&mut self, len: usize) -> Result<RecordMut<'_, T>, DataError> {
+        self.reserve(len, true)
+    }
+
+    /// Copies `items` into a record reserved with [`try_reserve`](Self::try_reserve) and
+    /// commits it; returns its sequence number.
+    pub fn try_send(&mut self, items: &[T]) -> Result<u64, DataError> {
+        let mut r = self.try_reserve(items.len())?;
+        r.copy_from_slice(items);
+        Ok(r.commit())
+    }
+
+    /// Copies `items` into a record reserved with
+    /// [`reserve_overwrite`](Self::reserve_overwrite) and commits it; returns its sequence
+    /// number.
+    pub fn send_overwrite(&mut self, items: &[T]) -> Result<u64, DataError> {
+        let mut r = self.reserve_overwrite(items.len())?;
+        r.copy_from_slice(items);
+        Ok(r.commit())
+    }
+
+    fn reserve(&mut self, len: usize, force: bool) -> Result<RecordMut<'_, T>, DataError> {
+        self.chan.ch.check()?;
+        let len = len as u64;
+        match protocol::reserve(self.chan.words(), &self.p, &self.chan.g, len, force) {
+            Ok(r) => Ok(RecordMut { q: self, r }),
+            // The ring is at most 1 GiB (checked by the parser), so these fit.
+            Err(Refused::TooLong) => Err(DataError::TooLong {
+                len,
+                max: self.chan.g.max_len as u32,
+            }),
+            Err(Refused::NoRoom { need, free }) => Err(DataError::NoRoom {
+                needed: need as u32,
+                free: free as u32,
+            }),
+            Err(Refused::Held) => Err(DataError::Held),
+            Err(Refused::Corrupt(b)) => Err(self.chan.corrupt(b)),
+        }
+    }
+
+    /// The longest record the channel carries, in elements: its ring's half, less the
+    /// record's header.
+    pub fn max_len(&self) -> usize {
+        self.chan.g.max_len as usize
+    }
+
+    /// The ring's size in bytes.
+    pub fn ring_bytes(&self) -> u64 {
+        self.chan.g.capacity
+    }
+
+    /// The number of records committed so far (the last record's sequence number).
+    pub fn committed(&self) -> u64 {
+        self.p.seq
+    }
+
+    /// The channel's name.
+    pub fn channel(&self) -> &str {
+        self.chan.ch.name()
+    }
+
+    /// Whether a process holds the consumer end (the kernel's answer; a system call).
+    pub fn consumer_alive(&self) -> Result<bool> {
+        self.chan.ch.other_end_held()
+    }
+}
+
+/// A reserved record, written in place; derefs to `&mut [T]`. Publish it with
+/// [`commit`](RecordMut::commit); dropping it without a commit abandons it (nothing is
+/// published and its bytes are reused).
+#[must_use = "a record is only sent by `commit`"]
+pub struct RecordMut<'a, T: Object> {
+    q: &'a mut RecordProducer<T>,
+    r: Reservation,
+}
+
+impl<T: Object> RecordMut<'_, T> {
+    /// Publishes the record; returns its sequence number (1 for the first record a channel
+    /// carries). The consumer may take it at once.
+    pub fn commit(self) -> u64 {
+        let q = self.q;
+        let seq = protocol::commit(q.chan.words(), &mut q.p, &q.chan.g, self.r);
+        if let Some(bell) = &q.bell {
+            bell.ring();
+        }
+        seq
+    }
+
+    /// Shortens the record to its first `len` elements (no effect if `len` is not shorter),
+    /// for a record whose length is known only once it is written.
+    pub fn truncate(&mut self, len: usize) {
+        self.r.len = self.r.len.min(len as u64);
+    }
+
+    /// How many unread records this reservation dropped to make room (always 0 for
+    /// [`try_reserve`](RecordProducer::try_reserve)).
+    pub fn dropped(&self) -> u64 {
+        self.r.dropped
+    }
+}
+
+impl<T: Object> Deref for RecordMut<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        let p = self
+            .q
+            .chan
+            .elements(self.r.payload(&self.q.chan.g), self.r.len);
+        // SAFETY: the reservation lies between the producer's tail and the oldest byte the
+        // consumer may still read, in the ring, so it is the producer's alone until it is
+        // committed; the payload is aligned to the record alignment (at least `T`'s); every
+        // bit pattern is a valid `T`.
+        unsafe { &*p }
+    }
+}
+
+impl<T: Object> DerefMut for RecordMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        let p = self
+            .q
+            .chan
+            .elements(self.r.payload(&self.q.chan.g), self.r.len);
+        // SAFETY: as for `deref`; `&mut self` makes this the only reference.
+        unsafe { &mut *p }
+    }
+}
+
+impl<T: Object> std::fmt::Debug for RecordMut<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordMut")
+            .field("len", &self.r.len)
+            .field("dropped", &self.r.dropped)
+            .finish()
+    }
+}
