@@ -169,6 +169,45 @@ pub(crate) fn record_min_ring(size: u64, align: u64) -> u64 {
     2 * (a + size.div_ceil(a).saturating_mul(a))
 }
 
+/// The rules of each kind about consumers and rings.
+fn check_kind(c: &ChannelSpec) -> Result<(), FormatError> {
+    if c.kind == ChannelKind::Queue && c.consumers != 1 {
+        return Err(FormatError::Invalid(format!(
+            "queue `{}` has one consumer, not {}; to follow it from more processes, \
+             use observers (`QueueObserver`)",
+            c.name, c.consumers
+        )));
+    }
+    if c.kind == ChannelKind::Record && c.consumers != 1 {
+        return Err(FormatError::Invalid(format!(
+            "record channel `{}` has one consumer, not {}",
+            c.name, c.consumers
+        )));
+    }
+    if let (ChannelKind::Record, [o]) = (c.kind, c.objects.as_slice()) {
+        let min = record_min_ring(o.size, o.align);
+        if c.ring < min || c.ring > super::MAX_RECORD_RING {
+            return Err(FormatError::Invalid(format!(
+                "record channel `{}` must have a ring of {min} to {} bytes (two records of \
+                 one `{}` at least), not {}",
+                c.name,
+                super::MAX_RECORD_RING,
+                o.schema.name(),
+                c.ring
+            )));
+        }
+    }
+    if c.kind == ChannelKind::State && !(1..=super::MAX_FANOUT_CONSUMERS).contains(&c.consumers) {
+        return Err(FormatError::Invalid(format!(
+            "state channel `{}` must have between 1 and {} consumers, not {}",
+            c.name,
+            super::MAX_FANOUT_CONSUMERS,
+            c.consumers
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a declaration: the cache line, and every channel's name, objects, slots and
 /// metadata. The error names the channel and what to change.
 pub(crate) fn validate(channels: &[ChannelSpec], cache_line: u32) -> Result<(), FormatError> {
@@ -204,41 +243,7 @@ pub(crate) fn validate(channels: &[ChannelSpec], cache_line: u32) -> Result<(), 
                 c.name
             ));
         }
-        if c.kind == ChannelKind::Queue && c.consumers != 1 {
-            return bad(format!(
-                "queue `{}` has one consumer, not {}; to follow it from more processes, \
-                 use observers (`QueueObserver`)",
-                c.name, c.consumers
-            ));
-        }
-        if c.kind == ChannelKind::Record && c.consumers != 1 {
-            return bad(format!(
-                "record channel `{}` has one consumer, not {}",
-                c.name, c.consumers
-            ));
-        }
-        if let (ChannelKind::Record, [o]) = (c.kind, c.objects.as_slice()) {
-            let min = record_min_ring(o.size, o.align);
-            if c.ring < min || c.ring > super::MAX_RECORD_RING {
-                return bad(format!(
-                    "record channel `{}` must have a ring of {min} to {} bytes (two records of \
-                     one `{}` at least), not {}",
-                    c.name,
-                    super::MAX_RECORD_RING,
-                    o.schema.name(),
-                    c.ring
-                ));
-            }
-        }
-        if c.kind == ChannelKind::State && !(1..=super::MAX_FANOUT_CONSUMERS).contains(&c.consumers)
-        {
-            return bad(format!(
-                "state channel `{}` must have between 1 and {} consumers, not {}",
-                c.name,
-                super::MAX_FANOUT_CONSUMERS,
-                c.consumers
-            ));
-        }
+        check_kind(c)?;
         match c.kind.check_shape(c.slots, c.objects.len() as u32) {
             Ok(()) => {}
             Err(ShapeError::Slots(_)) if c.kind == ChannelKind::Queue => {

@@ -121,7 +121,6 @@ fn specs(decls: &[Decl]) -> Vec<ChannelSpec> {
                 ChannelKind::State => 3,
                 ChannelKind::Queue => d.capacity + 2,
                 ChannelKind::Region | ChannelKind::Record => 1,
-                _ => unreachable!("the kinds above"),
             };
             let mut spec =
                 ChannelSpec::new(format!("channel/{i}"), d.kind, d.direction, slots, no_init)

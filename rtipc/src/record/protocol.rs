@@ -153,7 +153,7 @@ pub(crate) fn claim_producer(w: Words<'_>, g: &Geometry) -> Result<Producer, Bad
     let tail = w.tail.load(Ordering::Relaxed);
     let word = w.seq.load(Ordering::Relaxed);
     let next = w.next.load(Ordering::Relaxed);
-    if tail < head || tail - head > g.capacity || tail % g.align != 0 {
+    if tail < head || tail - head > g.capacity || !tail.is_multiple_of(g.align) {
         return Err(bad(tail, CorruptWord::RecordPositions));
     }
     let seq = word & !COMMITTING;

@@ -98,8 +98,8 @@ fn record_ring(
     let a = record_align(o.align);
     let min = record_min_ring(o.size, o.align);
     check(
-        e.slot_size % cl == 0
-            && e.slot_size % (2 * a) == 0
+        e.slot_size.is_multiple_of(cl)
+            && e.slot_size.is_multiple_of(2 * a)
             && (min..=MAX_RECORD_RING).contains(&e.slot_size),
         || cf("slot_size"),
         e.slot_size,
