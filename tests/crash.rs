@@ -75,35 +75,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// xorshift64*: the random moments, repeatable from the seed it prints.
-struct Rng(u64);
-
-impl Rng {
-    fn new(test: &str) -> Rng {
-        let seed = std::env::var("RTIPC_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| monotonic_ns() ^ u64::from(std::process::id()) << 32);
-        println!("{test}: RTIPC_SEED={seed}");
-        let mixed = test.bytes().fold(seed, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        Rng(mixed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform from 0 to `max`.
-    fn delay(&mut self, max: Duration) -> Duration {
-        Duration::from_nanos(self.next() % (max.as_nanos() as u64 + 1))
-    }
-}
-
 /// The moments of the kills: the first [`TIMED`] victims are timed from their spawn to a line
 /// (they are killed right after it), and the others are killed at a moment drawn uniformly from
 /// 0 to `factor` times the median of those times.

@@ -138,6 +138,99 @@ pub fn numbered_ok(m: &Numbered) -> bool {
     m.check == m.n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+// --- Records. --------------------------------------------------------------------------------
+
+/// One element of the record-channel tests: records are `[RecWord]`.
+#[derive(Object)]
+#[repr(C)]
+pub struct RecWord {
+    pub v: u64,
+}
+
+/// Word `i` of record `seq`.
+pub fn rec_word(seq: u64, i: u64) -> u64 {
+    seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+/// The length of record `seq`, in elements, for a channel whose longest record is `max`:
+/// mostly small, some of a few KiB, one in a hundred up to `max`, every 10,000th exactly `max`.
+pub fn rec_len(seq: u64, max: u64) -> u64 {
+    let h = rec_word(seq, 77) >> 11;
+    if seq.is_multiple_of(10_000) {
+        max
+    } else if h % 1000 < 900 {
+        1 + h % 64
+    } else if h % 1000 < 990 {
+        1 + h % 2048.min(max)
+    } else {
+        1 + h % max
+    }
+}
+
+/// The longest record the tests send on a channel whose longest is `channel_max` elements.
+pub fn rec_max(channel_max: usize) -> u64 {
+    REC_MAX.min(channel_max as u64)
+}
+
+/// Fills record `seq`.
+pub fn rec_fill(r: &mut [RecWord], seq: u64) {
+    for (i, w) in r.iter_mut().enumerate() {
+        w.v = rec_word(seq, i as u64);
+    }
+}
+
+/// Whether record `seq` is whole: every word as [`rec_fill`] wrote it.
+pub fn rec_ok(r: &[RecWord], seq: u64) -> bool {
+    r.iter()
+        .enumerate()
+        .all(|(i, w)| w.v == rec_word(seq, i as u64))
+}
+
+/// The longest record of the record tests: 1 MiB.
+pub const REC_MAX: u64 = 1 << 17;
+
+/// The segment of the record tests: record channel `records` with a ring of `ring` bytes,
+/// notify-enabled.
+pub fn record_segment(name: &str, direction: Direction, ring: u64) -> Segment {
+    Segment::builder()
+        .channel(
+            ChannelSpec::record("records", direction, ring)
+                .object::<RecWord>()
+                .notify(true),
+        )
+        .create(name)
+        .unwrap()
+}
+
+/// xorshift64*: the random moments, repeatable from the seed it prints.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(test: &str) -> Rng {
+        let seed = std::env::var("RTIPC_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| monotonic_ns() ^ u64::from(std::process::id()) << 32);
+        println!("{test}: RTIPC_SEED={seed}");
+        let mixed = test.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        Rng(mixed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform from 0 to `max`.
+    pub fn delay(&mut self, max: Duration) -> Duration {
+        Duration::from_nanos(self.next() % (max.as_nanos() as u64 + 1))
+    }
+}
+
 // --- Channels. --------------------------------------------------------------------------------
 
 /// The channels of the wake-up tests: `ping` from the peer (or client), `pong` back, both
@@ -534,6 +627,18 @@ pub enum Role {
     /// System V: creates `sysv_declaration()` under the key of target `sysv:KEY`, says
     /// `ready PID`, then sleeps until killed.
     SysvCreator,
+    /// Records: claims the producer of `records` and commits `count` more records (0: until
+    /// killed) of `rec_len(seq, REC_MAX)` elements, waiting while the ring is full; prints
+    /// `committed N` at the end.
+    RecordSend,
+    /// Records: as `RecordSend`, with records of up to 512 elements and `reserve_overwrite`
+    /// (retrying while the consumer's held record is in the way); prints `dropped D` at the
+    /// end.
+    RecordOverwrite,
+    /// Records: claims the consumer of `records` and checks every record until record
+    /// `count`, printing `BAD ...` and exiting 1 at the first record out of order or torn, and
+    /// `done last=S missed=M` at the end.
+    RecordTake,
 }
 
 /// The line fan-out and observer roles print at the end: `done seen=N missed=M torn=T
@@ -597,7 +702,7 @@ impl ReaderTally {
 }
 
 impl Role {
-    pub const ALL: [Role; 33] = [
+    pub const ALL: [Role; 36] = [
         Role::StressProducer,
         Role::Multi,
         Role::SecondOnly,
@@ -631,6 +736,9 @@ impl Role {
         Role::RegionWaiter,
         Role::RegionIdle,
         Role::SysvCreator,
+        Role::RecordSend,
+        Role::RecordOverwrite,
+        Role::RecordTake,
     ];
 
     /// The role's name on the peer's command line.
@@ -669,6 +777,9 @@ impl Role {
             Role::RegionWaiter => "region-waiter",
             Role::RegionIdle => "region-idle",
             Role::SysvCreator => "sysv-creator",
+            Role::RecordSend => "record-send",
+            Role::RecordOverwrite => "record-overwrite",
+            Role::RecordTake => "record-take",
         }
     }
 }

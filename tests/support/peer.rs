@@ -10,6 +10,8 @@ mod crash;
 mod fanout;
 #[path = "life.rs"]
 mod life;
+#[path = "record.rs"]
+mod record;
 #[path = "region.rs"]
 mod region;
 
@@ -68,6 +70,9 @@ fn main() {
         Role::RegionWaiter => region::waiter(name, count),
         Role::RegionIdle => region::idle(name),
         Role::SysvCreator => sysv_creator(name),
+        Role::RecordSend => record::send(&open(name), count, false),
+        Role::RecordOverwrite => record::send(&open(name), count, true),
+        Role::RecordTake => record::take(&open(name), count),
     };
     std::process::exit(code);
 }

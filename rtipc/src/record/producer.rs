@@ -44,6 +44,8 @@ pub struct RecordProducer<T: Object> {
     chan: Channel<T>,
     p: Producer,
     bell: Option<Doorbell>,
+    /// Records this handle dropped to make room.
+    dropped: u64,
 }
 
 impl<T: Object> std::fmt::Debug for RecordProducer<T> {
@@ -64,7 +66,12 @@ impl<T: Object> RecordProducer<T> {
         let mut chan = Channel::claim(seg, name, End::Producer)?;
         let p = protocol::claim_producer(chan.words(), &chan.g).map_err(|b| chan.corrupt(b))?;
         let bell = Doorbell::new(&chan.ch);
-        Ok(RecordProducer { chan, p, bell })
+        Ok(RecordProducer {
+            chan,
+            p,
+            bell,
+            dropped: 0,
+        })
     }
 
     /// Reserves a record of `len` elements if the ring has room, without dropping anything:
@@ -106,7 +113,10 @@ impl<T: Object> RecordProducer<T> {
         self.chan.ch.check()?;
         let len = len as u64;
         match protocol::reserve(self.chan.words(), &self.p, &self.chan.g, len, force) {
-            Ok(r) => Ok(RecordMut { q: self, r }),
+            Ok(r) => {
+                self.dropped += r.dropped;
+                Ok(RecordMut { q: self, r })
+            }
             // The ring is at most 1 GiB (checked by the parser), so these fit.
             Err(Refused::TooLong) => Err(DataError::TooLong {
                 len,
@@ -116,7 +126,10 @@ impl<T: Object> RecordProducer<T> {
                 needed: need as u32,
                 free: free as u32,
             }),
-            Err(Refused::Held) => Err(DataError::Held),
+            Err(Refused::Held { dropped }) => {
+                self.dropped += dropped;
+                Err(DataError::Held)
+            }
             Err(Refused::Corrupt(b)) => Err(self.chan.corrupt(b)),
         }
     }
@@ -130,6 +143,14 @@ impl<T: Object> RecordProducer<T> {
     /// The ring's size in bytes.
     pub fn ring_bytes(&self) -> u64 {
         self.chan.g.capacity
+    }
+
+    /// How many unread records this handle has dropped to make room
+    /// ([`reserve_overwrite`](Self::reserve_overwrite)), including those dropped by
+    /// reservations that then failed with [`DataError::Held`] or were abandoned: the records
+    /// the consumer counts as missed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// The number of records committed so far (the last record's sequence number).

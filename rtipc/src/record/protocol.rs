@@ -138,8 +138,9 @@ pub(crate) enum Refused {
     /// Lossless form: not enough room: the record takes `need` bytes (with the padding to
     /// the end of the ring if it wraps) and `free` bytes are free.
     NoRoom { need: u64, free: u64 },
-    /// Overwrite form: the record the consumer holds is in the way.
-    Held,
+    /// Overwrite form: the record the consumer holds is in the way; `dropped` records were
+    /// dropped before that showed (they stay dropped).
+    Held { dropped: u64 },
     /// A word that breaks the protocol.
     Corrupt(BadWord),
 }
@@ -246,25 +247,26 @@ pub(crate) fn reserve_steps<S: Steps>(
             return Err(Refused::NoRoom { need: total, free });
         }
         if head == p.tail || (reading != NONE && g.capacity - (p.tail - reading) < total) {
-            return Err(Refused::Held);
+            return Err(Refused::Held { dropped });
         }
-        let next = match record_at(w, g, head, p.tail, p.seq) {
-            Ok((bytes, None)) => head + bytes,
-            Ok((bytes, Some(_))) => {
-                dropped += 1;
-                head + bytes
-            }
+        let (bytes, record) = match record_at(w, g, head, p.tail, p.seq) {
+            Ok(r) => r,
             Err(e) => return Err(Refused::Corrupt(e)),
         };
         step!(steps);
         // AcqRel: acquire pairs with the consumer's release of its reads of this record;
         // release orders nothing of ours but keeps the swap symmetric with the consumer's.
-        // A failed swap (the consumer took it) just looks again.
-        let _ = w
-            .head
-            .compare_exchange(head, next, Ordering::AcqRel, Ordering::Relaxed);
+        // A failed swap (the consumer took it) just looks again; only a record this swap
+        // moved past counts as dropped.
+        if w.head
+            .compare_exchange(head, head + bytes, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            && record.is_some()
+        {
+            dropped += 1;
+        }
     }
-    Err(Refused::Held)
+    Err(Refused::Held { dropped })
 }
 
 /// The record at `pos` (below `tail`): its bytes, and its sequence number and length (`None`:

@@ -188,7 +188,8 @@ fn overwriting_drops_the_oldest_never_the_held_one_and_the_consumer_counts_them(
         "every record was seen or counted as missed"
     );
     assert_eq!(
-        missed, dropped,
+        missed,
+        tx.dropped(),
         "the consumer counts what the producer dropped"
     );
 }

@@ -67,7 +67,7 @@ fn produce_one(r: &Ring, g: &Geometry, p: &mut Producer, force: bool) -> bool {
             commit(w, p, g, res);
             true
         }
-        Err(Refused::NoRoom { .. }) | Err(Refused::Held) => false,
+        Err(Refused::NoRoom { .. }) | Err(Refused::Held { .. }) => false,
         Err(e) => panic!("{e:?}"),
     }
 }

@@ -184,7 +184,7 @@ fn a_held_record_is_never_overwritten_and_blocks_only_when_in_the_way() {
                 r.fill(res.payload(&g), 3, p.seq + 1);
                 commit(w, &mut p, &g, res);
             }
-            Err(Refused::Held) => blocked += 1,
+            Err(Refused::Held { .. }) => blocked += 1,
             Err(e) => panic!("{e:?}"),
         }
         assert!(r.whole(held.payload(&g), 6, 1));
