@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::*;
 use rtipc::{
-    ChannelSpec, Direction, MultiStateProducer, QueueConsumer, QueueProducer, Segment,
-    StateConsumer, StateProducer, StateRef,
+    ChannelSpec, DataError, Direction, MultiStateProducer, QueueConsumer, QueueProducer,
+    RecordConsumer, RecordProducer, Segment, StateConsumer, StateProducer, StateRef,
 };
 
 #[test]
@@ -136,7 +136,8 @@ fn peer_maps_only_the_second_object_of_a_channel() {
 
 /// The peer publishes, fetches, pushes and pops 100,000 times in seccomp strict mode, where any
 /// system call but read, write and exit kills it; it also fetches as a consumer of a fan-out
-/// channel and follows a state channel and a queue with observers. Every channel is notify-enabled and nobody
+/// channel, follows a state channel and a queue with observers, and sends and takes records on
+/// a record channel each way. Every channel is notify-enabled and nobody
 /// waits, so this also shows that a publish or push on a notify-enabled channel makes no
 /// wake-up call unless the consumer announced that it waits.
 #[test]
@@ -170,8 +171,21 @@ fn data_path_makes_no_system_call() {
                 .object::<Small>()
                 .notify(true),
         )
+        .channel(
+            ChannelSpec::record("rup", Direction::PeerToCreator, 4096)
+                .object::<Small>()
+                .notify(true),
+        )
+        .channel(
+            ChannelSpec::record("rdown", Direction::CreatorToPeer, 4096)
+                .object::<Small>()
+                .notify(true),
+        )
         .create(&name)
         .unwrap();
+    let mut rdown = RecordProducer::<Small>::new(&seg, "rdown").unwrap();
+    let mut rup = RecordConsumer::<Small>::new(&seg, "rup").unwrap();
+    let mut rup_last = 0;
     let mut down = StateProducer::<Small>::new(&seg, "down").unwrap();
     let mut up = StateConsumer::<Small>::new(&seg, "up").unwrap();
     let mut qdown = QueueProducer::<Small>::new(&seg, "qdown").unwrap();
@@ -206,6 +220,21 @@ fn data_path_makes_no_system_call() {
             );
             popped += 1;
         }
+        let rseq = rdown.committed() + 1;
+        match rdown.try_reserve((rseq % 4 + 1) as usize) {
+            Ok(mut r) => {
+                r.iter_mut().for_each(|s| *s = small(rseq, TAG_DOWN));
+                r.commit();
+            }
+            Err(DataError::NoRoom { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        while let Some(r) = rup.pop().unwrap() {
+            let n = r.seq();
+            assert_eq!((n, r.len() as u64), (rup_last + 1, n % 4 + 1));
+            assert!(r.iter().all(|s| s.seq == n && small_ok(s, TAG_UP)));
+            rup_last = n;
+        }
         if seq % 1024 == 0 && peer.try_wait().unwrap().is_some() {
             break;
         }
@@ -223,6 +252,7 @@ fn data_path_makes_no_system_call() {
         ROUNDS,
         "every publish of the peer went through"
     );
+    assert!(rup_last > 0, "records came from the peer under seccomp");
     assert!(small_ok(&s, TAG_UP));
     while let Some(m) = qup.pop().unwrap() {
         assert!(

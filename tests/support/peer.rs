@@ -20,8 +20,8 @@ use std::time::Duration;
 use common::*;
 use rtipc::handshake::{self, Listener};
 use rtipc::{
-    DataError, Error, Observed, QueueConsumer, QueueObserver, QueueProducer, Segment, Stage,
-    StateConsumer, StateObserver, StateProducer, StateRef,
+    DataError, Error, Observed, QueueConsumer, QueueObserver, QueueProducer, RecordConsumer,
+    RecordProducer, Segment, Stage, StateConsumer, StateObserver, StateProducer, StateRef,
 };
 
 fn main() {
@@ -287,6 +287,10 @@ fn seccomp(name: &str, count: u64) -> i32 {
 /// The seccomp peer's other readers: a consumer end of a fan-out channel, and observers of a
 /// state channel and a queue.
 struct SeccompReaders {
+    /// Record channels: one each way.
+    rup: RecordProducer<Small>,
+    rdown: RecordConsumer<Small>,
+    rdown_last: u64,
     fan: StateConsumer<Small>,
     watch: StateObserver<Small>,
     qwatch: QueueObserver<Small>,
@@ -298,6 +302,9 @@ struct SeccompReaders {
 impl SeccompReaders {
     fn new(seg: &Segment) -> SeccompReaders {
         SeccompReaders {
+            rup: RecordProducer::new(seg, "rup").expect("rup"),
+            rdown: RecordConsumer::new(seg, "rdown").expect("rdown"),
+            rdown_last: 0,
             fan: StateConsumer::new(seg, "fan").expect("fan"),
             watch: StateObserver::new(seg, "down").expect("watch down"),
             qwatch: QueueObserver::new(seg, "qdown").expect("watch qdown"),
@@ -309,6 +316,32 @@ impl SeccompReaders {
 
     /// One round of each; an exit code, 0 if all is well.
     fn round(&mut self) -> i32 {
+        // A record of 1 to 4 elements, each the record's number, unless the ring is full.
+        let seq = self.rup.committed() + 1;
+        match self.rup.try_reserve((seq % 4 + 1) as usize) {
+            Ok(mut r) => {
+                r.iter_mut().for_each(|s| *s = small(seq, TAG_UP));
+                r.commit();
+            }
+            Err(DataError::NoRoom { .. }) => {}
+            Err(_) => return 18,
+        }
+        loop {
+            match self.rdown.pop() {
+                Ok(Some(r)) => {
+                    let seq = r.seq();
+                    if seq != self.rdown_last + 1
+                        || r.len() as u64 != seq % 4 + 1
+                        || !r.iter().all(|s| s.seq == seq && small_ok(s, TAG_DOWN))
+                    {
+                        return 19;
+                    }
+                    self.rdown_last = seq;
+                }
+                Ok(None) => break,
+                Err(_) => return 19,
+            }
+        }
         match self.fan.fetch() {
             Ok(Some(s)) if StateRef::is_new(&s) => {
                 let seq = StateRef::seq(&s);
@@ -346,7 +379,7 @@ impl SeccompReaders {
     }
 
     fn saw_all(&self) -> bool {
-        self.fan_last > 0 && self.watched > 0 && self.qwatched > 0
+        self.fan_last > 0 && self.watched > 0 && self.qwatched > 0 && self.rdown_last > 0
     }
 }
 

@@ -408,6 +408,36 @@ mod tests {
     }
 
     #[test]
+    fn a_record_channel_travels_with_its_ring() {
+        let b = SegmentBuilder::default().channel(
+            ChannelSpec::record("frames", Direction::PeerToCreator, 100_000).object::<Probe>(),
+        );
+        let req = decode_request(&encode_request(&b).unwrap(), PEER).unwrap();
+        let c = &req.channels()[0];
+        assert_eq!((c.kind(), c.slots()), (ChannelKind::Record, 100_000));
+        let seg = builder_from(&req).create_anonymous().unwrap();
+        let facts = crate::inspect::Inspector::of(&seg)
+            .channel("frames")
+            .unwrap();
+        // Rounded up to whole pairs of cache lines, as for a creator.
+        assert_eq!(facts.ring_bytes, Some(100_096));
+        // A ring the layout does not allow: the client refuses to send it, and a server that
+        // gets one anyway (here patched into the bytes) refuses it with its own check.
+        let small = SegmentBuilder::default()
+            .channel(ChannelSpec::record("frames", Direction::PeerToCreator, 8).object::<Probe>());
+        assert!(encode_request(&small).is_err());
+        let mut bytes = encode_request(&b).unwrap();
+        let at = bytes
+            .windows(4)
+            .position(|w| w == 100_000u32.to_le_bytes())
+            .unwrap();
+        bytes[at..at + 4].copy_from_slice(&8u32.to_le_bytes());
+        let req = decode_request(&bytes, PEER).unwrap();
+        let e = builder_from(&req).create_anonymous().unwrap_err();
+        assert!(e.to_string().contains("ring of 96"), "{e}");
+    }
+
+    #[test]
     fn every_truncation_and_trailing_byte_is_an_error() {
         let bytes = encode_request(&builder()).unwrap();
         for n in 0..bytes.len() {
