@@ -113,6 +113,7 @@ fn creator_process() {
             c.limit = 7;
             c.mode = 2;
         })
+        .record::<Event>("frames", Direction::CreatorToPeer, 8192)
         .replace_stale(true)
         .create(&name)
         .unwrap();
@@ -120,6 +121,7 @@ fn creator_process() {
     let mut a = StateProducer::<Arm>::new(&seg, "arm").unwrap();
     let mut q = QueueProducer::<Event>::new(&seg, "events").unwrap();
     let mut s = StateProducer::<Event>::new(&seg, "status").unwrap();
+    let mut frames = rtipc::RecordProducer::<Event>::new(&seg, "frames").unwrap();
     println!("ready");
     let start = Instant::now();
     let period = Duration::from_nanos(1_000_000_000 / RATE);
@@ -128,6 +130,11 @@ fn creator_process() {
         q.force_push(&event(k)).unwrap();
         s.publish_copy(&event(k)).unwrap();
         control.ticks.store(k, std::sync::atomic::Ordering::Relaxed);
+        // A record of 1 to 3 events; nobody takes them, so the oldest are dropped.
+        let events = [event(k), event(k), event(k)];
+        frames
+            .send_overwrite(&events[..(k % 3 + 1) as usize])
+            .unwrap();
         let next = start + period * (k as u32);
         if let Some(d) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
@@ -247,11 +254,11 @@ fn ls_lists_the_live_segment() {
     assert_eq!(ours.len(), 1, "{all}");
     assert_eq!(ours[0]["state"], "live");
     assert_eq!(ours[0]["creator_pid"], c.pid());
-    assert_eq!(ours[0]["channels"], 4);
+    assert_eq!(ours[0]["channels"], 5);
     let text = ok(&["ls"]);
     let line = text.lines().find(|l| l.starts_with(&c.name)).unwrap();
     let cols: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cols[2..], [c.pid().to_string().as_str(), "live", "4"]);
+    assert_eq!(cols[2..], [c.pid().to_string().as_str(), "live", "5"]);
     assert!(text.starts_with("NAME"), "{text}");
 }
 
@@ -270,7 +277,7 @@ fn show_reports_channels_objects_and_holders() {
     assert_eq!(v["segment"]["creator_alive"], true);
     let ch = v["channels"].as_array().unwrap();
     let names: Vec<_> = ch.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["arm", "events", "status", "control"]);
+    assert_eq!(names, ["arm", "events", "status", "control", "frames"]);
     assert_eq!(ch[0]["objects"][0]["name"], "Arm");
     assert_eq!(
         ch[0]["objects"][0]["fingerprint"],
@@ -469,7 +476,8 @@ fn check_says_whether_a_build_attaches() {
     let out = ok(&["check", &c.name, "--schema", bin.to_str().unwrap()]);
     assert_eq!(
         out,
-        "Event in channel `events`: attaches\nEvent in channel `status`: attaches\n"
+        "Event in channel `events`: attaches\nEvent in channel `status`: attaches\n\
+         Event in channel `frames`: attaches\n"
     );
     // Another build's Arm.
     let other = dir.join("other.json");
@@ -742,7 +750,7 @@ fn corrupt_segments_give_clear_errors() {
         .iter()
         .map(|c| !c["fault"].is_null())
         .collect();
-    assert_eq!(faults, [true, false, false, false], "{v}");
+    assert_eq!(faults, [true, false, false, false, false], "{v}");
     let o = rtipc(&["echo", &name, "arm", "--count", "1", "--timeout", "1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
@@ -851,7 +859,7 @@ fn a_region_is_shown_and_echoed() {
     assert_eq!(region["kind"], "region");
     assert_eq!(region["ends"].as_array().unwrap().len(), 0);
     assert_eq!(region["objects"][0]["name"], "Control");
-    assert_eq!(v["segment"]["version"], 4);
+    assert_eq!(v["segment"]["version"], 5);
     let text = ok(&["echo", &c.name, "control", "--count", "2", "--json"]);
     let lines: Vec<_> = text.lines().map(json).collect();
     assert_eq!(lines.len(), 2);
@@ -862,4 +870,33 @@ fn a_region_is_shown_and_echoed() {
     }
     let schema = ok(&["schema", &c.name, "control"]);
     assert!(schema.contains("ticks  AtomicU64"), "{schema}");
+}
+
+#[test]
+fn a_record_channel_is_shown_and_echo_says_why_it_cannot_follow_it() {
+    let c = Creator::start("records");
+    let v = json(&ok(&["show", &c.name, "--json"]));
+    let frames = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["name"] == "frames")
+        .unwrap()
+        .clone();
+    assert_eq!(frames["kind"], "record");
+    assert_eq!(frames["ring_bytes"], 8192);
+    assert_eq!(frames["objects"][0]["name"], "Event");
+    assert!(frames["published"].as_u64().unwrap() > 0, "{frames}");
+    let ends = frames["ends"].as_array().unwrap();
+    assert_eq!(
+        (ends[0]["held"].as_bool(), ends[0]["pid"].as_u64()),
+        (Some(true), Some(u64::from(c.pid())))
+    );
+    assert_eq!(ends[1]["held"], false);
+    let text = ok(&["show", &c.name]);
+    let row = text.lines().find(|l| l.starts_with("frames")).unwrap();
+    assert!(row.contains("record") && row.contains("8192 B"), "{row}");
+    let o = rtipc(&["echo", &c.name, "frames", "--count", "1", "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("record channel"), "{}", stderr(&o));
 }

@@ -68,6 +68,7 @@ pub fn channel_json(c: &ChannelFacts) -> Json {
         .collect();
     json!({"name": c.name, "kind": c.kind.to_string(), "direction": super::direction(c.direction),
            "consumers": c.consumers, "slots": c.slots, "capacity": c.capacity,
+           "ring_bytes": c.ring_bytes,
            "notify": c.notify, "published": c.published, "objects": objects, "ends": ends,
            "fault": c.fault.map(|f| f.to_string())})
 }
@@ -103,7 +104,10 @@ fn render(f: &SegmentFacts, channels: &[ChannelFacts]) -> String {
             super::kind(c.kind, c.consumers),
             super::direction(c.direction).into(),
             c.slots.to_string(),
-            opt(c.capacity),
+            match c.ring_bytes {
+                Some(b) => format!("{b} B"),
+                None => opt(c.capacity),
+            },
             yes(c.notify).into(),
             if c.fault.is_some() {
                 "FAULT".into()
