@@ -167,6 +167,12 @@ impl<T: Object> RecordProducer<T> {
     pub fn consumer_alive(&self) -> Result<bool> {
         self.chan.ch.other_end_held()
     }
+
+    /// Waits until a process holds the consumer end (`Ok(true)`) or `timeout` passes
+    /// (`Ok(false)`; `None`: no limit).
+    pub fn wait_for_consumer(&self, timeout: Option<std::time::Duration>) -> Result<bool> {
+        self.chan.ch.wait_for_other_end(timeout)
+    }
 }
 
 /// A reserved record, written in place; derefs to `&mut [T]`. Publish it with
