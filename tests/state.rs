@@ -134,17 +134,10 @@ fn peer_maps_only_the_second_object_of_a_channel() {
     wait_peer(peer, Duration::from_secs(60));
 }
 
-/// The peer publishes, fetches, pushes and pops 100,000 times in seccomp strict mode, where any
-/// system call but read, write and exit kills it; it also fetches as a consumer of a fan-out
-/// channel, follows a state channel and a queue with observers, and sends and takes records on
-/// a record channel each way. Every channel is notify-enabled and nobody
-/// waits, so this also shows that a publish or push on a notify-enabled channel makes no
-/// wake-up call unless the consumer announced that it waits.
-#[test]
-fn data_path_makes_no_system_call() {
-    const ROUNDS: u64 = 100_000;
-    let name = seg_name("seccomp");
-    let seg = Segment::builder()
+/// The seccomp test's segment: a state channel and a queue each way, a fan-out channel and a
+/// record channel each way, all notify-enabled.
+fn seccomp_segment(name: &str) -> Segment {
+    Segment::builder()
         .channel(
             ChannelSpec::state("up", Direction::PeerToCreator)
                 .object::<Small>()
@@ -181,11 +174,59 @@ fn data_path_makes_no_system_call() {
                 .object::<Small>()
                 .notify(true),
         )
-        .create(&name)
-        .unwrap();
-    let mut rdown = RecordProducer::<Small>::new(&seg, "rdown").unwrap();
-    let mut rup = RecordConsumer::<Small>::new(&seg, "rup").unwrap();
-    let mut rup_last = 0;
+        .create(name)
+        .unwrap()
+}
+
+/// The seccomp test's record channels, this side: records of 1 to 4 `Small`s down, checked
+/// ones up.
+struct SeccompRecords {
+    down: RecordProducer<Small>,
+    up: RecordConsumer<Small>,
+    up_last: u64,
+}
+
+impl SeccompRecords {
+    fn new(seg: &Segment) -> SeccompRecords {
+        SeccompRecords {
+            down: RecordProducer::new(seg, "rdown").unwrap(),
+            up: RecordConsumer::new(seg, "rup").unwrap(),
+            up_last: 0,
+        }
+    }
+
+    /// One record down unless the ring is full; every record up, checked.
+    fn round(&mut self) {
+        let seq = self.down.committed() + 1;
+        match self.down.try_reserve((seq % 4 + 1) as usize) {
+            Ok(mut r) => {
+                r.iter_mut().for_each(|s| *s = small(seq, TAG_DOWN));
+                r.commit();
+            }
+            Err(DataError::NoRoom { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        while let Some(r) = self.up.pop().unwrap() {
+            let n = r.seq();
+            assert_eq!((n, r.len() as u64), (self.up_last + 1, n % 4 + 1));
+            assert!(r.iter().all(|s| s.seq == n && small_ok(s, TAG_UP)));
+            self.up_last = n;
+        }
+    }
+}
+
+/// The peer publishes, fetches, pushes and pops 100,000 times in seccomp strict mode, where any
+/// system call but read, write and exit kills it; it also fetches as a consumer of a fan-out
+/// channel, follows a state channel and a queue with observers, and sends and takes records on
+/// a record channel each way. Every channel is notify-enabled and nobody
+/// waits, so this also shows that a publish or push on a notify-enabled channel makes no
+/// wake-up call unless the consumer announced that it waits.
+#[test]
+fn data_path_makes_no_system_call() {
+    const ROUNDS: u64 = 100_000;
+    let name = seg_name("seccomp");
+    let seg = seccomp_segment(&name);
+    let mut records = SeccompRecords::new(&seg);
     let mut down = StateProducer::<Small>::new(&seg, "down").unwrap();
     let mut up = StateConsumer::<Small>::new(&seg, "up").unwrap();
     let mut qdown = QueueProducer::<Small>::new(&seg, "qdown").unwrap();
@@ -220,21 +261,7 @@ fn data_path_makes_no_system_call() {
             );
             popped += 1;
         }
-        let rseq = rdown.committed() + 1;
-        match rdown.try_reserve((rseq % 4 + 1) as usize) {
-            Ok(mut r) => {
-                r.iter_mut().for_each(|s| *s = small(rseq, TAG_DOWN));
-                r.commit();
-            }
-            Err(DataError::NoRoom { .. }) => {}
-            Err(e) => panic!("{e}"),
-        }
-        while let Some(r) = rup.pop().unwrap() {
-            let n = r.seq();
-            assert_eq!((n, r.len() as u64), (rup_last + 1, n % 4 + 1));
-            assert!(r.iter().all(|s| s.seq == n && small_ok(s, TAG_UP)));
-            rup_last = n;
-        }
+        records.round();
         if seq % 1024 == 0 && peer.try_wait().unwrap().is_some() {
             break;
         }
@@ -252,7 +279,10 @@ fn data_path_makes_no_system_call() {
         ROUNDS,
         "every publish of the peer went through"
     );
-    assert!(rup_last > 0, "records came from the peer under seccomp");
+    assert!(
+        records.up_last > 0,
+        "records came from the peer under seccomp"
+    );
     assert!(small_ok(&s, TAG_UP));
     while let Some(m) = qup.pop().unwrap() {
         assert!(
