@@ -1,4 +1,5 @@
-//! The segment's on-memory format, version 2 (3 with fan-out channels, 4 with a shared region): planned, written and parsed in this module only.
+//! The segment's on-memory format, version 2 (3 with fan-out channels, 4 with a shared region,
+//! 5 with a record channel): planned, written and parsed in this module only.
 //!
 //! ```text
 //! | Header | Channel table | Buffers (control blocks + slots) | Metadata |
@@ -13,7 +14,7 @@
 //! | offset | field | |
 //! |---|---|---|
 //! | 0 | `magic: u64` | `b"RTIPCSG1"` |
-//! | 8 | `version: u32` | 4 if the segment has a shared region, else 3 if it has a fan-out state channel, else 2 (1: before the crash-safe protocols; refused). A build that reads older versions only thus refuses a channel it does not know instead of misreading it |
+//! | 8 | `version: u32` | 5 if the segment has a record channel, else 4 if it has a shared region, else 3 if it has a fan-out state channel, else 2 (1: before the crash-safe protocols; refused). A build that reads older versions only thus refuses a channel it does not know instead of misreading it |
 //! | 12 | `header_size: u32` | 128 |
 //! | 16 | `ready: u32` | `0x52454459` once the creator has finished (stored last, release) |
 //! | 20 | `cache_line: u32` | the line size the layout aligns to; the peer follows it |
@@ -31,9 +32,9 @@
 //!
 //! | offset | field |
 //! |---|---|
-//! | 0 | `kind: u32` (1 state, 2 queue, 3 region), 4 `direction: u32` (1 creator to peer, 2 peer to creator) |
+//! | 0 | `kind: u32` (1 state, 2 queue, 3 region, 4 record), 4 `direction: u32` (1 creator to peer, 2 peer to creator) |
 //! | 8 | `slot_count: u32`, 12 `object_count: u32` |
-//! | 16 | `slot_size: u64` (where the last object ends), 24 `slot_stride: u64` (rounded up to the cache line) |
+//! | 16 | `slot_size: u64` (where the last object ends; a record channel's ring size), 24 `slot_stride: u64` (rounded up to the cache line) |
 //! | 32 | `buffer_offset: u64`, 40 `buffer_len: u64` (= stride × count) |
 //! | 48 | `ctrl_offset: u64`, 56 `ctrl_len: u64` (control block: whole cache lines, followed directly by the slots) |
 //! | 64 | `objects_offset: u64` (the channel's object descriptors) |
@@ -76,6 +77,18 @@
 //! * shared region (1 slot, 1 object): the two common lines only, unused. Its slot holds the
 //!   object, which the creator initialises before `ready` and both sides then change in place
 //!   through its atomics.
+//!
+//! * record (1 slot: the ring, 1 object: the element type, at offset 0): line 2 the
+//!   producer's `tail` (the next free byte position) at +0, the last committed sequence number
+//!   at +8 (bit 63 while a commit of it is under way), the tail that commit stores at +16;
+//!   line 3 the consumer's `head` (the oldest record not taken) at +0, `reading` (the position
+//!   of the record it holds, `u64::MAX` for none) at +8, the number of the last record taken at
+//!   +16. The ring's size (`slot_size`) is a multiple of the cache line and of twice the record
+//!   alignment (16 bytes, or the element's alignment if larger), holds two records of one
+//!   element at least, and at most [`MAX_RECORD_RING`] bytes; a record takes a header block of
+//!   one record alignment (its length in elements, or bit 63 and the bytes of a padding record
+//!   up to the ring's end, then its sequence number) and its payload rounded up to it, and at
+//!   most half the ring. Positions are monotonic byte counts, taken modulo the ring's size.
 //!
 //! Everything outside control blocks and slots is immutable once `ready` is set.
 //!
