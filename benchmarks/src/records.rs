@@ -54,6 +54,7 @@ pub fn send_record(
 
 /// What one record size measured.
 pub struct RecTputResult {
+    /// `record_8`, `record_4k` or `record_1m`.
     pub name: &'static str,
     /// Payload bytes of each record.
     pub bytes: usize,
@@ -65,7 +66,9 @@ pub struct RecTputResult {
     /// Over all runs: records sent, and records the consumer took.
     pub sent: u64,
     pub received: u64,
+    /// Runs of this size.
     pub runs: usize,
+    /// Records the consumer found wrong, plus one if a count of records disagreed.
     pub errors: u64,
 }
 
@@ -84,6 +87,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// Claims the consuming end of [`CHANNEL`].
     pub fn new(seg: &Segment) -> Res<Consumer> {
         Ok(Consumer {
             rx: RecordConsumer::new(seg, CHANNEL).ctx("record throughput consumer")?,

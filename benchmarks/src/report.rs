@@ -94,8 +94,11 @@ pub struct Results {
 /// What a `--records` run measured: the round trips (the floor, `state_8` and `queue_8` for
 /// comparison, and the record methods) and the record throughput.
 pub struct RecordsResults {
+    /// The floor first, then `state_8`, `queue_8`, `record_8` and `record_4k`.
     pub rt: Vec<rounds::MethodResult>,
+    /// One per size of [`records::SIZES`].
     pub rec_tput: Vec<records::RecTputResult>,
+    /// The run's duration.
     pub seconds: f64,
 }
 
