@@ -26,6 +26,9 @@ pub mod op {
     /// `ARG` consumer ends of `fanout_publish` fetch in turn in a tight loop until `stop[0]`
     /// equals the command's sequence number; `RESULT` = updates seen.
     pub const FAN_BUSY: u64 = 13;
+    /// Takes `COUNT` records numbered from `START` off the record throughput channel, of size
+    /// `ARG` (an index into `records::SIZES`); `RESULT` = records taken.
+    pub const RECORD_THROUGHPUT: u64 = 14;
     /// Exits.
     pub const QUIT: u64 = 99;
 }
@@ -66,6 +69,7 @@ fn serve(ctrl: &Ctrl, seg_fd: RawFd, uds_fd: RawFd, prefix: &str, parent: i32) -
     let mut sweep = crate::sweep::consumers(&seg)?;
     let mut det = StateConsumer::<Line64>::new(&seg, "determinism").ctx("determinism consumer")?;
     let mut tput = crate::tput::Consumers::new(&seg)?;
+    let mut rec_tput = crate::records::Consumer::new(&seg)?;
     let mut fan: Vec<StateConsumer<Line64>> = (0..crate::payload::FANOUT_PUBLISH_CONSUMERS)
         .map(|_| StateConsumer::new(&seg, "fanout_publish").ctx("fan-out publish consumer"))
         .collect::<Res<_>>()?;
@@ -109,6 +113,7 @@ fn serve(ctrl: &Ctrl, seg_fd: RawFd, uds_fd: RawFd, prefix: &str, parent: i32) -
                     errors
                 }
                 op::THROUGHPUT => tput.drain(ctrl, seq, arg, start, count)?,
+                op::RECORD_THROUGHPUT => rec_tput.drain(ctrl, seq, arg, start, count)?,
                 op::FAN_BUSY => {
                     let (seen, errors) = crate::fanpub::busy_loop(ctrl, &mut fan, arg, seq)?;
                     ctrl.status.w[st::RESULT].store(seen, Ordering::Relaxed);

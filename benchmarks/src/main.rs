@@ -1,13 +1,15 @@
 //! rtipc's latency and throughput harness.
 //!
-//! `cargo run --release -p rtipc-benchmarks -- [--quick] [--json] [--plots]`
+//! `cargo run --release -p rtipc-benchmarks -- [--records] [--quick] [--json] [--plots]`
 //!
 //! Two processes (this binary spawns itself as the child), pinned to CPU 0 and CPU 1, both
 //! busy-polling, measure round trips of rtipc's channels against the physical floor (`raw`:
 //! one atomic word per direction in shared memory) and against iceoryx2 and a unix socketpair,
 //! in rounds bracketed by the floor as "How the figures are measured" in BENCHMARKS.md
 //! describes. Then: the payload sweep of state channels from 8 B to 4 MiB, the determinism of
-//! the producer's publish cost, and an in-process comparison with the `triple_buffer` crate.
+//! the producer's publish cost, queue and record channel throughput, and an in-process
+//! comparison with the `triple_buffer` crate. `--records` runs only what concerns record
+//! channels: their round trips (with the floor, `state_8` and `queue_8`) and their throughput.
 //! Every message is checked; a data error makes the run fail.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -20,6 +22,7 @@ mod inproc;
 mod payload;
 mod peer;
 mod plot;
+mod records;
 mod report;
 mod rounds;
 mod rt;
@@ -34,10 +37,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use rtipc::StateProducer;
+use rtipc::{RecordProducer, StateProducer};
 
 use crate::payload::Line64;
-use crate::report::Results;
+use crate::report::{RecordsResults, Results};
 use crate::rt::{Ends, Method};
 use crate::sys::{Ctx, Res};
 
@@ -67,6 +70,10 @@ pub struct Cfg {
     pub tput_runs: usize,
     pub tput_count_8: u64,
     pub tput_count_1k: u64,
+    /// Record throughput (runs: `tput_runs`): records per run of 8 B, 4 KiB and 1 MiB.
+    pub rec_count_8: u64,
+    pub rec_count_4k: u64,
+    pub rec_count_1m: u64,
 }
 
 impl Cfg {
@@ -90,6 +97,9 @@ impl Cfg {
                 tput_runs: 3,
                 tput_count_8: 2_000_000,
                 tput_count_1k: 300_000,
+                rec_count_8: 1_000_000,
+                rec_count_4k: 100_000,
+                rec_count_1m: 500,
             }
         } else {
             Cfg {
@@ -110,6 +120,9 @@ impl Cfg {
                 tput_runs: 9,
                 tput_count_8: 10_000_000,
                 tput_count_1k: 1_000_000,
+                rec_count_8: 4_000_000,
+                rec_count_4k: 200_000,
+                rec_count_1m: 1_500,
             }
         }
     }
@@ -119,10 +132,13 @@ struct Opts {
     quick: bool,
     json: bool,
     plots: bool,
+    records: bool,
 }
 
-const USAGE: &str = "usage: rtipc-benchmarks [--quick] [--json] [--plots]
+const USAGE: &str = "usage: rtipc-benchmarks [--records] [--quick] [--json] [--plots]
 
+  --records only the record channels: their round trips against the floor, state_8 and
+            queue_8, and their throughput (no plots)
   --quick   fewer samples (about 20 s); no plots unless --plots
   --json    one JSON object per line on stdout (the table goes to stderr)
   --plots   write docs/round_trip.png and docs/payload_sweep.png (default without --quick)
@@ -173,12 +189,14 @@ fn main() -> ExitCode {
         quick: false,
         json: false,
         plots: false,
+        records: false,
     };
     for a in &args[1..] {
         match a.as_str() {
             "--quick" => opts.quick = true,
             "--json" => opts.json = true,
             "--plots" => opts.plots = true,
+            "--records" => opts.records = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -190,7 +208,12 @@ fn main() -> ExitCode {
         }
     }
     opts.plots |= !opts.quick;
-    match run(&opts) {
+    let result = if opts.records {
+        run_records(&opts)
+    } else {
+        run(&opts)
+    };
+    match result {
         Ok(0) => ExitCode::SUCCESS,
         Ok(errors) => {
             eprintln!("FAILED: {errors} data errors (wrong sequence numbers or payload words)");
@@ -223,6 +246,7 @@ fn run(opts: &Opts) -> Res<u64> {
     let mut tput_tx = tput::Producers::new(&seg)?;
     let mut fan_tx =
         StateProducer::<Line64>::new(&seg, "fanout_publish").ctx("fan-out publish producer")?;
+    let mut rec_tx = RecordProducer::new(&seg, records::CHANNEL).ctx("record producer")?;
     let mut peer = peer::Peer::spawn(&seg, OwnedFd::from(uds_child), &prefix)?;
 
     eprintln!("round trips ({} rounds)...", cfg.rounds);
@@ -233,6 +257,8 @@ fn run(opts: &Opts) -> Res<u64> {
         Method::Fanout4,
         Method::State4k,
         Method::Queue8,
+        Method::Record8,
+        Method::Record4k,
         Method::Iceoryx2,
         Method::Uds,
         Method::UdsBlocking,
@@ -248,6 +274,8 @@ fn run(opts: &Opts) -> Res<u64> {
     let fanpub = fanpub::run(&mut peer, &mut ends, &mut fan_tx, &cfg)?;
     eprintln!("queue throughput...");
     let tput = tput::run(&mut peer, &mut tput_tx, &cfg)?;
+    eprintln!("record throughput...");
+    let rec_tput = records::run(&mut peer, &mut rec_tx, &cfg)?;
     peer.quit()?;
     eprintln!("in-process...");
     let inproc = inproc::run(&cfg)?;
@@ -258,6 +286,7 @@ fn run(opts: &Opts) -> Res<u64> {
         det,
         fanpub,
         tput,
+        rec_tput,
         inproc,
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -289,4 +318,51 @@ fn run(opts: &Opts) -> Res<u64> {
         eprintln!("wrote {} and {}", rt_path.display(), sweep_path.display());
     }
     Ok(report::total_errors(&res))
+}
+
+/// `--records`: the record channels' round trips, in rounds bracketed by the floor with
+/// `state_8` and `queue_8` beside them, then their throughput; the same processes, pinning and
+/// checks as the full run.
+fn run_records(opts: &Opts) -> Res<u64> {
+    let started = Instant::now();
+    let cfg = Cfg::new(opts.quick, true);
+    if let Err(e) = sys::pin_to(0) {
+        eprintln!("warning: could not pin to CPU 0 ({e}); figures will be noisier");
+    }
+    let seg = payload::declare()
+        .create_anonymous()
+        .ctx("creating the segment")?;
+    let (uds_parent, uds_child) = UnixStream::pair().ctx("creating the socketpair")?;
+    let prefix = format!("rtipc-bench-{}", std::process::id());
+    // The child attaches every end of the full run; ours exist before it starts, as there.
+    let mut ends = Ends::parent(&seg, &prefix, OwnedFd::from(uds_parent))?;
+    let mut rec_tx = RecordProducer::new(&seg, records::CHANNEL).ctx("record producer")?;
+    let mut peer = peer::Peer::spawn(&seg, OwnedFd::from(uds_child), &prefix)?;
+
+    eprintln!("round trips ({} rounds)...", cfg.rounds);
+    let methods = [
+        Method::State8,
+        Method::Queue8,
+        Method::Record8,
+        Method::Record4k,
+    ];
+    let rt = rounds::run(&mut peer, &mut ends, &methods, &cfg)?;
+    eprintln!("record throughput...");
+    let rec_tput = records::run(&mut peer, &mut rec_tx, &cfg)?;
+    peer.quit()?;
+    let res = RecordsResults {
+        rt,
+        rec_tput,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let table = report::records_table(&res, &cfg);
+    if opts.json {
+        eprint!("{table}");
+        for line in report::records_json(&res) {
+            println!("{line}");
+        }
+    } else {
+        print!("{table}");
+    }
+    Ok(report::records_errors(&res))
 }

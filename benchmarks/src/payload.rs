@@ -30,6 +30,34 @@ pub fn check(w: &[u64], s: u64) -> bool {
     w[0] == s && (n == 1 || w[n - 1] == s ^ LAST)
 }
 
+/// Checks every word of a payload filled for `s` (a record of the throughput test: a torn or
+/// stale word anywhere in it shows).
+#[inline(always)]
+pub fn check_all(w: &[u64], s: u64) -> bool {
+    let Some((&last, body)) = w.split_last() else {
+        return false;
+    };
+    // An OR of differences rather than `all`: no early exit, so the loop vectorises.
+    let diff = body.iter().fold(0, |d, &x| d | (x ^ s));
+    let want = if body.is_empty() { s } else { s ^ LAST };
+    diff == 0 && last == want
+}
+
+/// A record of [`Word`] elements as 64-bit words.
+#[inline(always)]
+pub fn record_words(r: &[Word]) -> &[u64] {
+    // SAFETY: `Word` is `repr(C)` around one `u64`: same size, alignment and validity, so
+    // `r.len()` of them are `r.len()` `u64`s, borrowed as long as `r`.
+    unsafe { std::slice::from_raw_parts(r.as_ptr().cast::<u64>(), r.len()) }
+}
+
+/// A record of [`Word`] elements as 64-bit words, to write.
+#[inline(always)]
+pub fn record_words_mut(r: &mut [Word]) -> &mut [u64] {
+    // SAFETY: as for `record_words`; the borrow is unique because `r` is.
+    unsafe { std::slice::from_raw_parts_mut(r.as_mut_ptr().cast::<u64>(), r.len()) }
+}
+
 macro_rules! payloads {
     ($($(#[$doc:meta])* $name:ident = $bytes:expr;)*) => {
         $(
@@ -55,7 +83,8 @@ macro_rules! payloads {
 }
 
 payloads! {
-    /// The 8-byte payload of `state_8` and of the in-process comparison.
+    /// The 8-byte payload of `state_8` and of the in-process comparison, and the element of
+    /// every record channel.
     Word = 8;
     /// The 4 KiB payload of `state_4k`.
     Page = 4096;
@@ -107,6 +136,13 @@ pub const QUEUE_RT_CAPACITY: u32 = 16;
 pub const FANOUT_PUBLISH_CONSUMERS: u32 = 4;
 /// Capacity of the throughput queues.
 pub const QUEUE_CAPACITY: u32 = 1024;
+/// Ring of each round-trip record channel: 64 KiB, room for 15 records of 4 KiB.
+pub const RECORD_RT_RING: u64 = 64 << 10;
+/// Ring of the record throughput channel: 4 MiB, which carries records of up to 2 MiB (so
+/// three records of 1 MiB at a time).
+pub const RECORD_TPUT_RING: u64 = 4 << 20;
+/// Elements ([`Word`]) in a `record_4k` round-trip record.
+pub const RECORD_4K_LEN: usize = 4096 / 8;
 
 /// Declares every channel that the two processes share. The parent creates the segment; the
 /// child attaches.
@@ -128,7 +164,12 @@ pub fn declare() -> SegmentBuilder {
         .consumers(4)
         .state::<Word>("fanout/pong", Back)
         .state::<Line64>("fanout_publish", Out)
-        .consumers(FANOUT_PUBLISH_CONSUMERS);
+        .consumers(FANOUT_PUBLISH_CONSUMERS)
+        .record::<Word>("record_8/ping", Out, RECORD_RT_RING)
+        .record::<Word>("record_8/pong", Back, RECORD_RT_RING)
+        .record::<Word>("record_4k/ping", Out, RECORD_RT_RING)
+        .record::<Word>("record_4k/pong", Back, RECORD_RT_RING)
+        .record::<Word>("record_throughput", Out, RECORD_TPUT_RING);
     macro_rules! sweep {
         ($(($t:ident, $label:expr)),*) => {
             $( b = b.state::<$t>(sweep_channel(size_of::<$t>()), Out); )*

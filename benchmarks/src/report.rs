@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::rt::Method;
-use crate::{det, fanpub, inproc, rounds, sweep, tput, Cfg};
+use crate::{det, fanpub, inproc, records, rounds, sweep, tput, Cfg};
 
 /// One JSON object, written by hand: keys are fixed identifiers and values numbers, booleans
 /// or plain strings.
@@ -86,18 +86,44 @@ pub struct Results {
     pub det: det::DetResult,
     pub fanpub: fanpub::FanPubResult,
     pub tput: Vec<tput::TputResult>,
+    pub rec_tput: Vec<records::RecTputResult>,
     pub inproc: inproc::InprocResult,
+    pub seconds: f64,
+}
+
+/// What a `--records` run measured: the round trips (the floor, `state_8` and `queue_8` for
+/// comparison, and the record methods) and the record throughput.
+pub struct RecordsResults {
+    /// The floor first, then `state_8`, `queue_8`, `record_8` and `record_4k`.
+    pub rt: Vec<rounds::MethodResult>,
+    /// One per size of [`records::SIZES`].
+    pub rec_tput: Vec<records::RecTputResult>,
+    /// The run's duration.
     pub seconds: f64,
 }
 
 /// Data errors over all measurements.
 pub fn total_errors(r: &Results) -> u64 {
-    r.rt.iter().map(|m| m.errors).sum::<u64>()
+    rt_errors(&r.rt)
         + r.sweep_errors
         + r.det.errors
         + r.fanpub.errors
         + r.tput.iter().map(|t| t.errors).sum::<u64>()
+        + rec_errors(&r.rec_tput)
         + r.inproc.errors
+}
+
+/// Data errors over a `--records` run.
+pub fn records_errors(r: &RecordsResults) -> u64 {
+    rt_errors(&r.rt) + rec_errors(&r.rec_tput)
+}
+
+fn rt_errors(rt: &[rounds::MethodResult]) -> u64 {
+    rt.iter().map(|m| m.errors).sum()
+}
+
+fn rec_errors(rec: &[records::RecTputResult]) -> u64 {
+    rec.iter().map(|t| t.errors).sum()
 }
 
 /// The targets of the issue: (name, value, limit).
@@ -127,16 +153,48 @@ fn targets(r: &Results) -> Vec<(&'static str, f64, f64)> {
     t
 }
 
+/// The report's first line: what ran, how long, on which machine.
+fn header(s: &mut String, what: &str, seconds: f64) {
+    let _ = writeln!(
+        s,
+        "\nrtipc benchmarks ({what}), {seconds:.1} s; machine: {}",
+        machine()
+    );
+}
+
 /// The human-readable report.
 pub fn table(r: &Results, cfg: &Cfg) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "\nrtipc benchmarks ({}), {:.1} s; machine: {}",
+    header(
+        &mut s,
         if cfg.quick { "--quick" } else { "full run" },
         r.seconds,
-        machine()
     );
+    rt_section(&mut s, &r.rt, cfg);
+    sections_after_rt(&mut s, r, cfg);
+    s
+}
+
+/// The human-readable report of a `--records` run.
+pub fn records_table(r: &RecordsResults, cfg: &Cfg) -> String {
+    let mut s = String::new();
+    header(
+        &mut s,
+        if cfg.quick {
+            "--records --quick"
+        } else {
+            "--records"
+        },
+        r.seconds,
+    );
+    rt_section(&mut s, &r.rt, cfg);
+    records_section(&mut s, &r.rt, &r.rec_tput, cfg);
+    let _ = writeln!(s, "\nData errors in total: {}", records_errors(r));
+    s
+}
+
+/// The round-trip table.
+fn rt_section(s: &mut String, rt: &[rounds::MethodResult], cfg: &Cfg) {
     let _ = writeln!(
         s,
         "\nRound trips, two processes pinned to CPU 0 and 1, busy-polling (ns; ratio = median of \
@@ -158,7 +216,7 @@ pub fn table(r: &Results, cfg: &Cfg) -> String {
         "raw>250",
         "errors"
     );
-    for m in &r.rt {
+    for m in rt {
         let band = |i: usize| {
             let (_, n, ratio_v, _) = m.paired.bands[i];
             if n == 0 {
@@ -194,7 +252,69 @@ pub fn table(r: &Results, cfg: &Cfg) -> String {
         cfg.uds_per_round,
         cfg.uds_per_round / 5
     );
+}
 
+/// The record channels: one-way latency from the round trips, and throughput.
+fn records_section(
+    s: &mut String,
+    rt: &[rounds::MethodResult],
+    rec: &[records::RecTputResult],
+    cfg: &Cfg,
+) {
+    let get = |m: Method| rt.iter().find(|x| x.method == m);
+    let _ = writeln!(
+        s,
+        "\nRecord channels, one way: half the round-trip median (each way a reservation, the \
+         record written, commit, pop, check and release; ratio: the paired ratio to raw, as \
+         above)"
+    );
+    for m in [
+        Method::Raw,
+        Method::State8,
+        Method::Queue8,
+        Method::Record8,
+        Method::Record4k,
+    ] {
+        if let Some(x) = get(m) {
+            let _ = writeln!(
+                s,
+                "  {:<12} {:>8.1} ns   ratio {:>6}",
+                m.name(),
+                x.dist.median as f64 / 2.0,
+                ratio(x.paired.ratio)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nRecord throughput, two processes, lossless: try_reserve retried while the {} MiB ring \
+         is full, every word written and committed; the consumer pops, checks every word and \
+         releases (medians of {} runs)",
+        crate::payload::RECORD_TPUT_RING >> 20,
+        cfg.tput_runs
+    );
+    let _ = writeln!(
+        s,
+        "{:<10} {:>9} {:>10} {:>14} {:>16} {:>16} {:>6}",
+        "record", "payload", "records", "commits/s", "delivered rec/s", "delivered MiB/s", "errors"
+    );
+    for t in rec {
+        let _ = writeln!(
+            s,
+            "{:<10} {:>9} {:>10} {:>14.0} {:>16.0} {:>16.1} {:>6}",
+            t.name,
+            t.bytes,
+            t.sent,
+            t.commit_rate,
+            t.delivered_rate,
+            t.bytes_rate() / f64::from(1u32 << 20),
+            t.errors
+        );
+    }
+}
+
+/// Every section of the full report after the round trips.
+fn sections_after_rt(s: &mut String, r: &Results, cfg: &Cfg) {
     let _ = writeln!(
         s,
         "\nPayload sweep: publish to seen by the other process, payload written before the \
@@ -312,6 +432,8 @@ pub fn table(r: &Results, cfg: &Cfg) -> String {
         );
     }
 
+    records_section(s, &r.rt, &r.rec_tput, cfg);
+
     let i = &r.inproc;
     let _ = writeln!(
         s,
@@ -337,14 +459,34 @@ pub fn table(r: &Results, cfg: &Cfg) -> String {
         let _ = writeln!(s, "  {name:<50} {:>6} <= {limit:<4} {verdict}", ratio(v));
     }
     let _ = writeln!(s, "\nData errors in total: {}", total_errors(r));
-    s
 }
 
 /// The report as JSON lines: one object per measurement, target and the run's summary.
 pub fn json(r: &Results) -> Vec<String> {
     let mut out = Vec::new();
-    let raw_median = r.rt.first().map_or(f64::NAN, |m| m.dist.median as f64);
-    for m in &r.rt {
+    rt_json(&mut out, &r.rt);
+    sections_json(&mut out, r);
+    out
+}
+
+/// A `--records` run as JSON lines.
+pub fn records_json(r: &RecordsResults) -> Vec<String> {
+    let mut out = Vec::new();
+    rt_json(&mut out, &r.rt);
+    rec_json(&mut out, &r.rec_tput);
+    out.push(
+        Json::new("summary", "records")
+            .str("machine", &machine())
+            .num("seconds", r.seconds)
+            .int("errors", records_errors(r))
+            .finish(),
+    );
+    out
+}
+
+fn rt_json(out: &mut Vec<String>, rt: &[rounds::MethodResult]) {
+    let raw_median = rt.first().map_or(f64::NAN, |m| m.dist.median as f64);
+    for m in rt {
         let mut j = Json::new("round_trip", m.method.name());
         j.int("samples", m.dist.samples as u64)
             .int("median_ns", m.dist.median)
@@ -366,6 +508,26 @@ pub fn json(r: &Results) -> Vec<String> {
         }
         out.push(j.int("errors", m.errors).finish());
     }
+}
+
+fn rec_json(out: &mut Vec<String>, rec: &[records::RecTputResult]) {
+    for t in rec {
+        out.push(
+            Json::new("record_throughput", t.name)
+                .int("bytes", t.bytes as u64)
+                .num("commit_per_s", t.commit_rate)
+                .num("delivered_per_s", t.delivered_rate)
+                .num("delivered_bytes_per_s", t.bytes_rate())
+                .int("sent", t.sent)
+                .int("received", t.received)
+                .int("runs", t.runs as u64)
+                .int("errors", t.errors)
+                .finish(),
+        );
+    }
+}
+
+fn sections_json(out: &mut Vec<String>, r: &Results) {
     for w in &r.sweep {
         out.push(
             Json::new("payload_sweep", &format!("state_{}", w.bytes))
@@ -423,6 +585,7 @@ pub fn json(r: &Results) -> Vec<String> {
                 .finish(),
         );
     }
+    rec_json(out, &r.rec_tput);
     let i = &r.inproc;
     out.push(
         Json::new("in_process", "publish_fetch_8")
@@ -449,7 +612,6 @@ pub fn json(r: &Results) -> Vec<String> {
             .int("errors", total_errors(r))
             .finish(),
     );
-    out
 }
 
 /// The CPU model, the number of CPUs and the kernel release.

@@ -9,11 +9,12 @@ use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
 use rtipc::{
-    DataError, MessageRef, Observed, QueueConsumer, QueueProducer, Segment, StateConsumer,
-    StateObserver, StateProducer, StateRef,
+    DataError, MessageRef, Observed, QueueConsumer, QueueProducer, RecordConsumer, RecordProducer,
+    Segment, StateConsumer, StateObserver, StateProducer, StateRef,
 };
 
-use crate::payload::{check, fill, Page, Word};
+use crate::payload::{check, fill, record_words, record_words_mut, Page, Word, RECORD_4K_LEN};
+use crate::records::send_record;
 use crate::sys::{now_ns, Ctrl, Ctx, Res, Spin};
 
 /// The methods under test, and the floor.
@@ -45,6 +46,13 @@ pub enum Method {
     Fanout2,
     /// The same with 4 consumer ends.
     Fanout4,
+    /// rtipc record channels, one per direction, carrying a record of one 8-byte element:
+    /// reserved, written in place and committed by the sender, popped, checked and released
+    /// by the receiver.
+    Record8,
+    /// The same with a record of 4 KiB, written whole by the sender; the child checks the
+    /// first and last word and copies all of it into its echo record, as for `state_4k`.
+    Record4k,
 }
 
 impl Method {
@@ -60,6 +68,8 @@ impl Method {
             Method::State8Observed => "state_8+obs",
             Method::Fanout2 => "fanout_2",
             Method::Fanout4 => "fanout_4",
+            Method::Record8 => "record_8",
+            Method::Record4k => "record_4k",
         }
     }
 
@@ -76,6 +86,8 @@ impl Method {
             Method::State8Observed => 20,
             Method::Fanout2 => 21,
             Method::Fanout4 => 22,
+            Method::Record8 => 23,
+            Method::Record4k => 24,
         }
     }
 
@@ -91,6 +103,8 @@ impl Method {
             Method::State8Observed,
             Method::Fanout2,
             Method::Fanout4,
+            Method::Record8,
+            Method::Record4k,
         ]
         .into_iter()
         .find(|m| m.op() == op)
@@ -223,6 +237,57 @@ pub struct Ends {
     q8_seq: u64,
     /// The fan-out round trips' ends.
     fan: Fan,
+    /// The record round trips' ends.
+    rec: Recs,
+}
+
+/// One side's ends of the record round trips, and the sequence number of the last record
+/// taken from each incoming channel.
+struct Recs {
+    r8_tx: RecordProducer<Word>,
+    r8_rx: RecordConsumer<Word>,
+    r4k_tx: RecordProducer<Word>,
+    r4k_rx: RecordConsumer<Word>,
+    r8_seq: u64,
+    r4k_seq: u64,
+}
+
+impl Recs {
+    fn new(seg: &Segment, out: &str, back: &str) -> Res<Recs> {
+        Ok(Recs {
+            r8_tx: RecordProducer::new(seg, &format!("record_8/{out}")).ctx("record_8 producer")?,
+            r8_rx: RecordConsumer::new(seg, &format!("record_8/{back}"))
+                .ctx("record_8 consumer")?,
+            r4k_tx: RecordProducer::new(seg, &format!("record_4k/{out}"))
+                .ctx("record_4k producer")?,
+            r4k_rx: RecordConsumer::new(seg, &format!("record_4k/{back}"))
+                .ctx("record_4k consumer")?,
+            r8_seq: 0,
+            r4k_seq: 0,
+        })
+    }
+
+    /// The ends, last sequence number and record length of `m` (a record method).
+    fn of(
+        &mut self,
+        m: Method,
+    ) -> (
+        &mut RecordProducer<Word>,
+        &mut RecordConsumer<Word>,
+        &mut u64,
+        usize,
+    ) {
+        if m == Method::Record8 {
+            (&mut self.r8_tx, &mut self.r8_rx, &mut self.r8_seq, 1)
+        } else {
+            (
+                &mut self.r4k_tx,
+                &mut self.r4k_rx,
+                &mut self.r4k_seq,
+                RECORD_4K_LEN,
+            )
+        }
+    }
 }
 
 /// The fan-out round trips' ends: the parent publishes on `fanout_2/ping` and `fanout_4/ping`
@@ -302,6 +367,7 @@ impl Ends {
             s4k_seq: 0,
             q8_seq: 0,
             fan: Fan::new(seg, out == "ping")?,
+            rec: Recs::new(seg, out, back)?,
         })
     }
 
@@ -431,6 +497,29 @@ impl Ends {
                                 && MessageRef::missed(&m) == 0
                                 && MessageRef::seq(&m) == *seq + 1;
                             *seq = MessageRef::seq(&m);
+                            return Ok(ok);
+                        }
+                        spin.tick()?;
+                    }
+                })
+            }
+            Method::Record8 | Method::Record4k => {
+                let (tx, rx, seq, len) = self.rec.of(m);
+                timed(start, count, warm, out, |s| {
+                    // Reserve (retried while the ring is full, which one record in flight
+                    // never makes it), write the whole record, commit.
+                    send_record(tx, len, "room in a round-trip record ring", |r| {
+                        fill(record_words_mut(r), s)
+                    })?;
+                    let mut spin = Spin::new("the record echo");
+                    loop {
+                        if let Some(r) = rx.pop().ctx("record pop")? {
+                            let ok = r.len() == len
+                                && check(record_words(&r), s)
+                                && r.seq() == *seq + 1
+                                && r.missed() == 0;
+                            *seq = r.seq();
+                            // Dropping `r` releases the record.
                             return Ok(ok);
                         }
                         spin.tick()?;
@@ -572,6 +661,30 @@ impl Ends {
                     let mut slot = self.q8_tx.write().ctx("queue_8 write")?;
                     slot.w[0] = v;
                     slot.force_push().ctx("queue_8 push")?;
+                }
+            }
+            Method::Record8 | Method::Record4k => {
+                let (tx, rx, seq, len) = self.rec.of(m);
+                for s in start..start + count {
+                    let mut spin = Spin::new("a record ping");
+                    loop {
+                        if let Some(r) = rx.pop().ctx("record pop")? {
+                            errors += u64::from(
+                                r.len() != len
+                                    || !check(record_words(&r), s)
+                                    || r.seq() != *seq + 1
+                                    || r.missed() != 0,
+                            );
+                            *seq = r.seq();
+                            // Echo the whole record: a copy out of the popped record into the
+                            // one reserved on the way back; the ping is released after.
+                            send_record(tx, r.len(), "room in a round-trip record ring", |w| {
+                                w.copy_from_slice(&r[..])
+                            })?;
+                            break;
+                        }
+                        spin.tick()?;
+                    }
                 }
             }
             Method::Iceoryx2 => {
