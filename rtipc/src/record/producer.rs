@@ -112,7 +112,7 @@ impl<T: Object> RecordProducer<T> {
     fn reserve(&mut self, len: usize, force: bool) -> Result<RecordMut<'_, T>, DataError> {
         self.chan.ch.check()?;
         let len = len as u64;
-        match protocol::reserve(self.chan.words(), &self.p, &self.chan.g, len, force) {
+        match protocol::reserve(self.chan.words(), &mut self.p, &self.chan.g, len, force) {
             Ok(r) => {
                 self.dropped += r.dropped;
                 Ok(RecordMut { q: self, r })

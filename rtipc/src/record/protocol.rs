@@ -20,7 +20,9 @@
 //!   `reading` before its compare-and-swap of `head` (release), so a producer that sees the
 //!   new `head` also sees what it holds. The lossless form refuses when there is no room; the
 //!   overwrite form first drops the oldest records, each by one compare-and-swap of `head` past
-//!   it, never past the record the consumer holds. The producer writes only between `tail`
+//!   it, never past the record the consumer holds. The producer keeps the oldest position it
+//!   last loaded (a lower bound: both words only move forward) and loads the consumer's words
+//!   again only when a record does not fit below it. The producer writes only between `tail`
 //!   and `oldest + capacity`: never over a record the consumer may read.
 //! * **commit**: the padding header (if the record wraps), the record's header, `next`,
 //!   `seq` with [`COMMITTING`], `tail` (release), then `seq` plain. A reservation dropped
@@ -108,6 +110,10 @@ pub(crate) struct Producer {
     pub tail: u64,
     /// The last committed sequence number.
     pub seq: u64,
+    /// The oldest byte the consumer may still read, as last loaded: a lower bound, since the
+    /// consumer's `head` and `reading` only move forward. A reservation that fits below it
+    /// needs no load of the consumer's line.
+    pub oldest: u64,
 }
 
 /// A reservation: where the record goes and what it takes.
@@ -145,6 +151,18 @@ pub(crate) enum Refused {
     Corrupt(BadWord),
 }
 
+impl Producer {
+    /// A producer at `tail` after record `seq`, which knows nothing of the consumer yet (its
+    /// first reservation loads the consumer's words).
+    fn at(tail: u64, seq: u64, g: &Geometry) -> Producer {
+        Producer {
+            tail,
+            seq,
+            oldest: tail.saturating_sub(g.capacity),
+        }
+    }
+}
+
 /// A new producer's state, from the words its predecessor left (or the initial zeros).
 pub(crate) fn claim_producer(w: Words<'_>, g: &Geometry) -> Result<Producer, BadWord> {
     // Acquire: pairs with the consumer's release of `head` (its reads of the ring are over).
@@ -159,13 +177,13 @@ pub(crate) fn claim_producer(w: Words<'_>, g: &Geometry) -> Result<Producer, Bad
     }
     let seq = word & !COMMITTING;
     if word & COMMITTING == 0 {
-        return Ok(Producer { tail, seq });
+        return Ok(Producer::at(tail, seq, g));
     }
     // The predecessor died in a commit of record `seq`: it was published if and only if the
     // tail it was storing is there.
     match (tail == next, seq.checked_sub(1)) {
-        (true, _) => Ok(Producer { tail, seq }),
-        (false, Some(before)) => Ok(Producer { tail, seq: before }),
+        (true, _) => Ok(Producer::at(tail, seq, g)),
+        (false, Some(before)) => Ok(Producer::at(tail, before, g)),
         (false, None) => Err(bad(word, CorruptWord::RecordPositions)),
     }
 }
@@ -197,7 +215,7 @@ fn oldest(w: Words<'_>, p: &Producer, g: &Geometry) -> Result<(u64, u64, u64), B
 #[inline]
 pub(crate) fn reserve(
     w: Words<'_>,
-    p: &Producer,
+    p: &mut Producer,
     g: &Geometry,
     len: u64,
     force: bool,
@@ -212,7 +230,7 @@ pub(crate) fn reserve(
 /// [`reserve`], stoppable before each drop (the only shared write a reservation makes).
 pub(crate) fn reserve_steps<S: Steps>(
     w: Words<'_>,
-    p: &Producer,
+    p: &mut Producer,
     g: &Geometry,
     len: u64,
     force: bool,
@@ -229,11 +247,22 @@ pub(crate) fn reserve_steps<S: Steps>(
         0
     };
     let total = pad + need;
+    // The fast path: room below the oldest byte last seen (the tail never passes it by more
+    // than the ring, which every reservation keeps).
+    if g.capacity - (p.tail - p.oldest) >= total {
+        return Ok(Ok(Reservation {
+            pos: p.tail + pad,
+            len,
+            pad,
+            dropped: 0,
+        }));
+    }
     let mut dropped = 0;
     // Each round either finds room, fails, or drops one record (of at most `capacity` in the
     // ring) or sees the consumer take one: bounded.
     for _ in 0..=2 * (g.capacity / g.align) + 2 {
         let (oldest, head, reading) = oldest(w, p, g).map_err(Refused::Corrupt)?;
+        p.oldest = oldest;
         let free = g.capacity - (p.tail - oldest);
         if free >= total {
             return Ok(Ok(Reservation {

@@ -336,7 +336,7 @@ fn loom_records_full_empty_and_abandoned() {
         assert!(produce_one(&r, &g, &mut p, false));
         assert!(produce_one(&r, &g, &mut p, false));
         assert!(matches!(
-            reserve(w, &p, &g, 1, false),
+            reserve(w, &mut p, &g, 1, false),
             Err(Refused::NoRoom { need: 48, free: 16 })
         ));
         let producer = {
@@ -344,7 +344,7 @@ fn loom_records_full_empty_and_abandoned() {
             loom::thread::spawn(move || {
                 let g = geometry();
                 let w = r.words();
-                match reserve(w, &p, &g, 1, false) {
+                match reserve(w, &mut p, &g, 1, false) {
                     Ok(res) => {
                         // Abandoned: written but never committed.
                         let at = (res.payload(&g) / 8) as usize;
@@ -369,6 +369,50 @@ fn loom_records_full_empty_and_abandoned() {
         }
         assert!(pop(w, &mut c, &g).unwrap().is_none(), "empty");
         let expected: &[u64] = if third { &[1, 2, 3] } else { &[1, 2] };
+        assert_eq!(got, expected);
+    });
+}
+
+/// The consumer holds record 1 (the oldest bytes of the ring) while the producer tries two
+/// lossless reservations in a row: the second may use what the producer learned in the first
+/// only as a bound below the held record, so record 1 stays whole until it is released.
+#[test]
+fn loom_records_lossless_reservations_never_touch_the_held_record() {
+    loom::model(|| {
+        let g = geometry();
+        let r = Arc::new(Ring::new(&g));
+        let w = r.words();
+        let mut p = claim_producer(w, &g).unwrap();
+        let mut c = claim_consumer(w);
+        assert!(produce_one(&r, &g, &mut p, false));
+        assert!(produce_one(&r, &g, &mut p, false));
+        let held = pop(w, &mut c, &g).unwrap().unwrap();
+        assert_eq!(held.seq, 1);
+        let producer = {
+            let r = Arc::clone(&r);
+            loom::thread::spawn(move || {
+                let g = geometry();
+                let mut n = 0;
+                for _ in 0..2 {
+                    n += u64::from(produce_one(&r, &g, &mut p, false));
+                }
+                n
+            })
+        };
+        let at = (held.payload(&g) / 8) as usize;
+        loom::thread::yield_now();
+        assert_eq!(
+            r.ring[at].load(Ordering::Relaxed),
+            1,
+            "the held record is whole"
+        );
+        release(w);
+        let produced = producer.join().unwrap();
+        let mut got = Vec::new();
+        while let Some(s) = consume_one(&r, &g, &mut c) {
+            got.push(s);
+        }
+        let expected: Vec<u64> = (2..=2 + produced).collect();
         assert_eq!(got, expected);
     });
 }

@@ -107,7 +107,7 @@ proptest! {
             match op {
                 Op::Commit(n) | Op::Force(n) => {
                     let force = matches!(op, Op::Force(_));
-                    match reserve(w, &p, &g, n, force) {
+                    match reserve(w, &mut p, &g, n, force) {
                         Ok(res) => {
                             for _ in 0..res.dropped {
                                 model.pop_front();
@@ -134,7 +134,7 @@ proptest! {
                 }
                 Op::Abandon(n) => {
                     // A reservation dropped without a commit: nothing changes.
-                    if let Ok(res) = reserve(w, &p, &g, n, false) {
+                    if let Ok(res) = reserve(w, &mut p, &g, n, false) {
                         r.fill(res.payload(&g), n, 0xDEAD);
                     }
                 }
@@ -172,14 +172,14 @@ fn a_held_record_is_never_overwritten_and_blocks_only_when_in_the_way() {
     let w = r.words();
     let mut p = claim_producer(w, &g).unwrap();
     let mut c = claim_consumer(w);
-    let res = reserve(w, &p, &g, 6, false).unwrap();
+    let res = reserve(w, &mut p, &g, 6, false).unwrap();
     r.fill(res.payload(&g), 6, 1);
     commit(w, &mut p, &g, res);
     let held = pop(w, &mut c, &g).unwrap().unwrap();
     // The overwrite form fills the ring over and over; the held record stays whole.
     let mut blocked = 0;
     for _ in 0..100 {
-        match reserve(w, &p, &g, 3, true) {
+        match reserve(w, &mut p, &g, 3, true) {
             Ok(res) => {
                 r.fill(res.payload(&g), 3, p.seq + 1);
                 commit(w, &mut p, &g, res);
@@ -192,7 +192,7 @@ fn a_held_record_is_never_overwritten_and_blocks_only_when_in_the_way() {
     assert!(blocked > 0, "the held record was in the way at some point");
     release(w);
     // Released: the producer may go on.
-    assert!(reserve(w, &p, &g, 6, true).is_ok());
+    assert!(reserve(w, &mut p, &g, 6, true).is_ok());
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn hostile_headers_and_positions_are_errors() {
     let w = r.words();
     let mut p = claim_producer(w, &g).unwrap();
     let mut c = claim_consumer(w);
-    let res = reserve(w, &p, &g, 2, false).unwrap();
+    let res = reserve(w, &mut p, &g, 2, false).unwrap();
     commit(w, &mut p, &g, res);
     for (word, value) in [
         (0usize, 0u64),
@@ -222,7 +222,7 @@ fn hostile_headers_and_positions_are_errors() {
         r.head.store(h, Ordering::Relaxed);
         assert!(pop(w, &mut c, &g).is_err() || t == h);
         assert!(matches!(
-            reserve(w, &p, &g, 1, false),
+            reserve(w, &mut p, &g, 1, false),
             Err(Refused::Corrupt(_)) | Ok(_)
         ));
     }
