@@ -416,11 +416,9 @@ mod tests {
         let c = &req.channels()[0];
         assert_eq!((c.kind(), c.slots()), (ChannelKind::Record, 100_000));
         let seg = builder_from(&req).create_anonymous().unwrap();
-        let facts = crate::inspect::Inspector::of(&seg)
-            .channel("frames")
-            .unwrap();
+        let (_, info) = seg.layout().channel("frames").unwrap();
         // Rounded up to whole pairs of cache lines, as for a creator.
-        assert_eq!(facts.ring_bytes, Some(100_096));
+        assert_eq!(info.slot_stride, 100_096);
         // A ring the layout does not allow: the client refuses to send it, and a server that
         // gets one anyway (here patched into the bytes) refuses it with its own check.
         let small = SegmentBuilder::default()
