@@ -48,44 +48,9 @@ fn a_million_4k_updates_reach_another_process_whole() {
 
 #[test]
 fn several_channels_in_both_directions_carry_their_own_data() {
-    const UPDATES: u64 = 20_000;
     let (k, target) = key("sysv-multi");
-    let seg = Segment::builder()
-        .state::<Small>("down_small", Direction::CreatorToPeer)
-        .state::<Mid>("up_mid", Direction::PeerToCreator)
-        .state::<Big>("down_big", Direction::CreatorToPeer)
-        .state::<Small>("up_small", Direction::PeerToCreator)
-        .create_sysv(k)
-        .unwrap();
-    let mut down_small = StateProducer::<Small>::new(&seg, "down_small").unwrap();
-    let mut down_big = StateProducer::<Big>::new(&seg, "down_big").unwrap();
-    let mut up_small = StateConsumer::<Small>::new(&seg, "up_small").unwrap();
-    let mut up_mid = StateConsumer::<Mid>::new(&seg, "up_mid").unwrap();
-    let mut peer = spawn_peer(Role::Multi, &target, UPDATES);
-    let (mut sent, mut last_small, mut last_mid) = (0u64, 0u64, 0u64);
-    until(&mut peer, Duration::from_secs(120), || {
-        if sent < UPDATES {
-            sent += 1;
-            down_small.publish_copy(&small(sent, TAG_DOWN)).unwrap();
-            let mut g = down_big.write().unwrap();
-            g.words.fill(sent ^ 0xB16);
-            g.publish().unwrap();
-        }
-        if let Some(s) = up_small.fetch().unwrap() {
-            if StateRef::is_new(&s) {
-                assert!(s.seq > last_small && small_ok(&s, TAG_UP));
-                last_small = s.seq;
-            }
-        }
-        if let Some(m) = up_mid.fetch().unwrap() {
-            if StateRef::is_new(&m) {
-                assert!(m.seq > last_mid && mid_ok(&m));
-                last_mid = m.seq;
-            }
-        }
-        sent == UPDATES && last_small == UPDATES && last_mid == UPDATES
-    });
-    wait_peer(peer, Duration::from_secs(60));
+    let seg = multi_declaration().create_sysv(k).unwrap();
+    multi_run(&seg, &target, 20_000);
 }
 
 /// Writes `value` (`width` bytes) at byte `at` of System V segment `k`, through an attachment

@@ -226,9 +226,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(opts: &Opts) -> Res<u64> {
-    let started = Instant::now();
-    let cfg = Cfg::new(opts.quick, true);
+/// What every two-process run starts with: this process pinned to CPU 0, the harness's
+/// segment, and this side's ends of every round-trip method. Our ends exist before the child
+/// starts, so that its iceoryx2 publisher finds our subscriber; the caller spawns the child
+/// (with `uds_child` and `prefix`) once our other producers exist.
+struct Setup {
+    seg: rtipc::Segment,
+    ends: Ends,
+    uds_child: UnixStream,
+    prefix: String,
+}
+
+fn setup() -> Res<Setup> {
     if let Err(e) = sys::pin_to(0) {
         eprintln!("warning: could not pin to CPU 0 ({e}); figures will be noisier");
     }
@@ -237,9 +246,37 @@ fn run(opts: &Opts) -> Res<u64> {
         .ctx("creating the segment")?;
     let (uds_parent, uds_child) = UnixStream::pair().ctx("creating the socketpair")?;
     let prefix = format!("rtipc-bench-{}", std::process::id());
-    // Our ends exist before the child starts, so that its iceoryx2 publisher finds our
-    // subscriber.
-    let mut ends = Ends::parent(&seg, &prefix, OwnedFd::from(uds_parent))?;
+    let ends = Ends::parent(&seg, &prefix, OwnedFd::from(uds_parent))?;
+    Ok(Setup {
+        seg,
+        ends,
+        uds_child,
+        prefix,
+    })
+}
+
+/// Prints the table, or with `--json` the JSON lines (and the table on stderr).
+fn print(table: &str, json: Option<Vec<String>>) {
+    match json {
+        Some(lines) => {
+            eprint!("{table}");
+            for line in lines {
+                println!("{line}");
+            }
+        }
+        None => print!("{table}"),
+    }
+}
+
+fn run(opts: &Opts) -> Res<u64> {
+    let started = Instant::now();
+    let cfg = Cfg::new(opts.quick, true);
+    let Setup {
+        seg,
+        mut ends,
+        uds_child,
+        prefix,
+    } = setup()?;
     let mut sweep_tx = sweep::producers(&seg)?;
     let mut det_tx =
         StateProducer::<Line64>::new(&seg, "determinism").ctx("determinism producer")?;
@@ -291,15 +328,10 @@ fn run(opts: &Opts) -> Res<u64> {
         seconds: started.elapsed().as_secs_f64(),
     };
 
-    let table = report::table(&res, &cfg);
-    if opts.json {
-        eprint!("{table}");
-        for line in report::json(&res) {
-            println!("{line}");
-        }
-    } else {
-        print!("{table}");
-    }
+    print(
+        &report::table(&res, &cfg),
+        opts.json.then(|| report::json(&res)),
+    );
     if opts.plots {
         let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs");
         std::fs::create_dir_all(&docs).ctx("creating docs/")?;
@@ -326,16 +358,13 @@ fn run(opts: &Opts) -> Res<u64> {
 fn run_records(opts: &Opts) -> Res<u64> {
     let started = Instant::now();
     let cfg = Cfg::new(opts.quick, true);
-    if let Err(e) = sys::pin_to(0) {
-        eprintln!("warning: could not pin to CPU 0 ({e}); figures will be noisier");
-    }
-    let seg = payload::declare()
-        .create_anonymous()
-        .ctx("creating the segment")?;
-    let (uds_parent, uds_child) = UnixStream::pair().ctx("creating the socketpair")?;
-    let prefix = format!("rtipc-bench-{}", std::process::id());
     // The child attaches every end of the full run; ours exist before it starts, as there.
-    let mut ends = Ends::parent(&seg, &prefix, OwnedFd::from(uds_parent))?;
+    let Setup {
+        seg,
+        mut ends,
+        uds_child,
+        prefix,
+    } = setup()?;
     let mut rec_tx = RecordProducer::new(&seg, records::CHANNEL).ctx("record producer")?;
     let mut peer = peer::Peer::spawn(&seg, OwnedFd::from(uds_child), &prefix)?;
 
@@ -355,14 +384,9 @@ fn run_records(opts: &Opts) -> Res<u64> {
         rec_tput,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let table = report::records_table(&res, &cfg);
-    if opts.json {
-        eprint!("{table}");
-        for line in report::records_json(&res) {
-            println!("{line}");
-        }
-    } else {
-        print!("{table}");
-    }
+    print(
+        &report::records_table(&res, &cfg),
+        opts.json.then(|| report::records_json(&res)),
+    );
     Ok(report::records_errors(&res))
 }

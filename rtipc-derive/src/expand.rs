@@ -60,35 +60,8 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     let krate = quote!(__rtipc);
     let private = quote!(#krate::__private);
     let ident = input.ident;
-    let name = match &input.attrs.name {
-        Some(name) => name.value(),
-        None => unraw(ident),
-    };
-    let id = match input.attrs.id {
-        // Spanned on the macro call, not on the user's literal: the value is already checked,
-        // and lints about how the literal is written belong to the attribute, not to this one.
-        Some(id) => {
-            let lit = Literal::u64_suffixed(id);
-            quote!(#lit)
-        }
-        None => quote!(#private::id_from_name(#name)),
-    };
-
-    let field_schemas = fields.iter().map(|field| {
-        let ty = field.ty;
-        let member = &field.member;
-        let field_name = &field.name;
-        quote! {
-            #private::Field {
-                name: #private::Cow::Borrowed(#field_name),
-                offset: #private::core::mem::offset_of!(#ident, #member)
-                    as #private::core::primitive::u64,
-                size: #private::core::mem::size_of::<#ty>()
-                    as #private::core::primitive::u64,
-                ty: #private::field_type(<#ty as #private::FieldKind>::TYPE),
-            }
-        }
-    });
+    let (name, id) = name_and_id(input, &private);
+    let field_schemas = field_schemas(&private, ident, fields, &quote!(FieldKind));
 
     let field_kind_checks = field_kind_checks(&private, fields);
     let where_clause = where_clause(&private, fields);
@@ -154,17 +127,7 @@ fn expand_region(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
     let krate = quote!(__rtipc);
     let private = quote!(#krate::__private);
     let ident = input.ident;
-    let name = match &input.attrs.name {
-        Some(name) => name.value(),
-        None => unraw(ident),
-    };
-    let id = match input.attrs.id {
-        Some(id) => {
-            let lit = Literal::u64_suffixed(id);
-            quote!(#lit)
-        }
-        None => quote!(#private::id_from_name(#name)),
-    };
+    let (name, id) = name_and_id(input, &private);
     let trait_name = quote!(RegionField);
     let field_schemas = field_schemas(&private, ident, fields, &trait_name);
     let checks = field_checks(&private, fields, &trait_name);
@@ -211,6 +174,25 @@ fn expand_region(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
             #no_padding
         };
     }
+}
+
+/// The type's schema name (`#[rtipc(name = ..)]` or its own) and its id
+/// (`#[rtipc(id = ..)]` or derived from the name).
+fn name_and_id(input: &Input<'_>, private: &TokenStream) -> (String, TokenStream) {
+    let name = match &input.attrs.name {
+        Some(name) => name.value(),
+        None => unraw(input.ident),
+    };
+    let id = match input.attrs.id {
+        // Spanned on the macro call, not on the user's literal: the value is already checked,
+        // and lints about how the literal is written belong to the attribute, not to this one.
+        Some(id) => {
+            let lit = Literal::u64_suffixed(id);
+            quote!(#lit)
+        }
+        None => quote!(#private::id_from_name(#name)),
+    };
+    (name, id)
 }
 
 /// The schema of each field, its type taken from `trait_name`'s `TYPE`.

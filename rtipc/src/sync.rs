@@ -113,6 +113,26 @@ impl Steps for Run {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stopped;
 
+/// Stops a side after a number of atomic steps, as a SIGKILL would (`None`: never): the
+/// [`Steps`] of the crash models.
+#[cfg(all(test, loom))]
+pub(crate) struct StopAfter(pub Option<u32>);
+
+#[cfg(all(test, loom))]
+impl Steps for StopAfter {
+    type Stop = Stopped;
+    fn next(&mut self) -> Result<(), Stopped> {
+        match &mut self.0 {
+            None => Ok(()),
+            Some(0) => Err(Stopped),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A step of a side that may be stopped: returns `Ok(Err(stop))` from the operation, leaving it
 /// where it is.
 macro_rules! step {

@@ -233,6 +233,54 @@ impl Rng {
 
 // --- Channels. --------------------------------------------------------------------------------
 
+/// The channels of the several-channels test: small and big updates from the creator, small
+/// and mid-sized ones from the peer (`Role::Multi`).
+pub fn multi_declaration() -> SegmentBuilder {
+    Segment::builder()
+        .state::<Small>("down_small", Direction::CreatorToPeer)
+        .state::<Mid>("up_mid", Direction::PeerToCreator)
+        .state::<Big>("down_big", Direction::CreatorToPeer)
+        .state::<Small>("up_small", Direction::PeerToCreator)
+}
+
+/// The creator's side of the several-channels test, against a `Role::Multi` peer on `target`
+/// (a segment name or `sysv:KEY`): publishes `updates` updates on each of its channels and
+/// checks every new update of the peer's until the last of each.
+pub fn multi_run(seg: &Segment, target: &str, updates: u64) {
+    let mut down_small = rtipc::StateProducer::<Small>::new(seg, "down_small").unwrap();
+    let mut down_big = rtipc::StateProducer::<Big>::new(seg, "down_big").unwrap();
+    let mut up_small = StateConsumer::<Small>::new(seg, "up_small").unwrap();
+    let mut up_mid = StateConsumer::<Mid>::new(seg, "up_mid").unwrap();
+    let mut peer = spawn_peer(Role::Multi, target, updates);
+    let (mut sent, mut last_small, mut last_mid) = (0u64, 0u64, 0u64);
+    until(&mut peer, Duration::from_secs(120), || {
+        if sent < updates {
+            sent += 1;
+            down_small.publish_copy(&small(sent, TAG_DOWN)).unwrap();
+            let mut g = down_big.write().unwrap();
+            g.words.fill(sent ^ 0xB16);
+            g.publish().unwrap();
+        }
+        if let Some(s) = up_small.fetch().unwrap() {
+            if rtipc::StateRef::is_new(&s) {
+                assert!(s.seq > last_small && s.seq == rtipc::StateRef::seq(&s));
+                assert!(small_ok(&s, TAG_UP), "up_small carries the peer's tag");
+                last_small = s.seq;
+            }
+        }
+        if let Some(m) = up_mid.fetch().unwrap() {
+            if rtipc::StateRef::is_new(&m) {
+                assert!(m.seq > last_mid && m.seq == rtipc::StateRef::seq(&m));
+                assert!(mid_ok(&m), "up_mid pattern");
+                last_mid = m.seq;
+            }
+        }
+        sent == updates && last_small == updates && last_mid == updates
+    });
+    wait_peer(peer, Duration::from_secs(60));
+    assert_eq!((last_small, last_mid), (updates, updates));
+}
+
 /// The channels of the wake-up tests: `ping` from the peer (or client), `pong` back, both
 /// notify-enabled.
 pub fn wake_channels(builder: SegmentBuilder) -> SegmentBuilder {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::channel::Channel;
 use super::protocol::{self, Consumer, Popped};
-use crate::error::{DataError, Error, Result};
+use crate::error::{DataError, Result};
 use crate::layout::End;
 use crate::schema::Object;
 use crate::segment::wake::Bell;
@@ -88,13 +88,6 @@ impl<T: Object> RecordConsumer<T> {
         self.chan.ch.wait_for_other_end(timeout)
     }
 
-    fn bell(&self) -> Result<&Bell> {
-        self.chan.ch.check()?;
-        self.bell.as_ref().ok_or_else(|| Error::NotifyDisabled {
-            channel: self.chan.ch.name().to_owned(),
-        })
-    }
-
     /// Whether a pop would find a record now.
     fn has_data(&self) -> impl Fn() -> bool + '_ {
         let w = self.chan.words();
@@ -105,24 +98,22 @@ impl<T: Object> RecordConsumer<T> {
     /// `None`: no limit). Needs a channel created with
     /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`notify`](crate::notify).
     ///
-    /// Fails with [`Error::NoProducer`] when the producer it saw is gone and no record is
+    /// Fails with [`Error::NoProducer`](crate::Error::NoProducer) when the producer it saw is gone and no record is
     /// left, as [`QueueConsumer::wait`](crate::QueueConsumer::wait) does.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        let mut seen = self.producer_seen;
-        let r = self.bell()?.wait(
-            self.has_data(),
+        let w = self.chan.words();
+        let has_data = move || protocol::has_record(w);
+        (self.chan.ch).wait(
+            self.bell.as_ref(),
+            has_data,
             timeout,
-            || self.chan.ch.other_end_held(),
-            &mut seen,
-            self.chan.ch.name(),
-        );
-        self.producer_seen = seen;
-        r
+            &mut self.producer_seen,
+        )
     }
 
     /// Prepares a wait on the channel's eventfd; see [`Wait::arm`](crate::notify::Wait::arm).
     pub fn arm(&mut self) -> Result<bool> {
-        self.bell()?.arm(self.has_data(), self.chan.ch.name())
+        self.chan.ch.arm(self.bell.as_ref(), self.has_data())
     }
 
     /// The channel's eventfd, if it has one.

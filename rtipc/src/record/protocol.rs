@@ -532,5 +532,7 @@ pub(crate) fn release(w: Words<'_>) {
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(test)]
+mod test_ring;
 #[cfg(all(test, not(loom)))]
 mod tests;

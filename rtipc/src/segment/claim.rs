@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::wake::Bell;
 use crate::error::{DataError, Error, Result};
 use crate::layout::{common_ctrl, fanout_ctrl, ChannelInfo, Ctrl, End};
 use crate::schema::{self, Object};
@@ -194,6 +195,37 @@ impl EndHandle {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(10));
         }
+    }
+
+    /// A consumer's wait on `bell` until `has_data` holds (true) or `timeout` passes (false):
+    /// refuses a poisoned handle and a channel without notification, and reports a producer
+    /// that it saw (`seen`, kept by the handle across calls) gone; see [`Bell::wait`].
+    pub fn wait(
+        &self,
+        bell: Option<&Bell>,
+        has_data: impl Fn() -> bool,
+        timeout: Option<Duration>,
+        seen: &mut bool,
+    ) -> Result<bool> {
+        self.bell(bell)?.wait(
+            has_data,
+            timeout,
+            || self.other_end_held(),
+            seen,
+            self.name(),
+        )
+    }
+
+    /// A consumer's preparation of a wait on `bell`'s eventfd; see [`Bell::arm`].
+    pub fn arm(&self, bell: Option<&Bell>, has_data: impl Fn() -> bool) -> Result<bool> {
+        self.bell(bell)?.arm(has_data, self.name())
+    }
+
+    fn bell<'b>(&self, bell: Option<&'b Bell>) -> Result<&'b Bell> {
+        self.check()?;
+        bell.ok_or_else(|| Error::NotifyDisabled {
+            channel: self.name().to_owned(),
+        })
     }
 }
 

@@ -351,25 +351,11 @@ impl Channel {
         timeout: Option<Duration>,
         seen: &mut bool,
     ) -> Result<bool> {
-        self.ch.check()?;
-        let bell = bell.ok_or_else(|| crate::Error::NotifyDisabled {
-            channel: self.ch.name().to_owned(),
-        })?;
-        bell.wait(
-            || self.has_data(),
-            timeout,
-            || self.ch.other_end_held(),
-            seen,
-            self.ch.name(),
-        )
+        self.ch.wait(bell, || self.has_data(), timeout, seen)
     }
 
     /// Prepares a wait on the eventfd (see `StateConsumer::arm`).
     pub fn arm(&self, bell: Option<&Bell>) -> Result<bool> {
-        self.ch.check()?;
-        let bell = bell.ok_or_else(|| crate::Error::NotifyDisabled {
-            channel: self.ch.name().to_owned(),
-        })?;
-        bell.arm(|| self.has_data(), self.ch.name())
+        self.ch.arm(bell, || self.has_data())
     }
 }

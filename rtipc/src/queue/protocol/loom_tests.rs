@@ -5,7 +5,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 
 use super::*;
-use crate::sync::Stopped;
+use crate::sync::{StopAfter, Stopped};
 
 /// Each slot holds (position + 1, check): a torn or foreign read is detectable, and loom's
 /// `UnsafeCell` fails the model on any access to a slot that races with a write.
@@ -56,22 +56,6 @@ impl Shared {
             tail: &self.words[2],
             pending: &self.words[3],
             consumer: &self.words[4],
-        }
-    }
-}
-
-struct StopAfter(Option<u32>);
-
-impl Steps for StopAfter {
-    type Stop = Stopped;
-    fn next(&mut self) -> Result<(), Stopped> {
-        match &mut self.0 {
-            None => Ok(()),
-            Some(0) => Err(Stopped),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
         }
     }
 }

@@ -7,43 +7,9 @@
 
 use loom::sync::Arc;
 
+use super::test_ring::Ring;
 use super::*;
-
-struct Ring {
-    ring: Vec<AtomicU64>,
-    tail: AtomicU64,
-    seq: AtomicU64,
-    next: AtomicU64,
-    head: AtomicU64,
-    reading: AtomicU64,
-    taken: AtomicU64,
-}
-
-impl Ring {
-    fn new(g: &Geometry) -> Ring {
-        Ring {
-            ring: (0..g.capacity / 8).map(|_| AtomicU64::new(0)).collect(),
-            tail: AtomicU64::new(0),
-            seq: AtomicU64::new(0),
-            next: AtomicU64::new(0),
-            head: AtomicU64::new(0),
-            reading: AtomicU64::new(NONE),
-            taken: AtomicU64::new(0),
-        }
-    }
-
-    fn words(&self) -> Words<'_> {
-        Words {
-            ring: &self.ring,
-            tail: &self.tail,
-            seq: &self.seq,
-            next: &self.next,
-            head: &self.head,
-            reading: &self.reading,
-            taken: &self.taken,
-        }
-    }
-}
+use crate::sync::StopAfter;
 
 /// A ring of 80 bytes, 16-byte header blocks, one 8-byte element per record: 32-byte
 /// records, so the third record of a ring needs a 16-byte padding record at the wrap.
@@ -58,18 +24,7 @@ fn geometry() -> Geometry {
 
 /// Commits one record (its payload word is its sequence number) if there is room.
 fn produce_one(r: &Ring, g: &Geometry, p: &mut Producer, force: bool) -> bool {
-    let w = r.words();
-    match reserve(w, p, g, 1, force) {
-        Ok(res) => {
-            let at = (res.payload(g) / 8) as usize;
-            // Relaxed: published by commit's release store of `tail`.
-            r.ring[at].store(p.seq + 1, Ordering::Relaxed);
-            commit(w, p, g, res);
-            true
-        }
-        Err(Refused::NoRoom { .. }) | Err(Refused::Held { .. }) => false,
-        Err(e) => panic!("{e:?}"),
-    }
+    produce_steps(r, g, p, force, &mut StopAfter(None)).expect("a producer that never stops")
 }
 
 /// Pops one record, checks it whole and in order, and releases it.
@@ -175,36 +130,20 @@ fn loom_records_overwrite_never_touches_the_held_record() {
     });
 }
 
-/// Stops a side after a number of atomic steps, as a SIGKILL would (`None`: never).
-struct StopAfter(Option<u32>);
-
-impl Steps for StopAfter {
-    type Stop = crate::sync::Stopped;
-    fn next(&mut self) -> Result<(), crate::sync::Stopped> {
-        match &mut self.0 {
-            None => Ok(()),
-            Some(0) => Err(crate::sync::Stopped),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Reserves and commits one record (payload word = its number), lossless, stopping after
-/// `steps` allow; `Ok(false)` when there was no room.
+/// Reserves and commits one record (payload word = its number), dropping the oldest if
+/// `force`, stopping after `steps` allow; `Ok(false)` when there was no room.
 fn produce_steps(
     r: &Ring,
     g: &Geometry,
     p: &mut Producer,
+    force: bool,
     steps: &mut StopAfter,
 ) -> Result<bool, crate::sync::Stopped> {
     let w = r.words();
-    let res = match reserve_steps(w, p, g, 1, false, steps) {
+    let res = match reserve_steps(w, p, g, 1, force, steps) {
         Ok(Ok(res)) => res,
         Ok(Err(stop)) => return Err(stop),
-        Err(Refused::NoRoom { .. }) => return Ok(false),
+        Err(Refused::NoRoom { .. }) | Err(Refused::Held { .. }) => return Ok(false),
         Err(e) => panic!("{e:?}"),
     };
     let at = (res.payload(g) / 8) as usize;
@@ -231,12 +170,14 @@ fn loom_records_producer_killed_at_every_step() {
                 let r = Arc::clone(&r);
                 loom::thread::spawn(move || {
                     let g = geometry();
-                    if produce_steps(&r, &g, &mut p, &mut StopAfter(stop)).is_err() {
+                    if produce_steps(&r, &g, &mut p, false, &mut StopAfter(stop)).is_err() {
                         p = claim_producer(r.words(), &g).expect("a successor claims");
                         assert!(p.seq == 2 || p.seq == 3, "{p:?}");
                         // The dead reservation was never published: its room is free again.
                         if p.seq == 2 {
-                            assert!(produce_steps(&r, &g, &mut p, &mut StopAfter(None)).unwrap());
+                            assert!(
+                                produce_steps(&r, &g, &mut p, false, &mut StopAfter(None)).unwrap()
+                            );
                         }
                     }
                     assert_eq!(p.seq, 3);
@@ -272,7 +213,7 @@ fn loom_records_consumer_killed_at_every_step() {
                 loom::thread::spawn(move || {
                     let g = geometry();
                     assert!(
-                        produce_steps(&r, &g, &mut p, &mut StopAfter(None)).unwrap(),
+                        produce_steps(&r, &g, &mut p, false, &mut StopAfter(None)).unwrap(),
                         "room for record 3"
                     );
                 })

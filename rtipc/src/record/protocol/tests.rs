@@ -5,60 +5,8 @@ use std::collections::VecDeque;
 
 use proptest::prelude::*;
 
+use super::test_ring::Ring;
 use super::*;
-
-/// A ring of `capacity` bytes and the channel's words; a record's payload words all hold its
-/// sequence number, so a torn or foreign payload shows.
-struct Ring {
-    ring: Vec<AtomicU64>,
-    tail: AtomicU64,
-    seq: AtomicU64,
-    next: AtomicU64,
-    head: AtomicU64,
-    reading: AtomicU64,
-    taken: AtomicU64,
-    g: Geometry,
-}
-
-impl Ring {
-    fn new(g: Geometry) -> Ring {
-        Ring {
-            ring: (0..g.capacity / 8).map(|_| AtomicU64::new(0)).collect(),
-            tail: AtomicU64::new(0),
-            seq: AtomicU64::new(0),
-            next: AtomicU64::new(0),
-            head: AtomicU64::new(0),
-            reading: AtomicU64::new(NONE),
-            taken: AtomicU64::new(0),
-            g,
-        }
-    }
-
-    fn words(&self) -> Words<'_> {
-        Words {
-            ring: &self.ring,
-            tail: &self.tail,
-            seq: &self.seq,
-            next: &self.next,
-            head: &self.head,
-            reading: &self.reading,
-            taken: &self.taken,
-        }
-    }
-
-    /// Writes `value` into every payload word of a record of `len` elements at `payload`.
-    fn fill(&self, payload: u64, len: u64, value: u64) {
-        let words = (len * self.g.elem).div_ceil(8);
-        for i in 0..words {
-            self.ring[(payload / 8 + i) as usize].store(value, Ordering::Relaxed);
-        }
-    }
-
-    fn whole(&self, payload: u64, len: u64, value: u64) -> bool {
-        let words = (len * self.g.elem).div_ceil(8);
-        (0..words).all(|i| self.ring[(payload / 8 + i) as usize].load(Ordering::Relaxed) == value)
-    }
-}
 
 fn geometry() -> Geometry {
     // 8-byte elements, records of up to 6 elements (64 bytes), a ring of 256 bytes.
@@ -94,7 +42,7 @@ proptest! {
     /// is free; dropped records are counted as missed.
     #[test]
     fn matches_a_vecdeque_model(ops in prop::collection::vec(op(), 1..200)) {
-        let r = Ring::new(geometry());
+        let r = Ring::new(&geometry());
         let g = r.g;
         let w = r.words();
         let mut p = claim_producer(w, &g).unwrap();
@@ -167,7 +115,7 @@ proptest! {
 
 #[test]
 fn a_held_record_is_never_overwritten_and_blocks_only_when_in_the_way() {
-    let r = Ring::new(geometry());
+    let r = Ring::new(&geometry());
     let g = r.g;
     let w = r.words();
     let mut p = claim_producer(w, &g).unwrap();
@@ -198,7 +146,7 @@ fn a_held_record_is_never_overwritten_and_blocks_only_when_in_the_way() {
 #[test]
 fn hostile_headers_and_positions_are_errors() {
     let g = geometry();
-    let r = Ring::new(g);
+    let r = Ring::new(&g);
     let w = r.words();
     let mut p = claim_producer(w, &g).unwrap();
     let mut c = claim_consumer(w);

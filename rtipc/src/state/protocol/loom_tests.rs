@@ -5,7 +5,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 
 use super::*;
-use crate::sync::Stopped;
+use crate::sync::{StopAfter, Stopped};
 
 /// Each slot holds (sequence, sequence * 7): a torn or foreign read is detectable, and loom's
 /// `UnsafeCell` fails the model on any access to a slot that races with a write.
@@ -36,23 +36,6 @@ impl Shared {
         Words {
             state: &self.state,
             seqs: &self.seqs,
-        }
-    }
-}
-
-/// Stops a side after `left` steps (`None`: never).
-struct StopAfter(Option<u32>);
-
-impl Steps for StopAfter {
-    type Stop = Stopped;
-    fn next(&mut self) -> Result<(), Stopped> {
-        match &mut self.0 {
-            None => Ok(()),
-            Some(0) => Err(Stopped),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
         }
     }
 }

@@ -10,7 +10,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 
 use super::*;
-use crate::sync::Stopped;
+use crate::sync::{StopAfter, Stopped};
 
 const CONSUMERS: usize = 2;
 const SLOTS: usize = CONSUMERS + 2;
@@ -47,23 +47,6 @@ impl Shared {
             table: &self.table,
             seen: &self.seen,
             seen_stride: 1,
-        }
-    }
-}
-
-/// Stops a side after `left` steps (`None`: never).
-struct StopAfter(Option<u32>);
-
-impl Steps for StopAfter {
-    type Stop = Stopped;
-    fn next(&mut self) -> Result<(), Stopped> {
-        match &mut self.0 {
-            None => Ok(()),
-            Some(0) => Err(Stopped),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
         }
     }
 }
