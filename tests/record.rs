@@ -284,7 +284,7 @@ fn places(f: &std::fs::File) -> Places {
 #[test]
 fn headers_and_positions_a_hostile_peer_wrote_are_clear_errors() {
     type Corrupt = fn(&std::fs::File, &Places);
-    let cases: [(&str, Corrupt, CorruptWord); 8] = [
+    let cases: [(&str, Corrupt, CorruptWord); 9] = [
         (
             "length 0",
             |f, p| write_n(f, p.ring, 8, 0),
@@ -323,6 +323,11 @@ fn headers_and_positions_a_hostile_peer_wrote_are_clear_errors() {
         (
             "head past the tail",
             |f, p| write_n(f, p.consumer, 8, 1 << 20),
+            CorruptWord::RecordPositions,
+        ),
+        (
+            "head off a record boundary",
+            |f, p| write_n(f, p.consumer, 8, 8),
             CorruptWord::RecordPositions,
         ),
     ];

@@ -93,8 +93,11 @@ pub(crate) struct Words<'a> {
 
 impl Words<'_> {
     /// The two header words of the record at position `pos`.
+    /// `pos` is on a record boundary (a multiple of the record alignment): callers check
+    /// every position they read from shared memory; the rounding down keeps both words inside
+    /// the ring whatever `pos` is.
     fn header(&self, g: &Geometry, pos: u64) -> (&AtomicU64, &AtomicU64) {
-        let at = ((pos % g.capacity) / 8) as usize;
+        let at = (((pos % g.capacity) & !(g.align - 1)) / 8) as usize;
         (&self.ring[at], &self.ring[at + 1])
     }
 }
@@ -194,12 +197,14 @@ fn oldest(w: Words<'_>, p: &Producer, g: &Geometry) -> Result<(u64, u64, u64), B
     // Acquire, head first, then reading: see the module documentation.
     let head = w.head.load(Ordering::Acquire);
     let reading = w.reading.load(Ordering::Acquire);
-    if head > p.tail || p.tail - head > g.capacity {
+    if head > p.tail || p.tail - head > g.capacity || !head.is_multiple_of(g.align) {
         return Err(bad(head, CorruptWord::RecordPositions));
     }
     // The head read may be older than `reading` (the consumer moved on since): both are below
     // the tail and within a ring of it, and the smaller is a safe bound.
-    if reading != NONE && (reading > p.tail || p.tail - reading > g.capacity) {
+    if reading != NONE
+        && (reading > p.tail || p.tail - reading > g.capacity || !reading.is_multiple_of(g.align))
+    {
         return Err(bad(reading, CorruptWord::RecordPositions));
     }
     let oldest = if reading == NONE {
@@ -445,7 +450,11 @@ pub(crate) fn pop_steps<S: Steps>(
         if head == tail {
             return Ok(Ok(None));
         }
-        if head > tail || tail - head > g.capacity {
+        if head > tail
+            || tail - head > g.capacity
+            || !head.is_multiple_of(g.align)
+            || !tail.is_multiple_of(g.align)
+        {
             // A head read before the producer dropped records and wrote past them: look again.
             if moved(w, head) {
                 continue;

@@ -165,6 +165,14 @@ fn hostile_headers_and_positions_are_errors() {
         assert_eq!(e.reason, CorruptWord::RecordHeader, "{word} = {value}");
         r.ring[word].store(old, Ordering::Relaxed);
     }
+    // Positions off a record boundary, the last one 8 bytes before the ring's end (its header
+    // would reach past the ring): errors, never an index out of bounds.
+    for (t, h) in [(g.capacity, g.capacity - 8), (40, 8), (g.capacity - 8, 0)] {
+        r.tail.store(t, Ordering::Relaxed);
+        r.head.store(h, Ordering::Relaxed);
+        let e = pop(w, &mut c, &g).unwrap_err();
+        assert_eq!(e.reason, CorruptWord::RecordPositions, "tail {t}, head {h}");
+    }
     for (t, h) in [(1000, 0), (0, 16), (u64::MAX, 0)] {
         r.tail.store(t, Ordering::Relaxed);
         r.head.store(h, Ordering::Relaxed);
