@@ -123,6 +123,21 @@ fn builder_options_lock_and_huge_pages() {
         Err(e @ Error::MemoryLockLimit { .. }) => println!("not permitted here: {e}"),
         Err(e) => panic!("{e}"),
     }
+    // A tool's read-only mapping prefaults and locks for reading; a System V segment locks
+    // as a named one does.
+    let name = seg_name("lock-ro");
+    let _named = fault_segment(&name, false);
+    let ins = rtipc::inspect::Inspector::open(&name).unwrap();
+    ins.segment().prefault().unwrap();
+    ins.segment().lock_memory().unwrap();
+    let key = rtipc::SysvKey::from_name(&seg_name("lock-sysv"));
+    let sysv = Segment::builder()
+        .state::<Small>("s", rtipc::Direction::CreatorToPeer)
+        .lock_memory(true)
+        .create_sysv(key)
+        .unwrap();
+    Segment::open_sysv(key).unwrap().lock_memory().unwrap();
+    drop(sysv);
     let e = Segment::builder()
         .state::<Small>("s", rtipc::Direction::CreatorToPeer)
         .huge_pages(true)
