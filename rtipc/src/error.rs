@@ -525,6 +525,15 @@ impl fmt::Display for Error {
                 "a listener is already running on `{}`; stop it or choose another path",
                 path.display()
             ),
+            Error::MemoryLockLimit { .. } | Error::NoHugePages { .. } => self.fmt_memory(f),
+        }
+    }
+}
+
+impl Error {
+    /// The messages of the errors about keeping memory resident.
+    fn fmt_memory(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Error::MemoryLockLimit { needed, limit } => match limit {
                 Some(limit) => write!(
                     f,
@@ -547,6 +556,7 @@ impl fmt::Display for Error {
                 needed / page.max(&1),
                 page / 1024
             ),
+            _ => unreachable!("only the memory errors"),
         }
     }
 }
