@@ -711,9 +711,9 @@ pub enum Role {
     /// `count`, printing `BAD ...` and exiting 1 at the first record out of order or torn, and
     /// `done last=S missed=M` at the end.
     RecordTake,
-    /// Determinism: locks its mapping of the `faults` segment, warms up, then counts its
-    /// page faults over `count` rounds of publish, fetch, push and pop; prints `faults
-    /// minor=N major=M locked=yes|no`.
+    /// Determinism: locks all its memory and its mapping of the `faults` segment, warms up,
+    /// then counts its page faults over `count` rounds of publish, fetch, push and pop; prints
+    /// `faults minor=N major=M locked=yes|no all=yes|no`.
     FaultCount,
     /// Determinism: drops its capabilities, limits `RLIMIT_MEMLOCK` to 64 KiB and tries to
     /// lock the `faults` segment; prints the error.

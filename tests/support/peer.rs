@@ -82,6 +82,15 @@ fn main() {
 /// Locks its mapping of `name` (and of `name-warm`, for the warm-up), then counts its page
 /// faults over `count` rounds (see `Role::FaultCount`).
 fn fault_count(name: &str, count: u64) -> i32 {
+    // The whole process first, as a real-time program would.
+    let all = match rtipc::lock_all_memory() {
+        Ok(()) => "yes",
+        Err(Error::MemoryLockLimit { .. }) => "no",
+        Err(e) => {
+            eprintln!("peer: {e}");
+            return 3;
+        }
+    };
     let warm = open(&format!("{name}-warm"));
     let seg = open(name);
     let mut locked = "yes";
@@ -99,7 +108,7 @@ fn fault_count(name: &str, count: u64) -> i32 {
         }
     }
     let (minor, major) = fault_rounds(&warm, &seg, &FAULT_PEER, count);
-    println!("faults minor={minor} major={major} locked={locked}");
+    println!("faults minor={minor} major={major} locked={locked} all={all}");
     0
 }
 
