@@ -26,6 +26,12 @@ pub struct DetResult {
     /// trips: bracketed by two short raw blocks, kept if they agree within 20%, summarised
     /// overall and per raw band (the ratio depends on where the two vCPUs sit).
     pub paired: Paired,
+    /// Per stable round, (busy p99.9 - idle p99.9) / the round's raw one-way time (half its
+    /// raw round-trip median): the target is at most 1, one cross-core cache-line transfer
+    /// more with a busy consumer. The median over stable rounds, and how many met it.
+    pub excess: f64,
+    pub excess_met: usize,
+    pub excess_rounds: usize,
     /// Updates the busy consumer saw, and how many publishes it could have seen.
     pub seen: u64,
     pub published_busy: u64,
@@ -72,6 +78,7 @@ pub fn run(
     let mut figures = Vec::new();
     let mut raw_errors = 0;
     let mut scratch = Vec::new();
+    let mut excess = Vec::new();
     for round in 0..cfg.det_rounds {
         let (raw_a, e) = rounds::block(peer, ends, Method::Raw, RAW_BLOCK, 100, &mut scratch)?;
         raw_errors += e;
@@ -97,13 +104,23 @@ pub fn run(
         let (raw_b, e) = rounds::block(peer, ends, Method::Raw, RAW_BLOCK, 100, &mut scratch)?;
         raw_errors += e;
         let (lo, hi) = (raw_a.min(raw_b).max(1) as f64, raw_a.max(raw_b) as f64);
+        let (b, i) = (p999(&busy[busy_from..]), p999(&idle[idle_from..]));
+        let raw = (raw_a + raw_b) as f64 / 2.0;
+        let stable = hi / lo <= STABLE;
+        if stable {
+            excess.push((b - i) / (raw / 2.0));
+        }
         figures.push(RoundFigure {
-            raw: (raw_a + raw_b) as f64 / 2.0,
-            stable: hi / lo <= STABLE,
-            ratio: p999(&busy[busy_from..]) / p999(&idle[idle_from..]),
+            raw,
+            stable,
+            ratio: b / i,
         });
     }
+    excess.sort_by(f64::total_cmp);
     Ok(DetResult {
+        excess: excess.get(excess.len() / 2).copied().unwrap_or(f64::NAN),
+        excess_met: excess.iter().filter(|&&x| x <= 1.0).count(),
+        excess_rounds: excess.len(),
         idle: Dist::of(&mut idle),
         busy: Dist::of(&mut busy),
         paired: Paired::of(&figures),

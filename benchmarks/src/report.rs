@@ -371,6 +371,12 @@ fn sections_after_rt(s: &mut String, r: &Results, cfg: &Cfg) {
         d.published_busy,
         d.errors
     );
+    let _ = writeln!(
+        s,
+        "(busy p99.9 - idle p99.9, in raw one-way times of the same round: median {:.2} over \
+         {} stable rounds, {} of them at most 1, the target)",
+        d.excess, d.excess_rounds, d.excess_met
+    );
 
     let f = &r.fanpub;
     let _ = writeln!(
@@ -555,6 +561,13 @@ fn sections_json(out: &mut Vec<String>, r: &Results) {
                 .finish(),
         );
     }
+    out.push(
+        Json::new("determinism", "busy_minus_idle_p999")
+            .num("raw_one_way_times", d.excess)
+            .int("stable_rounds", d.excess_rounds as u64)
+            .int("at_most_one", d.excess_met as u64)
+            .finish(),
+    );
     for (i, busy) in fanpub::BUSY.iter().enumerate() {
         let x = &r.fanpub.dists[i];
         out.push(

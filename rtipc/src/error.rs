@@ -337,6 +337,21 @@ pub enum Error {
         /// The socket path.
         path: std::path::PathBuf,
     },
+    /// Locking memory was refused because the process may lock less than it needs
+    /// (`RLIMIT_MEMLOCK`) and has no `CAP_IPC_LOCK`.
+    MemoryLockLimit {
+        /// Bytes the lock needed.
+        needed: u64,
+        /// The process's limit, in bytes (`None`: unlimited, so the kernel ran out).
+        limit: Option<u64>,
+    },
+    /// Huge pages were asked for and the system has too few free ones reserved.
+    NoHugePages {
+        /// Bytes the segment needs, rounded up to whole huge pages.
+        needed: u64,
+        /// The huge page size, in bytes.
+        page: u64,
+    },
 }
 
 impl Error {
@@ -510,6 +525,38 @@ impl fmt::Display for Error {
                 "a listener is already running on `{}`; stop it or choose another path",
                 path.display()
             ),
+            Error::MemoryLockLimit { .. } | Error::NoHugePages { .. } => self.fmt_memory(f),
+        }
+    }
+}
+
+impl Error {
+    /// The messages of the errors about keeping memory resident.
+    fn fmt_memory(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::MemoryLockLimit { needed, limit } => match limit {
+                Some(limit) => write!(
+                    f,
+                    "locking {needed} bytes of memory needs RLIMIT_MEMLOCK of at least that, \
+                     but this process may lock {limit}: raise it (`ulimit -l`, \
+                     `LimitMEMLOCK=` in a systemd unit, `memlock` in limits.conf) or give the \
+                     process CAP_IPC_LOCK"
+                ),
+                None => write!(
+                    f,
+                    "locking {needed} bytes of memory failed although RLIMIT_MEMLOCK is \
+                     unlimited: the system is short of lockable memory"
+                ),
+            },
+            Error::NoHugePages { needed, page } => write!(
+                f,
+                "the segment needs {} huge pages of {} KiB and the system has fewer free: \
+                 reserve some (`echo N > /proc/sys/vm/nr_hugepages`, or `hugepages=N` on the \
+                 kernel command line), or create it without huge pages",
+                needed / page.max(&1),
+                page / 1024
+            ),
+            _ => unreachable!("only the memory errors"),
         }
     }
 }
@@ -610,6 +657,8 @@ impl fmt::Debug for Error {
             Error::Timeout { .. } => "Timeout",
             Error::Handshake { .. } => "Handshake",
             Error::InUse { .. } => "InUse",
+            Error::MemoryLockLimit { .. } => "MemoryLockLimit",
+            Error::NoHugePages { .. } => "NoHugePages",
         };
         write!(f, "{variant}: {self}")
     }

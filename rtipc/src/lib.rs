@@ -94,7 +94,7 @@ pub use crate::{
     observe::{ObjectLayout, Observed, QueueObserver, RawObserver, StateObserver},
     queue::{MessageMut, MessageRef, QueueConsumer, QueueProducer},
     record::{RecordConsumer, RecordMut, RecordProducer, RecordRef},
-    segment::{Segment, SegmentBuilder, SysvKey},
+    segment::{lock_all_memory, Segment, SegmentBuilder, SysvKey},
     state::{
         MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey,
         StateConsumer, StateMut, StateProducer, StateRef,

@@ -186,6 +186,78 @@ pub fn rec_ok(r: &[RecWord], seq: u64) -> bool {
         .all(|(i, w)| w.v == rec_word(seq, i as u64))
 }
 
+/// The segment of the page-fault tests: a state channel and a queue of `Small` each way
+/// (4 KiB-aligned objects would do the same), locked in the creator's memory if `lock`.
+pub fn fault_segment(name: &str, lock: bool) -> Segment {
+    Segment::builder()
+        .state::<Small>("down", Direction::CreatorToPeer)
+        .state::<Small>("up", Direction::PeerToCreator)
+        .queue::<Small>("qdown", Direction::CreatorToPeer, 512)
+        .queue::<Small>("qup", Direction::PeerToCreator, 512)
+        .lock_memory(lock)
+        .create(name)
+        .unwrap()
+}
+
+/// Minor and major page faults of the calling thread so far (`getrusage(RUSAGE_THREAD)`).
+pub fn thread_faults() -> (u64, u64) {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage into the value we pass.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) }, 0);
+    (r.ru_minflt as u64, r.ru_majflt as u64)
+}
+
+/// The two ends of each direction of a page-fault segment: which channels a side writes and
+/// which it reads, and the tags of each.
+pub struct FaultSide {
+    pub out: (&'static str, &'static str),
+    pub inp: (&'static str, &'static str),
+    pub tags: (u32, u32),
+}
+
+/// The creator's side and the peer's.
+pub const FAULT_CREATOR: FaultSide = FaultSide {
+    out: ("down", "qdown"),
+    inp: ("up", "qup"),
+    tags: (TAG_DOWN, TAG_UP),
+};
+pub const FAULT_PEER: FaultSide = FaultSide {
+    out: ("up", "qup"),
+    inp: ("down", "qdown"),
+    tags: (TAG_UP, TAG_DOWN),
+};
+
+/// One side of the page-fault test: `rounds` rounds of publishing and pushing, fetching and
+/// popping (checking what arrives) on `warm`, a segment of the same declaration, so that the
+/// code and the stack are faulted in, then as many on `seg`, whose slots this process has not
+/// touched yet. Returns the page faults of the calling thread during the rounds on `seg`.
+pub fn fault_rounds(warm: &Segment, seg: &Segment, side: &FaultSide, rounds: u64) -> (u64, u64) {
+    let mut result = (0, 0);
+    for (measured, seg) in [(false, warm), (true, seg)] {
+        let mut tx = rtipc::StateProducer::<Small>::new(seg, side.out.0).unwrap();
+        let mut qtx = rtipc::QueueProducer::<Small>::new(seg, side.out.1).unwrap();
+        let mut rx = StateConsumer::<Small>::new(seg, side.inp.0).unwrap();
+        let mut qrx = rtipc::QueueConsumer::<Small>::new(seg, side.inp.1).unwrap();
+        let before = thread_faults();
+        for seq in 1..=rounds {
+            tx.publish_copy(&small(seq, side.tags.0)).unwrap();
+            let _ = qtx.force_push(&small(seq, side.tags.0)).unwrap();
+            if let Some(s) = rx.fetch().unwrap() {
+                assert!(small_ok(&s, side.tags.1));
+            }
+            while let Some(m) = qrx.pop().unwrap() {
+                assert!(small_ok(&m, side.tags.1));
+            }
+        }
+        let after = thread_faults();
+        if measured {
+            result = (after.0 - before.0, after.1 - before.1);
+        }
+    }
+    result
+}
+
 /// The longest record of the record tests: 1 MiB.
 pub const REC_MAX: u64 = 1 << 17;
 
@@ -687,6 +759,13 @@ pub enum Role {
     /// `count`, printing `BAD ...` and exiting 1 at the first record out of order or torn, and
     /// `done last=S missed=M` at the end.
     RecordTake,
+    /// Determinism: locks all its memory and its mapping of the `faults` segment, warms up,
+    /// then counts its page faults over `count` rounds of publish, fetch, push and pop; prints
+    /// `faults minor=N major=M locked=yes|no all=yes|no`.
+    FaultCount,
+    /// Determinism: drops its capabilities, limits `RLIMIT_MEMLOCK` to 64 KiB and tries to
+    /// lock the `faults` segment; prints the error.
+    MemlockLimited,
 }
 
 /// The line fan-out and observer roles print at the end: `done seen=N missed=M torn=T
@@ -750,7 +829,7 @@ impl ReaderTally {
 }
 
 impl Role {
-    pub const ALL: [Role; 36] = [
+    pub const ALL: [Role; 38] = [
         Role::StressProducer,
         Role::Multi,
         Role::SecondOnly,
@@ -787,6 +866,8 @@ impl Role {
         Role::RecordSend,
         Role::RecordOverwrite,
         Role::RecordTake,
+        Role::FaultCount,
+        Role::MemlockLimited,
     ];
 
     /// The role's name on the peer's command line.
@@ -828,6 +909,8 @@ impl Role {
             Role::RecordSend => "record-send",
             Role::RecordOverwrite => "record-overwrite",
             Role::RecordTake => "record-take",
+            Role::FaultCount => "fault-count",
+            Role::MemlockLimited => "memlock-limited",
         }
     }
 }

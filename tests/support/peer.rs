@@ -73,8 +73,83 @@ fn main() {
         Role::RecordSend => record::send(&open(name), count, false),
         Role::RecordOverwrite => record::send(&open(name), count, true),
         Role::RecordTake => record::take(&open(name), count),
+        Role::FaultCount => fault_count(name, count),
+        Role::MemlockLimited => memlock_limited(name),
     };
     std::process::exit(code);
+}
+
+/// Locks its mapping of `name` (and of `name-warm`, for the warm-up), then counts its page
+/// faults over `count` rounds (see `Role::FaultCount`).
+fn fault_count(name: &str, count: u64) -> i32 {
+    // The whole process first, as a real-time program would.
+    let all = match rtipc::lock_all_memory() {
+        Ok(()) => "yes",
+        Err(Error::MemoryLockLimit { .. }) => "no",
+        Err(e) => {
+            eprintln!("peer: {e}");
+            return 3;
+        }
+    };
+    let warm = open(&format!("{name}-warm"));
+    let seg = open(name);
+    let mut locked = "yes";
+    for s in [&warm, &seg] {
+        match s.lock_memory() {
+            Ok(()) => {}
+            Err(Error::MemoryLockLimit { .. }) => {
+                s.prefault().expect("prefault");
+                locked = "no";
+            }
+            Err(e) => {
+                eprintln!("peer: {e}");
+                return 3;
+            }
+        }
+    }
+    let (minor, major) = fault_rounds(&warm, &seg, &FAULT_PEER, count);
+    println!("faults minor={minor} major={major} locked={locked} all={all}");
+    0
+}
+
+/// Drops every capability, limits `RLIMIT_MEMLOCK` to 64 KiB and tries to lock the segment.
+fn memlock_limited(name: &str) -> i32 {
+    let seg = open(name);
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    let header = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [0u32; 6];
+    // SAFETY: capset with a version-3 header and two zeroed data structs: drops every
+    // capability of this thread's process.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
+    if r != 0 {
+        eprintln!("peer: capset: {}", std::io::Error::last_os_error());
+        return 3;
+    }
+    let limit = libc::rlimit {
+        rlim_cur: 64 << 10,
+        rlim_max: 64 << 10,
+    };
+    // SAFETY: setrlimit reads one rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } != 0 {
+        eprintln!("peer: setrlimit: {}", std::io::Error::last_os_error());
+        return 3;
+    }
+    match seg.lock_memory() {
+        Ok(()) => println!("locked"),
+        Err(e) => println!("error {e:?}"),
+    }
+    match rtipc::lock_all_memory() {
+        Ok(()) => println!("all locked"),
+        Err(e) => println!("all error {e:?}"),
+    }
+    0
 }
 
 /// Attaches to the segment `name`, or to the System V segment `sysv:KEY`.

@@ -92,16 +92,40 @@ impl SegmentBuilder {
     pub fn create_anonymous(&self) -> Result<Segment> {
         let pid = std::process::id();
         let plan = self.plan(pid, proc::start_time(pid))?;
-        let file: File = shm::memfd().map_err(|e| Error::io("creating memfd", e))?;
-        file.set_len(plan.size())
+        let huge = self.residency.huge_pages;
+        // Huge pages: the file is a whole number of them (the segment's own size is at most
+        // the file's).
+        let len = match huge.then(shm::huge_pages) {
+            None => plan.size(),
+            Some(Some((page, free))) if page > 0 => {
+                let len = plan.size().div_ceil(page) * page;
+                if free < len / page {
+                    return Err(Error::NoHugePages { needed: len, page });
+                }
+                len
+            }
+            Some(_) => {
+                return Err(Error::NoHugePages {
+                    needed: plan.size(),
+                    page: 0,
+                })
+            }
+        };
+        let file: File = shm::memfd(huge).map_err(|e| Error::io("creating memfd", e))?;
+        file.set_len(len)
             .map_err(|e| Error::io("sizing memfd", e))?;
-        shm::reserve(&file, plan.size())
-            .map_err(|e| Error::io("reserving the segment's memory", e))?;
+        shm::reserve(&file, len).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::ENOMEM) if huge => Error::NoHugePages {
+                needed: len,
+                page: shm::huge_pages().map_or(0, |(p, _)| p),
+            },
+            _ => Error::io("reserving the segment's memory", e),
+        })?;
         shm::seal(&file).map_err(|e| Error::io("sealing memfd", e))?;
         let lock = Lock::try_take(file.as_fd(), lock::creator_lock())
             .map_err(|e| Error::io("taking the creator lock", e))?
             .ok_or_else(|| Error::InvalidArgument("a new memfd is already locked".into()))?;
-        let size = usize::try_from(plan.size())
+        let size = usize::try_from(len)
             .map_err(|_| Error::InvalidArgument("the segment is too large to map".into()))?;
         let mut map = Mapping::new(file, size).map_err(|e| Error::io("mapping the segment", e))?;
         map.set_owner(Owner {
@@ -115,6 +139,8 @@ impl SegmentBuilder {
             .collect::<std::io::Result<_>>()
             .map_err(|e| Error::io("creating eventfd", e))?;
         plan.write(&map);
-        Segment::from_plan(map, plan, Side::Creator, eventfds)
+        let seg = Segment::from_plan(map, plan, Side::Creator, eventfds)?;
+        self.residency.apply(&seg)?;
+        Ok(seg)
     }
 }

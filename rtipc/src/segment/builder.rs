@@ -17,6 +17,8 @@ pub struct SegmentBuilder {
     pub(crate) replace_stale: bool,
     /// `notify` was called before any channel was declared.
     notify_without_channel: bool,
+    /// Prefaulting, locking and huge pages of the creator's mapping.
+    pub(crate) residency: super::memory::Residency,
 }
 
 impl Default for SegmentBuilder {
@@ -27,6 +29,7 @@ impl Default for SegmentBuilder {
             keep: false,
             replace_stale: false,
             notify_without_channel: false,
+            residency: super::memory::Residency::default(),
         }
     }
 }

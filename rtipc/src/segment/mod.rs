@@ -25,6 +25,7 @@
 mod anonymous;
 mod builder;
 pub(crate) mod claim;
+pub(crate) mod memory;
 mod named;
 mod sysv;
 pub(crate) mod wake;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 
 pub use builder::SegmentBuilder;
 pub(crate) use claim::{ChannelRef, Claim, EndHandle};
+pub use memory::lock_all_memory;
 pub use named::Removed;
 pub(crate) use named::{peek, remove};
 pub use sysv::SysvKey;

@@ -308,6 +308,7 @@ impl SegmentBuilder {
     /// resuming or replacing it right now. A full `/dev/shm` or a memory limit is an error here,
     /// never a `SIGBUS` later.
     pub fn create(&self, name: &str) -> Result<Segment> {
+        self.residency.refuse_huge_pages()?;
         let cname = shm_name(name)?;
         let pid = std::process::id();
         let plan = self.plan(pid, proc::start_time(pid))?;
@@ -371,7 +372,9 @@ impl SegmentBuilder {
             unlink,
             sysv: None,
         });
-        Segment::from_plan(map, plan, Side::Creator, Vec::new())
+        let seg = Segment::from_plan(map, plan, Side::Creator, Vec::new())?;
+        self.residency.apply(&seg)?;
+        Ok(seg)
     }
 
     /// `name` is taken. Resumes it if its creator is gone and it is exactly this declaration;

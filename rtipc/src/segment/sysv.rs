@@ -89,6 +89,7 @@ impl SegmentBuilder {
     /// Creates a System V shared-memory segment with key `key` (see the module
     /// documentation of [`SysvKey`] for keys, stale segments and removal).
     pub fn create_sysv(&self, key: SysvKey) -> Result<Segment> {
+        self.residency.refuse_huge_pages()?;
         let pid = std::process::id();
         let plan = self.plan(pid, proc::start_time(pid))?;
         let size = usize::try_from(plan.size())
@@ -121,7 +122,9 @@ impl SegmentBuilder {
             unlink,
             sysv: sysv_id,
         });
-        Segment::from_plan(map, plan, Side::Creator, Vec::new())
+        let seg = Segment::from_plan(map, plan, Side::Creator, Vec::new())?;
+        self.residency.apply(&seg)?;
+        Ok(seg)
     }
 
     /// A new segment under `key`, replacing a stale one if asked (the caller holds the creator

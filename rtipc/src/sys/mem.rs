@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 pub(crate) struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
+    /// The length to unmap: `len`, rounded up to whole huge pages for a file in huge pages.
+    map_len: usize,
     fd: OwnedFd,
     /// What the segment's creator holds with its mapping.
     owner: Option<Owner>,
@@ -52,7 +54,7 @@ impl Drop for Mapping {
             // SAFETY: `ptr..ptr + len` is the mapping this value created and still owns;
             // nothing borrowed from it outlives `self` (handles keep it alive through an
             // `Arc`).
-            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.map_len) };
         }
         if let Some(owner) = self.owner.take() {
             // A forked child's copy owns nothing: it neither unlinks nor releases.
@@ -72,6 +74,66 @@ impl Drop for Mapping {
             }
         }
     }
+}
+
+/// `len` rounded up to whole huge pages if `file` is in huge pages (the kernel maps whole
+/// ones and unmaps only whole ones), else `len`.
+fn huge_len(file: &File, len: usize) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fstatfs writes one statfs into the buffer we pass, for a descriptor we own.
+    let r = unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) };
+    if r != 0 {
+        return len;
+    }
+    // SAFETY: fstatfs succeeded, so it wrote the whole value.
+    let fs = unsafe { fs.assume_init() };
+    let page = file.metadata().map_or(0, |m| m.blksize()) as usize;
+    if fs.f_type != libc::HUGETLBFS_MAGIC || page == 0 {
+        return len;
+    }
+    len.div_ceil(page).saturating_mul(page)
+}
+
+/// The size of a page.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let r = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(r).ok().filter(|&p| p > 0).unwrap_or(4096)
+}
+
+/// Locks every page the process has mapped and will map (`mlockall(MCL_CURRENT |
+/// MCL_FUTURE)`).
+pub(crate) fn lock_all() -> io::Result<()> {
+    // SAFETY: mlockall has no memory-safety preconditions.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The process's `RLIMIT_MEMLOCK` soft limit in bytes; `None` if unlimited.
+pub(crate) fn memlock_limit() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the value we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0
+        || r.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(r.rlim_cur)
+}
+
+/// Bytes the process has locked now (`VmLck` of `/proc/self/status`), if known.
+pub(crate) fn locked_now() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 impl Mapping {
@@ -118,6 +180,7 @@ impl Mapping {
         Ok(Mapping {
             ptr,
             len,
+            map_len: huge_len(&file, len),
             fd: OwnedFd::from(file),
             owner: None,
             writable,
@@ -137,11 +200,54 @@ impl Mapping {
         Ok(Mapping {
             ptr,
             len,
+            map_len: len,
             fd: OwnedFd::from(lock_file),
             owner: None,
             writable,
             sysv: true,
         })
+    }
+
+    /// Faults every page of the mapping in, for writing if it is writable, without changing
+    /// a byte (`MADV_POPULATE_WRITE` or `_READ`; before Linux 5.14, an atomic add of 0 to or a
+    /// load of a word of each page).
+    pub(crate) fn populate(&self) -> io::Result<()> {
+        let advice = if self.writable {
+            libc::MADV_POPULATE_WRITE
+        } else {
+            libc::MADV_POPULATE_READ
+        };
+        // SAFETY: `ptr..ptr + len` is this value's own mapping; the populate advice only
+        // faults pages in and never changes their contents.
+        let r = unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, advice) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+        // An older kernel: touch each page. The add of 0 is a write that changes nothing,
+        // atomic so that it cannot race with a peer's stores.
+        for at in (0..self.len as u64).step_by(page_size()) {
+            let w = self.atomic_u64(at);
+            if self.writable {
+                w.fetch_add(0, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                w.load(std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Locks the mapping's pages in memory (`mlock`): they stay resident until it is unmapped.
+    pub(crate) fn lock(&self) -> io::Result<()> {
+        // SAFETY: `ptr..ptr + len` is this value's own mapping.
+        if unsafe { libc::mlock(self.ptr.as_ptr().cast(), self.len) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     /// Whether the mapping may be written (every mapping but a tool's).

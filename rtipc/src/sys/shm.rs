@@ -39,16 +39,29 @@ pub(crate) fn unlink_checked(name: &CStr) -> io::Result<()> {
     Ok(())
 }
 
-/// A new memfd that can be sealed, closed on exec.
-pub(crate) fn memfd() -> io::Result<File> {
+/// A new memfd that can be sealed, closed on exec; in huge pages (of the default size) if
+/// `huge`.
+pub(crate) fn memfd(huge: bool) -> io::Result<File> {
+    let huge = if huge { libc::MFD_HUGETLB } else { 0 };
     // SAFETY: the name is a valid NUL-terminated string; the flags are valid.
     let fd = unsafe {
         libc::memfd_create(
             c"rtipc".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | huge,
         )
     };
     owned(fd).map(File::from)
+}
+
+/// The default huge page size in bytes and how many are free (`/proc/meminfo`); `None` where
+/// the kernel has no huge pages.
+pub(crate) fn huge_pages() -> Option<(u64, u64)> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("Hugepagesize:")? * 1024, field("HugePages_Free:")?))
 }
 
 /// Seals a memfd against growing and shrinking, and against further sealing.
