@@ -191,6 +191,80 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The real-time priority of the open-loop processes under `SCHED_FIFO` (cyclictest's usual
+/// `-p 80`): above the kernel's threaded interrupt handlers (50), below its watchdogs (99).
+pub const FIFO_PRIORITY: i32 = 80;
+
+/// Sets the calling thread's scheduling policy: `SCHED_FIFO` at [`FIFO_PRIORITY`] (`on`), or
+/// back to `SCHED_OTHER`.
+pub fn set_fifo(on: bool) -> io::Result<()> {
+    let (policy, priority) = if on {
+        (libc::SCHED_FIFO, FIFO_PRIORITY)
+    } else {
+        (libc::SCHED_OTHER, 0)
+    };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: sched_setscheduler reads one sched_param; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The page faults of this process so far, (minor, major), from `getrusage(RUSAGE_SELF)`.
+pub fn page_faults() -> (u64, u64) {
+    // SAFETY: `rusage` is plain data, valid when zeroed.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage; RUSAGE_SELF always exists.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    (ru.ru_minflt as u64, ru.ru_majflt as u64)
+}
+
+/// Sleeps until `CLOCK_MONOTONIC` reads `deadline_ns` (an absolute time:
+/// `clock_nanosleep(TIMER_ABSTIME)`, so that a period never drifts by the time each cycle
+/// takes). Returns at once if the deadline has passed.
+pub fn sleep_until(deadline_ns: u64) -> io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+    };
+    loop {
+        // SAFETY: reads one timespec; the remaining time is not asked for (null) with
+        // TIMER_ABSTIME.
+        let r = unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            )
+        };
+        match r {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// Sets the calling thread's timer slack (by how much the kernel may delay its timers to batch
+/// wake-ups; 50 µs by default for `SCHED_OTHER` threads, none for real-time ones) to `ns`;
+/// returns the previous value.
+pub fn set_timer_slack(ns: u64) -> io::Result<u64> {
+    // SAFETY: PR_GET_TIMERSLACK takes no pointer and returns the slack.
+    let old = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+    if old < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: PR_SET_TIMERSLACK takes the slack by value.
+    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(old as u64)
+}
+
 /// How long a busy-wait may last before the harness gives up on the other process.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 

@@ -1,0 +1,888 @@
+//! Open-loop latency, in the manner of cyclictest: a publisher in this process wakes at a fixed
+//! rate on absolute deadlines (`clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`), stamps
+//! `CLOCK_MONOTONIC` into a state update (an 8-byte sequence number and the stamp) and publishes
+//! it; a consumer in another process, pinned to the other core, busy-polls the channel or blocks
+//! in `wait` (a futex on a named segment, an eventfd on an anonymous one) and reads the clock
+//! when it has the update. The publisher never waits for the consumer: a consumer that falls
+//! behind finds the newest update and counts those it missed, as a state channel's reader does.
+//!
+//! Every configuration runs idle and under a load that the harness starts itself (one process
+//! per CPU, pinned, spinning through a buffer larger than the last-level cache), with both
+//! processes at `SCHED_OTHER` and, where the process may use it, at `SCHED_FIFO`. Latencies go
+//! into HDR histograms (3 significant digits); the exact minimum and maximum are kept beside
+//! them. The run fails on any data error: every update's sequence number, its count of missed
+//! updates and its stamp are checked.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rtipc::{Direction, Segment, StateConsumer, StateProducer, StateRef};
+
+use crate::payload::Stamped;
+use crate::sys::{
+    self, now_ns, page_faults, pin_to, set_fifo, st, Ctrl, Ctx, Res, Shared, Spin, PATIENCE, READY,
+};
+
+/// The hidden first argument that makes the binary an open-loop consumer.
+pub const ROLE: &str = "--open-loop-consumer";
+/// The hidden first argument that makes the binary a load process.
+pub const LOAD_ROLE: &str = "--open-loop-load";
+
+/// The channel of every open-loop segment.
+const CHANNEL: &str = "open_loop";
+/// The rates measured, in Hz.
+pub const RATES: [u64; 2] = [10_000, 1_000];
+/// Warm-up before the recorded samples: this long at each rate (50 ms: 500 updates at 10 kHz,
+/// 50 at 1 kHz), unrecorded.
+const WARM_MS: u64 = 50;
+/// The largest latency a histogram tracks (a minute); larger ones are recorded as this.
+const HIST_MAX_NS: u64 = 60_000_000_000;
+/// How long a blocked consumer waits for an update before it gives up.
+const WAIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// How the consumer learns of an update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Fetches in a tight loop (an anonymous segment, no notification).
+    Busy,
+    /// Blocks in `wait`: a futex on a word of a named segment.
+    Futex,
+    /// Blocks in `wait`: the channel's eventfd, of an anonymous segment whose memfd and eventfd
+    /// the consumer inherited.
+    EventFd,
+}
+
+impl Mode {
+    /// Every mode, in the order of the tables and plots.
+    pub const ALL: [Mode; 3] = [Mode::Busy, Mode::Futex, Mode::EventFd];
+
+    /// The mode's name in JSON and on the command line of the consumer process.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Busy => "busy_poll",
+            Mode::Futex => "futex",
+            Mode::EventFd => "eventfd",
+        }
+    }
+
+    /// The mode's name in tables and plots.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Mode::Busy => "busy-poll",
+            Mode::Futex => "wait (futex)",
+            Mode::EventFd => "wait (eventfd)",
+        }
+    }
+
+    /// Whether the consumer blocks (and so has a wake-up to measure).
+    pub const fn blocks(self) -> bool {
+        !matches!(self, Mode::Busy)
+    }
+
+    fn from_name(s: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// "10 kHz", "1 kHz".
+pub fn rate_label(hz: u64) -> String {
+    if hz.is_multiple_of(1000) {
+        format!("{} kHz", hz / 1000)
+    } else {
+        format!("{hz} Hz")
+    }
+}
+
+/// "SCHED_FIFO" or "SCHED_OTHER".
+pub fn policy_label(fifo: bool) -> &'static str {
+    if fifo {
+        "SCHED_FIFO"
+    } else {
+        "SCHED_OTHER"
+    }
+}
+
+/// One configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Updates per second.
+    pub rate_hz: u64,
+    pub mode: Mode,
+    /// Whether the load processes run.
+    pub load: bool,
+    /// Both processes at `SCHED_FIFO` (else `SCHED_OTHER`).
+    pub fifo: bool,
+    /// Recorded updates published (after the warm-up).
+    pub samples: u64,
+}
+
+impl Config {
+    /// The period in nanoseconds.
+    pub fn period_ns(&self) -> u64 {
+        1_000_000_000 / self.rate_hz
+    }
+
+    /// Unrecorded updates before the samples.
+    pub fn warm(&self) -> u64 {
+        (self.rate_hz * WARM_MS / 1000).max(1)
+    }
+
+    /// The name of its JSON line: `10khz_futex_load_fifo`.
+    pub fn name(&self) -> String {
+        format!(
+            "{}_{}_{}_{}",
+            rate_label(self.rate_hz).replace(' ', "").to_lowercase(),
+            self.mode.name(),
+            if self.load { "load" } else { "idle" },
+            if self.fifo { "fifo" } else { "other" }
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} {} {} {}, {} samples",
+            rate_label(self.rate_hz),
+            self.mode.label(),
+            if self.load { "under load" } else { "idle" },
+            policy_label(self.fifo),
+            self.samples
+        )
+    }
+}
+
+/// How many samples per configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Recorded updates per configuration at 10 kHz and at 1 kHz.
+    pub samples_10k: u64,
+    pub samples_1k: u64,
+}
+
+impl Plan {
+    /// The version in the `--quick` and full runs: a few seconds of the whole grid.
+    pub fn small() -> Plan {
+        Plan {
+            samples_10k: 5_000,
+            samples_1k: 500,
+        }
+    }
+
+    /// `--open-loop`: a million samples per configuration at 10 kHz (100 s each), 20,000 at
+    /// 1 kHz (20 s each).
+    pub fn full() -> Plan {
+        Plan {
+            samples_10k: 1_000_000,
+            samples_1k: 20_000,
+        }
+    }
+
+    fn samples(&self, hz: u64) -> u64 {
+        if hz >= 10_000 {
+            self.samples_10k
+        } else {
+            self.samples_1k
+        }
+    }
+}
+
+/// Latencies of one kind in one configuration: an HDR histogram (3 significant digits, up to a
+/// minute) and the exact extremes.
+pub struct Lat {
+    pub hist: Histogram<u64>,
+    min: u64,
+    max: u64,
+}
+
+impl Lat {
+    /// An empty one whose counts are already in memory (the kernel maps a fresh allocation's
+    /// pages at their first write, and a page fault while recording would be the harness's).
+    pub fn new() -> Res<Lat> {
+        let mut hist = Histogram::new_with_bounds(1, HIST_MAX_NS, 3).ctx("creating a histogram")?;
+        // Writes every count.
+        hist.reset();
+        Ok(Lat {
+            hist,
+            min: u64::MAX,
+            max: 0,
+        })
+    }
+
+    #[inline(always)]
+    pub fn record(&mut self, ns: u64) {
+        self.hist.saturating_record(ns);
+        self.min = self.min.min(ns);
+        self.max = self.max.max(ns);
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// The exact smallest sample (0 if none).
+    pub fn min(&self) -> u64 {
+        if self.count() == 0 {
+            0
+        } else {
+            self.min
+        }
+    }
+
+    /// The exact largest sample (0 if none).
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// The `q`-quantile (0 to 1) to the histogram's precision, never above the exact maximum.
+    pub fn q(&self, q: f64) -> u64 {
+        if self.count() == 0 {
+            0
+        } else {
+            self.hist.value_at_quantile(q).min(self.max)
+        }
+    }
+
+    /// The histogram as text lines `hist TAG VALUE COUNT` and `extremes TAG MIN MAX`.
+    fn write(&self, tag: &str, out: &mut String) {
+        use std::fmt::Write as _;
+        for v in self.hist.iter_recorded() {
+            let _ = writeln!(
+                out,
+                "hist {tag} {} {}",
+                v.value_iterated_to(),
+                v.count_at_value()
+            );
+        }
+        let _ = writeln!(out, "extremes {tag} {} {}", self.min, self.max);
+    }
+
+    /// Takes one line written by [`Lat::write`] (its words after the tag).
+    fn read(&mut self, kind: &str, a: u64, b: u64) -> Res<()> {
+        match kind {
+            "hist" => self
+                .hist
+                .record_n(a, b)
+                .ctx("a histogram line from the consumer"),
+            _ => {
+                (self.min, self.max) = (a, b);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What one configuration measured.
+pub struct OlResult {
+    pub cfg: Config,
+    /// Publish to seen: the consumer's clock when it has the update minus the publisher's stamp.
+    pub seen: Lat,
+    /// Blocked modes: the publisher's stamp to the consumer's `wait` returning.
+    pub wake: Lat,
+    /// The publisher's lateness: its stamp minus the deadline it slept until.
+    pub late: Lat,
+    /// Recorded updates published, and those of them the consumer never saw (a newer one
+    /// replaced them first).
+    pub published: u64,
+    pub missed: u64,
+    /// Blocked modes: waits that returned with nothing new to fetch.
+    pub spurious: u64,
+    /// Page faults over the recorded updates, (minor, major): the publisher's and the
+    /// consumer's.
+    pub pub_faults: (u64, u64),
+    pub con_faults: (u64, u64),
+    /// Updates that were wrong (sequence number, missed count or stamp out of order), plus one
+    /// if the counts disagree (seen + missed must be published).
+    pub errors: u64,
+}
+
+/// The whole open-loop run.
+pub struct OlRun {
+    pub results: Vec<OlResult>,
+    /// `Ok` if `SCHED_FIFO` was permitted, else why not.
+    pub fifo: Result<(), String>,
+    /// Each load process's buffer.
+    pub load_bytes: usize,
+    /// Load processes (one per CPU).
+    pub load_procs: usize,
+    pub plan: Plan,
+}
+
+impl OlRun {
+    /// Data errors over all configurations.
+    pub fn errors(&self) -> u64 {
+        self.results.iter().map(|r| r.errors).sum()
+    }
+}
+
+/// Measures every configuration of `plan`: idle, then under load; at each rate; at
+/// `SCHED_OTHER`, then at `SCHED_FIFO` if permitted; busy-polling, then waiting on a futex,
+/// then on an eventfd. The caller has pinned this process to CPU 0.
+pub fn run(plan: &Plan) -> Res<OlRun> {
+    let fifo = probe_fifo();
+    match &fifo {
+        Ok(()) => eprintln!(
+            "open loop: SCHED_FIFO permitted (priority {}): each configuration runs at \
+             SCHED_OTHER and at SCHED_FIFO",
+            sys::FIFO_PRIORITY
+        ),
+        Err(e) => eprintln!(
+            "open loop: SCHED_FIFO not permitted ({e}); every configuration runs at SCHED_OTHER"
+        ),
+    }
+    let policies: &[bool] = if fifo.is_ok() {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    // A SCHED_OTHER thread's timers may fire up to 50 µs late by default, to batch wake-ups:
+    // the publisher asks for none, as a real-time loop would.
+    let slack = sys::set_timer_slack(1);
+    if let Err(e) = &slack {
+        eprintln!("open loop: could not set the timer slack ({e}); SCHED_OTHER deadlines may slip");
+    }
+    let load_bytes = load_bytes();
+    let load_procs = online_cpus();
+    let mut configs = Vec::new();
+    for load in [false, true] {
+        for hz in RATES {
+            for &fifo in policies {
+                for mode in Mode::ALL {
+                    configs.push(Config {
+                        rate_hz: hz,
+                        mode,
+                        load,
+                        fifo,
+                        samples: plan.samples(hz),
+                    });
+                }
+            }
+        }
+    }
+    let secs: u64 = configs
+        .iter()
+        .map(|c| (c.samples + c.warm()) / c.rate_hz)
+        .sum();
+    eprintln!(
+        "open loop: {} configurations, at least {secs} s of publishing",
+        configs.len()
+    );
+    let mut results = Vec::new();
+    let mut load = None;
+    for (k, cfg) in configs.iter().enumerate() {
+        if cfg.load && load.is_none() {
+            eprintln!(
+                "open loop: starting {load_procs} load processes, {} MiB each",
+                load_bytes >> 20
+            );
+            load = Some(Load::start(load_procs, load_bytes)?);
+        }
+        eprint!("open loop: {} ... ", cfg.describe());
+        let r = run_one(cfg, k)?;
+        eprintln!(
+            "p50 {} p99.99 {} max {} ns, missed {}, errors {}",
+            r.seen.q(0.5),
+            r.seen.q(0.9999),
+            r.seen.max(),
+            r.missed,
+            r.errors
+        );
+        results.push(r);
+    }
+    drop(load);
+    if let Ok(old) = slack {
+        let _ = sys::set_timer_slack(old);
+    }
+    Ok(OlRun {
+        results,
+        fifo,
+        load_bytes,
+        load_procs,
+        plan: *plan,
+    })
+}
+
+/// Whether this process may use `SCHED_FIFO`: tries it, and goes back to `SCHED_OTHER`.
+fn probe_fifo() -> Result<(), String> {
+    set_fifo(true).map_err(|e| e.to_string())?;
+    set_fifo(false).map_err(|e| format!("could not go back to SCHED_OTHER: {e}"))
+}
+
+/// Configuration `cfg` (the `k`-th): a new segment, a new consumer process, the publisher
+/// here.
+fn run_one(cfg: &Config, k: usize) -> Res<OlResult> {
+    let shared = Shared::create().ctx("creating the control block")?;
+    let spec = |notify: bool| {
+        Segment::builder()
+            .state::<Stamped>(CHANNEL, Direction::CreatorToPeer)
+            .notify(notify)
+    };
+    // Descriptors the consumer inherits; ours are closed once it has them.
+    let mut inherit: Vec<OwnedFd> = Vec::new();
+    let mut seg_args: Vec<String> = Vec::new();
+    let seg = match cfg.mode {
+        Mode::Futex => {
+            let name = format!("rtipc-bench-ol-{}-{k}", std::process::id());
+            let seg = spec(true).create(&name).ctx("creating the named segment")?;
+            seg_args.extend(["named".to_owned(), name]);
+            seg
+        }
+        Mode::Busy | Mode::EventFd => {
+            let seg = spec(cfg.mode == Mode::EventFd)
+                .create_anonymous()
+                .ctx("creating the anonymous segment")?;
+            seg_args.push("anon".to_owned());
+            let fds = std::iter::once(seg.as_fd()).chain(seg.event_fds());
+            for fd in fds {
+                let dup = sys::inheritable(fd.as_raw_fd()).ctx("duplicating a descriptor")?;
+                seg_args.push(dup.as_raw_fd().to_string());
+                inherit.push(dup);
+            }
+            seg
+        }
+    };
+    let mut tx = StateProducer::<Stamped>::new(&seg, CHANNEL).ctx("open-loop producer")?;
+    let warm = cfg.warm();
+    let total = warm + cfg.samples;
+    let exe = std::env::current_exe().ctx("locating this binary")?;
+    let child = Command::new(exe)
+        .arg(ROLE)
+        .arg(shared.raw_fd().to_string())
+        .arg(cfg.mode.name())
+        .arg(u8::from(cfg.fifo).to_string())
+        .arg(total.to_string())
+        .arg(warm.to_string())
+        .args(&seg_args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .ctx("spawning the consumer")?;
+    drop(inherit);
+    let mut child = Reap(child);
+    wait_ready(shared.ctrl(), &mut child.0)?;
+
+    let mut late = Lat::new()?;
+    if cfg.fifo {
+        set_fifo(true).ctx("SCHED_FIFO for the publisher")?;
+    }
+    let published = publish(cfg, &mut tx, shared.ctrl(), &mut late);
+    if cfg.fifo {
+        set_fifo(false).ctx("SCHED_OTHER again for the publisher")?;
+    }
+    let (f0, f1) = published?;
+
+    let mut out = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .ok_or("the consumer has no stdout")?
+        .read_to_string(&mut out)
+        .ctx("reading the consumer's results")?;
+    let status = child.0.wait().ctx("waiting for the consumer")?;
+    if !status.success() {
+        return Err(format!("the open-loop consumer exited with {status}"));
+    }
+    let mut r = OlResult {
+        cfg: *cfg,
+        seen: Lat::new()?,
+        wake: Lat::new()?,
+        late,
+        published: cfg.samples,
+        missed: 0,
+        spurious: 0,
+        pub_faults: (f1.0 - f0.0, f1.1 - f0.1),
+        con_faults: (0, 0),
+        errors: 0,
+    };
+    parse(&out, &mut r)?;
+    r.errors += u64::from(r.seen.count() + r.missed != r.published);
+    Ok(r)
+}
+
+/// The consumer process, killed if it still runs when dropped (on an error path).
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits, sleeping, until the consumer has attached and says so.
+fn wait_ready(ctrl: &Ctrl, child: &mut Child) -> Res<()> {
+    let start = Instant::now();
+    // Acquire: the consumer is set up once it has stored READY.
+    while ctrl.status.w[st::READY].load(Ordering::Acquire) != READY {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Err(format!("the open-loop consumer exited early ({s})"));
+        }
+        if start.elapsed() > PATIENCE {
+            return Err("gave up waiting for the open-loop consumer to attach".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// The publisher: `warm + samples` updates, one per period on absolute deadlines. Records its
+/// lateness for the samples; returns the page-fault counts before the first sample and after
+/// the last.
+fn publish(
+    cfg: &Config,
+    tx: &mut StateProducer<Stamped>,
+    ctrl: &Ctrl,
+    late: &mut Lat,
+) -> Res<((u64, u64), (u64, u64))> {
+    let period = cfg.period_ns();
+    let warm = cfg.warm();
+    let total = warm + cfg.samples;
+    let mut f0 = (0, 0);
+    // The first deadline two periods ahead: every update, the first too, follows a sleep.
+    let mut deadline = now_ns() + 2 * period;
+    for s in 1..=total {
+        sys::sleep_until(deadline).ctx("clock_nanosleep")?;
+        let mut g = tx.write().ctx("open-loop write")?;
+        g.w[0] = s;
+        let stamp = now_ns();
+        g.w[1] = stamp;
+        g.publish().ctx("open-loop publish")?;
+        if s > warm {
+            late.record(stamp.saturating_sub(deadline));
+        } else if s == warm {
+            f0 = page_faults();
+        }
+        if s & 1023 == 0 && ctrl.status.w[st::FAILED].load(Ordering::Relaxed) != 0 {
+            return Err("the open-loop consumer failed".into());
+        }
+        deadline += period;
+    }
+    Ok((f0, page_faults()))
+}
+
+/// Reads the consumer's results (see `report_results`) into `r`.
+fn parse(out: &str, r: &mut OlResult) -> Res<()> {
+    let mut got_counts = false;
+    for line in out.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let num = |i: usize| -> Res<u64> {
+            w.get(i)
+                .ok_or_else(|| format!("short line from the consumer: `{line}`"))?
+                .parse()
+                .ctx("a number from the consumer")
+        };
+        match w.first().copied() {
+            Some("counts") => {
+                (r.missed, r.spurious, r.errors) = (num(1)?, num(2)?, num(3)?);
+                r.con_faults = (num(4)?, num(5)?);
+                got_counts = true;
+            }
+            Some(kind @ ("hist" | "extremes")) => {
+                let lat = match w.get(1).copied() {
+                    Some("seen") => &mut r.seen,
+                    Some("wake") => &mut r.wake,
+                    _ => return Err(format!("unknown histogram in `{line}`")),
+                };
+                lat.read(kind, num(2)?, num(3)?)?;
+            }
+            _ => return Err(format!("unexpected line from the consumer: `{line}`")),
+        }
+    }
+    if !got_counts {
+        return Err("the consumer sent no counts".into());
+    }
+    Ok(())
+}
+
+/// The consumer's tally of what it saw.
+struct Tally {
+    warm: u64,
+    total: u64,
+    last_seq: u64,
+    last_stamp: u64,
+    seen: Lat,
+    wake: Lat,
+    missed: u64,
+    spurious: u64,
+    errors: u64,
+    /// Page faults when the first sample arrived.
+    faults0: Option<(u64, u64)>,
+}
+
+impl Tally {
+    /// A new update: rtipc's sequence number `seq`, `missed` replaced before it, its words
+    /// `w`, seen at `t` (and, in the blocked modes, `wait` returned at `woke`). Returns whether
+    /// it was the last update.
+    #[inline(always)]
+    fn see(&mut self, seq: u64, missed: u64, w: &[u64; 2], t: u64, woke: Option<u64>) -> bool {
+        let (s, stamp) = (w[0], w[1]);
+        let ok = s == seq
+            && seq > self.last_seq
+            && missed == seq - self.last_seq - 1
+            && stamp >= self.last_stamp
+            && t >= stamp
+            && woke.is_none_or(|x| x >= stamp);
+        self.errors += u64::from(!ok);
+        if seq > self.warm {
+            if self.faults0.is_none() {
+                self.faults0 = Some(page_faults());
+            }
+            self.seen.record(t.saturating_sub(stamp));
+            if let Some(x) = woke {
+                self.wake.record(x.saturating_sub(stamp));
+            }
+            // Only the recorded updates' misses count.
+            self.missed += missed.min(seq - 1 - self.warm);
+        }
+        self.last_seq = seq;
+        self.last_stamp = stamp;
+        seq >= self.total
+    }
+}
+
+/// The consumer process: `ROLE ctrl_fd mode fifo total warm (named NAME | anon MEMFD [EVENTFD])`.
+pub fn consumer_main(args: &[String]) -> ExitCode {
+    match consumer(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("open-loop consumer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn consumer(args: &[String]) -> Res<()> {
+    let [ctrl_fd, mode, fifo, total, warm, seg_args @ ..] = args else {
+        return Err(format!("{ROLE} takes at least 6 arguments"));
+    };
+    let shared = Shared::inherit(ctrl_fd.parse().ctx("descriptor argument")?)
+        .ctx("mapping the control block")?;
+    let ctrl = shared.ctrl();
+    let result = (|| {
+        let mode = Mode::from_name(mode).ok_or_else(|| format!("no mode `{mode}`"))?;
+        let fifo = fifo == "1";
+        let total: u64 = total.parse().ctx("the update count")?;
+        let warm: u64 = warm.parse().ctx("the warm-up count")?;
+        let fd = |s: &String| -> Res<OwnedFd> {
+            sys::adopt(s.parse().ctx("descriptor argument")?).ctx("an inherited descriptor")
+        };
+        let seg = match seg_args {
+            [kind, name] if kind == "named" => {
+                Segment::wait_open(name, Duration::from_secs(5)).ctx("opening the segment")?
+            }
+            [kind, memfd] if kind == "anon" => {
+                Segment::from_fd(fd(memfd)?).ctx("attaching the segment")?
+            }
+            [kind, memfd, efd] if kind == "anon" => {
+                Segment::from_fds(fd(memfd)?, vec![fd(efd)?]).ctx("attaching the segment")?
+            }
+            _ => return Err("bad segment arguments".into()),
+        };
+        consume(ctrl, &seg, mode, fifo, total, warm)
+    })();
+    if result.is_err() {
+        ctrl.status.w[st::FAILED].store(1, Ordering::Release);
+    }
+    result
+}
+
+fn consume(ctrl: &Ctrl, seg: &Segment, mode: Mode, fifo: bool, total: u64, warm: u64) -> Res<()> {
+    if let Err(e) = pin_to(1) {
+        eprintln!("open-loop consumer: could not pin to CPU 1 ({e}); figures will be noisier");
+    }
+    if fifo {
+        set_fifo(true).ctx("SCHED_FIFO for the consumer")?;
+    }
+    let mut rx = StateConsumer::<Stamped>::new(seg, CHANNEL).ctx("open-loop consumer")?;
+    let mut t = Tally {
+        warm,
+        total,
+        last_seq: 0,
+        last_stamp: 0,
+        seen: Lat::new()?,
+        wake: Lat::new()?,
+        missed: 0,
+        spurious: 0,
+        errors: 0,
+        faults0: None,
+    };
+    // Release: the consumer end is claimed before the publisher starts.
+    ctrl.status.w[st::READY].store(READY, Ordering::Release);
+    if mode.blocks() {
+        loop {
+            if !rx.wait(Some(WAIT_LIMIT)).ctx("open-loop wait")? {
+                return Err(format!("no update for {} s", WAIT_LIMIT.as_secs()));
+            }
+            let woke = now_ns();
+            match rx.fetch().ctx("open-loop fetch")? {
+                Some(r) if StateRef::is_new(&r) => {
+                    let seen = now_ns();
+                    if t.see(
+                        StateRef::seq(&r),
+                        StateRef::missed(&r),
+                        &r.w,
+                        seen,
+                        Some(woke),
+                    ) {
+                        break;
+                    }
+                }
+                _ => t.spurious += 1,
+            }
+        }
+    } else {
+        loop {
+            // A new patience for every update: the run lasts longer than one.
+            let mut spin = Spin::new("the next open-loop update");
+            let last = loop {
+                if let Some(r) = rx.fetch().ctx("open-loop fetch")? {
+                    if StateRef::is_new(&r) {
+                        let seen = now_ns();
+                        break t.see(StateRef::seq(&r), StateRef::missed(&r), &r.w, seen, None);
+                    }
+                }
+                spin.tick()?;
+            };
+            if last {
+                break;
+            }
+        }
+    }
+    let f1 = page_faults();
+    if fifo {
+        set_fifo(false).ctx("SCHED_OTHER again for the consumer")?;
+    }
+    let f0 = t.faults0.unwrap_or(f1);
+    let mut out = format!(
+        "counts {} {} {} {} {}\n",
+        t.missed,
+        t.spurious,
+        t.errors,
+        f1.0 - f0.0,
+        f1.1 - f0.1
+    );
+    t.seen.write("seen", &mut out);
+    if mode.blocks() {
+        t.wake.write("wake", &mut out);
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .ctx("writing the results")
+}
+
+/// The load processes: one per CPU, pinned, each streaming through its own buffer.
+struct Load {
+    procs: Vec<Child>,
+}
+
+impl Load {
+    /// Starts `n` of them with buffers of `bytes` each; returns once each has been through its
+    /// buffer once (so that its pages are in memory).
+    fn start(n: usize, bytes: usize) -> Res<Load> {
+        let exe = std::env::current_exe().ctx("locating this binary")?;
+        let mut load = Load { procs: Vec::new() };
+        for cpu in 0..n {
+            let child = Command::new(&exe)
+                .args([
+                    LOAD_ROLE.to_owned(),
+                    cpu.to_string(),
+                    bytes.to_string(),
+                    std::process::id().to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .ctx("spawning a load process")?;
+            load.procs.push(child);
+        }
+        for p in &mut load.procs {
+            let out = p.stdout.take().ok_or("a load process has no stdout")?;
+            let mut line = String::new();
+            BufReader::new(out)
+                .read_line(&mut line)
+                .ctx("waiting for a load process")?;
+            if line.trim() != "ready" {
+                return Err("a load process ended before it was ready".into());
+            }
+        }
+        Ok(load)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+/// A load process: `LOAD_ROLE cpu bytes parent_pid`. Pins itself to `cpu` and adds one to a
+/// word of every cache line of a buffer of `bytes`, over and over: the CPU always busy and the
+/// caches and memory bus streaming. Says `ready` after its first pass; leaves when its parent
+/// has gone (or is killed).
+pub fn load_main(args: &[String]) -> ExitCode {
+    let parse = |i: usize| args.get(i).and_then(|a| a.parse::<usize>().ok());
+    let (Some(cpu), Some(bytes), Some(parent)) = (parse(0), parse(1), parse(2)) else {
+        eprintln!("{LOAD_ROLE} takes: cpu bytes parent_pid");
+        return ExitCode::FAILURE;
+    };
+    let _ = pin_to(cpu);
+    let mut buf = vec![0u64; bytes / 8];
+    let mut first = true;
+    loop {
+        for i in (0..buf.len()).step_by(8) {
+            buf[i] = buf[i].wrapping_add(1);
+        }
+        std::hint::black_box(&mut buf);
+        if first {
+            first = false;
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "ready").and_then(|()| out.flush()).is_err() {
+                return ExitCode::FAILURE;
+            }
+        }
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } as usize != parent {
+            return ExitCode::SUCCESS;
+        }
+    }
+}
+
+/// The load buffer: the largest cache the kernel reports for CPU 0 (the last level; on a
+/// virtual machine the host's), rounded up to a power of two, from 64 MiB to 1 GiB.
+fn load_bytes() -> usize {
+    let mut largest = 0usize;
+    for i in 0..8 {
+        let path = format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size");
+        let Ok(s) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let s = s.trim();
+        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let Ok(n) = digits.parse::<usize>() else {
+            continue;
+        };
+        let bytes = match unit {
+            "K" => n << 10,
+            "M" => n << 20,
+            "G" => n << 30,
+            _ => n,
+        };
+        largest = largest.max(bytes);
+    }
+    largest.next_power_of_two().clamp(64 << 20, 1 << 30)
+}
+
+/// CPUs online (not those this pinned process may use).
+fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
