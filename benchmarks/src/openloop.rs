@@ -24,7 +24,8 @@ use rtipc::{Direction, Segment, StateConsumer, StateProducer, StateRef};
 
 use crate::payload::Stamped;
 use crate::sys::{
-    self, now_ns, page_faults, pin_to, set_fifo, st, Ctrl, Ctx, Res, Shared, Spin, PATIENCE, READY,
+    self, now_ns, own_cpu_s, page_faults, pin_to, set_fifo, st, Ctrl, Ctx, Res, Shared, Spin,
+    PATIENCE, READY,
 };
 
 /// The hidden first argument that makes the binary an open-loop consumer.
@@ -290,6 +291,10 @@ pub struct OlResult {
     pub missed: u64,
     /// Blocked modes: waits that returned with nothing new to fetch.
     pub spurious: u64,
+    /// Blocked modes: recorded updates fetched after a wait that a previous update ended (it
+    /// was replaced between the wait's return and the fetch): their publish came after the
+    /// wake-up, so they have a publish-to-seen time but no wake-up time.
+    pub wake_replaced: u64,
     /// Page faults over the recorded updates, (minor, major): the publisher's and the
     /// consumer's.
     pub pub_faults: (u64, u64),
@@ -297,6 +302,12 @@ pub struct OlResult {
     /// Updates that were wrong (sequence number, missed count or stamp out of order), plus one
     /// if the counts disagree (seen + missed must be published).
     pub errors: u64,
+    /// While the publisher ran, in percent of all CPUs' time: the CPU time of everything but
+    /// the publisher, the consumer and the load processes (other processes, kernel threads and
+    /// interrupts), and the time the hypervisor kept a vCPU that had work (steal). NaN if
+    /// /proc/stat could not be read. A machine shared with other work shows here.
+    pub others_pct: f64,
+    pub steal_pct: f64,
 }
 
 /// The whole open-loop run.
@@ -381,13 +392,15 @@ pub fn run(plan: &Plan) -> Res<OlRun> {
             load = Some(Load::start(load_procs, load_bytes)?);
         }
         eprint!("open loop: {} ... ", cfg.describe());
-        let r = run_one(cfg, k)?;
+        let r = run_one(cfg, k, load.as_ref())?;
         eprintln!(
-            "p50 {} p99.99 {} max {} ns, missed {}, errors {}",
+            "p50 {} p99.99 {} max {} ns, missed {}, others {:.1}% steal {:.2}%, errors {}",
             r.seen.q(0.5),
             r.seen.q(0.9999),
             r.seen.max(),
             r.missed,
+            r.others_pct,
+            r.steal_pct,
             r.errors
         );
         results.push(r);
@@ -411,9 +424,28 @@ fn probe_fifo() -> Result<(), String> {
     set_fifo(false).map_err(|e| format!("could not go back to SCHED_OTHER: {e}"))
 }
 
+/// The machine's CPU time at one moment, to tell afterwards what else ran.
+struct CpuMark {
+    t: u64,
+    machine: Option<(f64, f64)>,
+    own: f64,
+    load: f64,
+}
+
+impl CpuMark {
+    fn now(load: Option<&Load>) -> CpuMark {
+        CpuMark {
+            t: now_ns(),
+            machine: sys::machine_cpu_s(),
+            own: own_cpu_s(),
+            load: load.map_or(0.0, Load::cpu_s),
+        }
+    }
+}
+
 /// Configuration `cfg` (the `k`-th): a new segment, a new consumer process, the publisher
-/// here.
-fn run_one(cfg: &Config, k: usize) -> Res<OlResult> {
+/// here; `load` the load processes if they run.
+fn run_one(cfg: &Config, k: usize, load: Option<&Load>) -> Res<OlResult> {
     let shared = Shared::create().ctx("creating the control block")?;
     let spec = |notify: bool| {
         Segment::builder()
@@ -467,7 +499,9 @@ fn run_one(cfg: &Config, k: usize) -> Res<OlResult> {
     if cfg.fifo {
         set_fifo(true).ctx("SCHED_FIFO for the publisher")?;
     }
+    let m0 = CpuMark::now(load);
     let published = publish(cfg, &mut tx, shared.ctrl(), &mut late);
+    let m1 = CpuMark::now(load);
     if cfg.fifo {
         set_fifo(false).ctx("SCHED_OTHER again for the publisher")?;
     }
@@ -493,12 +527,21 @@ fn run_one(cfg: &Config, k: usize) -> Res<OlResult> {
         published: cfg.samples,
         missed: 0,
         spurious: 0,
+        wake_replaced: 0,
         pub_faults: (f1.0 - f0.0, f1.1 - f0.1),
         con_faults: (0, 0),
         errors: 0,
+        others_pct: f64::NAN,
+        steal_pct: f64::NAN,
     };
-    parse(&out, &mut r)?;
+    let con_cpu = parse(&out, &mut r)?;
     r.errors += u64::from(r.seen.count() + r.missed != r.published);
+    if let (Some(a), Some(b)) = (m0.machine, m1.machine) {
+        let all = (m1.t - m0.t) as f64 / 1e9 * online_cpus() as f64;
+        let ours = (m1.own - m0.own) + con_cpu + (m1.load - m0.load);
+        r.others_pct = ((b.0 - a.0) - ours).max(0.0) / all * 100.0;
+        r.steal_pct = (b.1 - a.1) / all * 100.0;
+    }
     Ok(r)
 }
 
@@ -565,9 +608,10 @@ fn publish(
     Ok((f0, page_faults()))
 }
 
-/// Reads the consumer's results (see `report_results`) into `r`.
-fn parse(out: &str, r: &mut OlResult) -> Res<()> {
-    let mut got_counts = false;
+/// Reads the consumer's results (written at the end of `consume`) into `r`; returns the CPU
+/// time the consumer used while it consumed.
+fn parse(out: &str, r: &mut OlResult) -> Res<f64> {
+    let mut cpu = None;
     for line in out.lines() {
         let w: Vec<&str> = line.split_whitespace().collect();
         let num = |i: usize| -> Res<u64> {
@@ -580,7 +624,12 @@ fn parse(out: &str, r: &mut OlResult) -> Res<()> {
             Some("counts") => {
                 (r.missed, r.spurious, r.errors) = (num(1)?, num(2)?, num(3)?);
                 r.con_faults = (num(4)?, num(5)?);
-                got_counts = true;
+                r.wake_replaced = num(6)?;
+                cpu = Some(
+                    w.get(7)
+                        .and_then(|x| x.parse::<f64>().ok())
+                        .ok_or("no CPU time from the consumer")?,
+                );
             }
             Some(kind @ ("hist" | "extremes")) => {
                 let lat = match w.get(1).copied() {
@@ -593,10 +642,7 @@ fn parse(out: &str, r: &mut OlResult) -> Res<()> {
             _ => return Err(format!("unexpected line from the consumer: `{line}`")),
         }
     }
-    if !got_counts {
-        return Err("the consumer sent no counts".into());
-    }
-    Ok(())
+    cpu.ok_or_else(|| "the consumer sent no counts".into())
 }
 
 /// The consumer's tally of what it saw.
@@ -609,6 +655,7 @@ struct Tally {
     wake: Lat,
     missed: u64,
     spurious: u64,
+    wake_replaced: u64,
     errors: u64,
     /// Page faults when the first sample arrived.
     faults0: Option<(u64, u64)>,
@@ -625,16 +672,19 @@ impl Tally {
             && seq > self.last_seq
             && missed == seq - self.last_seq - 1
             && stamp >= self.last_stamp
-            && t >= stamp
-            && woke.is_none_or(|x| x >= stamp);
+            && t >= stamp;
         self.errors += u64::from(!ok);
         if seq > self.warm {
             if self.faults0.is_none() {
                 self.faults0 = Some(page_faults());
             }
             self.seen.record(t.saturating_sub(stamp));
-            if let Some(x) = woke {
-                self.wake.record(x.saturating_sub(stamp));
+            // An update stamped after the wait returned was published between the wake-up and
+            // the fetch, replacing the one that ended the wait.
+            match woke {
+                Some(x) if x >= stamp => self.wake.record(x - stamp),
+                Some(_) => self.wake_replaced += 1,
+                None => {}
             }
             // Only the recorded updates' misses count.
             self.missed += missed.min(seq - 1 - self.warm);
@@ -708,9 +758,11 @@ fn consume(ctrl: &Ctrl, seg: &Segment, mode: Mode, fifo: bool, total: u64, warm:
         wake: Lat::new()?,
         missed: 0,
         spurious: 0,
+        wake_replaced: 0,
         errors: 0,
         faults0: None,
     };
+    let cpu0 = own_cpu_s();
     // Release: the consumer end is claimed before the publisher starts.
     ctrl.status.w[st::READY].store(READY, Ordering::Release);
     if mode.blocks() {
@@ -754,17 +806,19 @@ fn consume(ctrl: &Ctrl, seg: &Segment, mode: Mode, fifo: bool, total: u64, warm:
         }
     }
     let f1 = page_faults();
+    let cpu = own_cpu_s() - cpu0;
     if fifo {
         set_fifo(false).ctx("SCHED_OTHER again for the consumer")?;
     }
     let f0 = t.faults0.unwrap_or(f1);
     let mut out = format!(
-        "counts {} {} {} {} {}\n",
+        "counts {} {} {} {} {} {} {cpu:.6}\n",
         t.missed,
         t.spurious,
         t.errors,
         f1.0 - f0.0,
-        f1.1 - f0.1
+        f1.1 - f0.1,
+        t.wake_replaced
     );
     t.seen.write("seen", &mut out);
     if mode.blocks() {
@@ -811,6 +865,15 @@ impl Load {
             }
         }
         Ok(load)
+    }
+}
+
+impl Load {
+    /// The CPU time the load processes have used so far, in seconds.
+    fn cpu_s(&self) -> f64 {
+        (self.procs.iter())
+            .filter_map(|p| sys::proc_cpu_s(p.id()))
+            .sum()
     }
 }
 

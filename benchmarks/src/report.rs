@@ -700,12 +700,13 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
     let _ = writeln!(
         s,
         "\nOpen loop, continued: the blocked consumer's wake-up (the publisher's stamp to wait \
-         returning), the publisher's lateness (its stamp minus the deadline it slept until), \
-         page faults while recording (minor/major; publisher, consumer) (ns)"
+         returning), the publisher's lateness (its stamp minus the deadline it slept until) \
+         (ns); page faults while recording (minor/major; publisher, consumer); the CPU time of \
+         everything else and the hypervisor's steal, in % of both CPUs"
     );
     let _ = writeln!(
         s,
-        "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>9} {:>9}",
+        "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8} {:>7} {:>6}",
         "rate",
         "consumer",
         "load",
@@ -717,7 +718,9 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
         "p99.9",
         "max",
         "pub flt",
-        "con flt"
+        "con flt",
+        "others",
+        "steal"
     );
     for r in &ol.results {
         let c = &r.cfg;
@@ -730,7 +733,8 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
         };
         let _ = writeln!(
             s,
-            "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>9} {:>9}",
+            "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8} {:>6}% \
+             {:>5}%",
             rate_label(c.rate_hz),
             c.mode.label(),
             if c.load { "load" } else { "idle" },
@@ -742,14 +746,18 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
             r.late.q(0.999),
             r.late.max(),
             format!("{}/{}", r.pub_faults.0, r.pub_faults.1),
-            format!("{}/{}", r.con_faults.0, r.con_faults.1)
+            format!("{}/{}", r.con_faults.0, r.con_faults.1),
+            format!("{:.1}", r.others_pct),
+            format!("{:.2}", r.steal_pct)
         );
     }
     let spurious: u64 = ol.results.iter().map(|r| r.spurious).sum();
+    let replaced: u64 = ol.results.iter().map(|r| r.wake_replaced).sum();
     let _ = writeln!(
         s,
         "(missed: recorded updates that a newer one replaced before the consumer looked; \
-         waits that returned with nothing new: {spurious}; data errors: {})",
+         updates published between a wake-up and the fetch, so without a wake-up time: \
+         {replaced}; waits that returned with nothing new: {spurious}; data errors: {})",
         ol.errors()
     );
 }
@@ -777,6 +785,8 @@ fn open_loop_json(out: &mut Vec<String>, ol: &OlRun) {
                 .int("wake_p999_ns", r.wake.q(0.999))
                 .int("wake_p9999_ns", r.wake.q(0.9999))
                 .int("wake_max_ns", r.wake.max())
+                .int("wake_samples", r.wake.count())
+                .int("wake_replaced", r.wake_replaced)
                 .int("spurious_wakeups", r.spurious);
         }
         j.int("pub_late_p50_ns", r.late.q(0.5))
@@ -787,6 +797,8 @@ fn open_loop_json(out: &mut Vec<String>, ol: &OlRun) {
             .int("pub_majflt", r.pub_faults.1)
             .int("con_minflt", r.con_faults.0)
             .int("con_majflt", r.con_faults.1)
+            .num("others_cpu_pct", r.others_pct)
+            .num("steal_pct", r.steal_pct)
             .int("errors", r.errors);
         out.push(j.finish());
     }

@@ -222,6 +222,53 @@ pub fn page_faults() -> (u64, u64) {
     (ru.ru_minflt as u64, ru.ru_majflt as u64)
 }
 
+/// This process's CPU time so far (user and system), in seconds, from
+/// `getrusage(RUSAGE_SELF)`.
+pub fn own_cpu_s() -> f64 {
+    // SAFETY: `rusage` is plain data, valid when zeroed.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage; RUSAGE_SELF always exists.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Seconds per clock tick of /proc's CPU times (`USER_HZ`).
+fn tick_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    1.0 / if hz > 0 { hz as f64 } else { 100.0 }
+}
+
+/// The CPU time of all CPUs so far, in seconds, from the `cpu` line of /proc/stat: (busy, the
+/// sum of user, nice, system, irq and softirq; steal, the time the hypervisor ran something
+/// else while a vCPU had work). `None` if /proc/stat cannot be read.
+pub fn machine_cpu_s() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6);
+    Some((busy as f64 * tick_s(), get(7) as f64 * tick_s()))
+}
+
+/// Process `pid`'s CPU time so far (user and system), in seconds, from /proc/PID/stat.
+pub fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count fields after its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) of proc(5); `rest` starts at field 3.
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 * tick_s())
+}
+
 /// Sleeps until `CLOCK_MONOTONIC` reads `deadline_ns` (an absolute time:
 /// `clock_nanosleep(TIMER_ABSTIME)`, so that a period never drifts by the time each cycle
 /// takes). Returns at once if the deadline has passed.
