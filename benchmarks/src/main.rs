@@ -149,8 +149,8 @@ const USAGE: &str = "usage: rtipc-benchmarks [--records | --open-loop] [--quick]
   --open-loop only the open-loop latency: a publisher at 10 kHz and 1 kHz on absolute
               deadlines, the consumer in another process busy-polling or blocked on a futex
               or an eventfd, idle and under load, SCHED_OTHER and SCHED_FIFO (if permitted);
-              10^6 samples per configuration at 10 kHz, 20,000 at 1 kHz (about 25 minutes;
-              --quick: a few seconds); writes docs/open_loop_10khz.png and
+              10^6 samples per configuration at 10 kHz, 20,000 at 1 kHz, in 10 rotating
+              rounds (about 25 minutes; --quick: 15 s); writes docs/open_loop_10khz.png and
               docs/open_loop_1khz.png (without --quick, or with --plots)
   --quick     fewer samples (about 25 s); no plots unless --plots
   --json      one JSON object per line on stdout (the table goes to stderr)

@@ -39,7 +39,7 @@ const CHANNEL: &str = "open_loop";
 pub const RATES: [u64; 2] = [10_000, 1_000];
 /// Warm-up before the recorded samples: this long at each rate (50 ms: 500 updates at 10 kHz,
 /// 50 at 1 kHz), unrecorded.
-const WARM_MS: u64 = 50;
+pub const WARM_MS: u64 = 50;
 /// The largest latency a histogram tracks (a minute); larger ones are recorded as this.
 const HIST_MAX_NS: u64 = 60_000_000_000;
 /// How long a blocked consumer waits for an update before it gives up.
@@ -155,29 +155,35 @@ impl Config {
     }
 }
 
-/// How many samples per configuration.
+/// How many samples per configuration, in how many blocks.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     /// Recorded updates per configuration at 10 kHz and at 1 kHz.
     pub samples_10k: u64,
     pub samples_1k: u64,
+    /// Rounds: each configuration runs as this many blocks of equal size, one per round, and
+    /// every round runs one block of each configuration of its phase (idle or loaded) in an
+    /// order rotated by one from the round before, so that all of them see the same machine.
+    pub rounds: u64,
 }
 
 impl Plan {
-    /// The version in the `--quick` and full runs: a few seconds of the whole grid.
+    /// The version in the `--quick` and full runs: a few seconds of the whole grid, one round.
     pub fn small() -> Plan {
         Plan {
             samples_10k: 5_000,
             samples_1k: 500,
+            rounds: 1,
         }
     }
 
     /// `--open-loop`: a million samples per configuration at 10 kHz (100 s each), 20,000 at
-    /// 1 kHz (20 s each).
+    /// 1 kHz (20 s each), in 10 rounds.
     pub fn full() -> Plan {
         Plan {
             samples_10k: 1_000_000,
             samples_1k: 20_000,
+            rounds: 10,
         }
     }
 
@@ -210,6 +216,14 @@ impl Lat {
             min: u64::MAX,
             max: 0,
         })
+    }
+
+    /// Adds the samples of `other`.
+    fn add(&mut self, other: &Lat) -> Res<()> {
+        self.hist.add(&other.hist).ctx("adding histograms")?;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        Ok(())
     }
 
     #[inline(always)]
@@ -302,12 +316,86 @@ pub struct OlResult {
     /// Updates that were wrong (sequence number, missed count or stamp out of order), plus one
     /// if the counts disagree (seen + missed must be published).
     pub errors: u64,
-    /// While the publisher ran, in percent of all CPUs' time: the CPU time of everything but
-    /// the publisher, the consumer and the load processes (other processes, kernel threads and
-    /// interrupts), and the time the hypervisor kept a vCPU that had work (steal). NaN if
-    /// /proc/stat could not be read. A machine shared with other work shows here.
-    pub others_pct: f64,
-    pub steal_pct: f64,
+    /// While the publisher ran, in CPU seconds: the time of all CPUs (the wall-clock time
+    /// times the CPUs), the CPU time of everything but the publisher, the consumer and the load
+    /// processes (other processes, kernel threads and interrupts), and the time the hypervisor
+    /// kept a vCPU that had work (steal). Zero if /proc/stat could not be read. A machine
+    /// shared with other work shows here.
+    pub span_s: f64,
+    pub others_s: f64,
+    pub steal_s: f64,
+    /// The largest share of the CPUs' time that everything else took in one block (percent).
+    pub others_max_pct: f64,
+    /// Blocks (one per round) the configuration ran in.
+    pub blocks: u64,
+}
+
+impl OlResult {
+    fn empty(cfg: Config) -> Res<OlResult> {
+        Ok(OlResult {
+            cfg,
+            seen: Lat::new()?,
+            wake: Lat::new()?,
+            late: Lat::new()?,
+            published: 0,
+            missed: 0,
+            spurious: 0,
+            wake_replaced: 0,
+            pub_faults: (0, 0),
+            con_faults: (0, 0),
+            errors: 0,
+            span_s: 0.0,
+            others_s: 0.0,
+            steal_s: 0.0,
+            others_max_pct: 0.0,
+            blocks: 0,
+        })
+    }
+
+    /// The CPU time that everything else took while the publisher ran, in percent of all CPUs'
+    /// time (NaN if unknown).
+    pub fn others_pct(&self) -> f64 {
+        pct(self.others_s, self.span_s)
+    }
+
+    /// The hypervisor's steal while the publisher ran, in percent of all CPUs' time.
+    pub fn steal_pct(&self) -> f64 {
+        pct(self.steal_s, self.span_s)
+    }
+
+    /// Adds block `b` of the same configuration.
+    fn absorb(&mut self, b: &OlResult) -> Res<()> {
+        self.seen.add(&b.seen)?;
+        self.wake.add(&b.wake)?;
+        self.late.add(&b.late)?;
+        self.published += b.published;
+        self.missed += b.missed;
+        self.spurious += b.spurious;
+        self.wake_replaced += b.wake_replaced;
+        self.pub_faults = (
+            self.pub_faults.0 + b.pub_faults.0,
+            self.pub_faults.1 + b.pub_faults.1,
+        );
+        self.con_faults = (
+            self.con_faults.0 + b.con_faults.0,
+            self.con_faults.1 + b.con_faults.1,
+        );
+        self.errors += b.errors;
+        self.span_s += b.span_s;
+        self.others_s += b.others_s;
+        self.steal_s += b.steal_s;
+        self.others_max_pct = self.others_max_pct.max(b.others_pct());
+        self.blocks += 1;
+        Ok(())
+    }
+}
+
+fn pct(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole * 100.0
+    } else {
+        f64::NAN
+    }
 }
 
 /// The whole open-loop run.
@@ -373,39 +461,62 @@ pub fn run(plan: &Plan) -> Res<OlRun> {
             }
         }
     }
+    let rounds = plan.rounds.max(1);
     let secs: u64 = configs
         .iter()
-        .map(|c| (c.samples + c.warm()) / c.rate_hz)
+        .map(|c| (c.samples + rounds * c.warm()) / c.rate_hz)
         .sum();
     eprintln!(
-        "open loop: {} configurations, at least {secs} s of publishing",
+        "open loop: {} configurations in {rounds} round(s), at least {secs} s of publishing",
         configs.len()
     );
-    let mut results = Vec::new();
-    let mut load = None;
-    for (k, cfg) in configs.iter().enumerate() {
-        if cfg.load && load.is_none() {
+    let mut results: Vec<OlResult> = configs
+        .iter()
+        .map(|c| OlResult::empty(*c))
+        .collect::<Res<_>>()?;
+    let mut k = 0;
+    for phase in [false, true] {
+        let idx: Vec<usize> = (0..configs.len())
+            .filter(|&i| configs[i].load == phase)
+            .collect();
+        let load = if phase {
             eprintln!(
                 "open loop: starting {load_procs} load processes, {} MiB each",
                 load_bytes >> 20
             );
-            load = Some(Load::start(load_procs, load_bytes)?);
+            Some(Load::start(load_procs, load_bytes)?)
+        } else {
+            None
+        };
+        for round in 0..rounds {
+            for j in 0..idx.len() {
+                let i = idx[(j + round as usize) % idx.len()];
+                let block = Config {
+                    samples: configs[i].samples / rounds,
+                    ..configs[i]
+                };
+                eprint!(
+                    "open loop: round {}/{rounds}, {} ... ",
+                    round + 1,
+                    block.describe()
+                );
+                let r = run_one(&block, k, load.as_ref())?;
+                k += 1;
+                eprintln!(
+                    "p50 {} p99.99 {} max {} ns, missed {}, others {:.1}% steal {:.2}%, \
+                     errors {}",
+                    r.seen.q(0.5),
+                    r.seen.q(0.9999),
+                    r.seen.max(),
+                    r.missed,
+                    r.others_pct(),
+                    r.steal_pct(),
+                    r.errors
+                );
+                results[i].absorb(&r)?;
+            }
         }
-        eprint!("open loop: {} ... ", cfg.describe());
-        let r = run_one(cfg, k, load.as_ref())?;
-        eprintln!(
-            "p50 {} p99.99 {} max {} ns, missed {}, others {:.1}% steal {:.2}%, errors {}",
-            r.seen.q(0.5),
-            r.seen.q(0.9999),
-            r.seen.max(),
-            r.missed,
-            r.others_pct,
-            r.steal_pct,
-            r.errors
-        );
-        results.push(r);
     }
-    drop(load);
     if let Ok(old) = slack {
         let _ = sys::set_timer_slack(old);
     }
@@ -519,29 +630,20 @@ fn run_one(cfg: &Config, k: usize, load: Option<&Load>) -> Res<OlResult> {
     if !status.success() {
         return Err(format!("the open-loop consumer exited with {status}"));
     }
-    let mut r = OlResult {
-        cfg: *cfg,
-        seen: Lat::new()?,
-        wake: Lat::new()?,
-        late,
-        published: cfg.samples,
-        missed: 0,
-        spurious: 0,
-        wake_replaced: 0,
-        pub_faults: (f1.0 - f0.0, f1.1 - f0.1),
-        con_faults: (0, 0),
-        errors: 0,
-        others_pct: f64::NAN,
-        steal_pct: f64::NAN,
-    };
+    let mut r = OlResult::empty(*cfg)?;
+    r.late = late;
+    r.published = cfg.samples;
+    r.pub_faults = (f1.0 - f0.0, f1.1 - f0.1);
+    r.blocks = 1;
     let con_cpu = parse(&out, &mut r)?;
     r.errors += u64::from(r.seen.count() + r.missed != r.published);
     if let (Some(a), Some(b)) = (m0.machine, m1.machine) {
-        let all = (m1.t - m0.t) as f64 / 1e9 * online_cpus() as f64;
         let ours = (m1.own - m0.own) + con_cpu + (m1.load - m0.load);
-        r.others_pct = ((b.0 - a.0) - ours).max(0.0) / all * 100.0;
-        r.steal_pct = (b.1 - a.1) / all * 100.0;
+        r.span_s = (m1.t - m0.t) as f64 / 1e9 * online_cpus() as f64;
+        r.others_s = ((b.0 - a.0) - ours).max(0.0);
+        r.steal_s = b.1 - a.1;
     }
+    r.others_max_pct = r.others_pct();
     Ok(r)
 }
 

@@ -649,7 +649,8 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
     let _ = writeln!(
         s,
         "SCHED_FIFO: {}; load: {} processes (one per CPU, SCHED_OTHER), each streaming through \
-         {} MiB; {} samples per configuration at 10 kHz, {} at 1 kHz, after {} ms unrecorded",
+         {} MiB; {} samples per configuration at 10 kHz, {} at 1 kHz, in {} block(s) (one per \
+         round, rotating order) each after {} ms unrecorded",
         match &ol.fifo {
             Ok(()) => format!("permitted, priority {}", crate::sys::FIFO_PRIORITY),
             Err(e) => format!("not permitted ({e}), SCHED_OTHER only"),
@@ -658,7 +659,8 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
         ol.load_bytes >> 20,
         thousands(ol.plan.samples_10k),
         thousands(ol.plan.samples_1k),
-        50
+        ol.plan.rounds,
+        openloop::WARM_MS
     );
     let _ = writeln!(
         s,
@@ -702,11 +704,13 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
         "\nOpen loop, continued: the blocked consumer's wake-up (the publisher's stamp to wait \
          returning), the publisher's lateness (its stamp minus the deadline it slept until) \
          (ns); page faults while recording (minor/major; publisher, consumer); the CPU time of \
-         everything else and the hypervisor's steal, in % of both CPUs"
+         everything else (over the configuration, and in its busiest block) and the \
+         hypervisor's steal, in % of both CPUs"
     );
     let _ = writeln!(
         s,
-        "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8} {:>7} {:>6}",
+        "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8} {:>7} {:>8} \
+         {:>6}",
         "rate",
         "consumer",
         "load",
@@ -720,6 +724,7 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
         "pub flt",
         "con flt",
         "others",
+        "max blk",
         "steal"
     );
     for r in &ol.results {
@@ -734,7 +739,7 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
         let _ = writeln!(
             s,
             "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8} {:>6}% \
-             {:>5}%",
+             {:>7}% {:>5}%",
             rate_label(c.rate_hz),
             c.mode.label(),
             if c.load { "load" } else { "idle" },
@@ -747,8 +752,9 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
             r.late.max(),
             format!("{}/{}", r.pub_faults.0, r.pub_faults.1),
             format!("{}/{}", r.con_faults.0, r.con_faults.1),
-            format!("{:.1}", r.others_pct),
-            format!("{:.2}", r.steal_pct)
+            format!("{:.1}", r.others_pct()),
+            format!("{:.1}", r.others_max_pct),
+            format!("{:.2}", r.steal_pct())
         );
     }
     let spurious: u64 = ol.results.iter().map(|r| r.spurious).sum();
@@ -797,8 +803,10 @@ fn open_loop_json(out: &mut Vec<String>, ol: &OlRun) {
             .int("pub_majflt", r.pub_faults.1)
             .int("con_minflt", r.con_faults.0)
             .int("con_majflt", r.con_faults.1)
-            .num("others_cpu_pct", r.others_pct)
-            .num("steal_pct", r.steal_pct)
+            .num("others_cpu_pct", r.others_pct())
+            .num("others_cpu_max_block_pct", r.others_max_pct)
+            .num("steal_pct", r.steal_pct())
+            .int("blocks", r.blocks)
             .int("errors", r.errors);
         out.push(j.finish());
     }
