@@ -42,6 +42,9 @@ pub const RATES: [u64; 2] = [10_000, 1_000];
 pub const WARM_MS: u64 = 50;
 /// The largest latency a histogram tracks (a minute); larger ones are recorded as this.
 const HIST_MAX_NS: u64 = 60_000_000_000;
+/// A block is quiet if everything but its own processes took at most this share of the CPUs'
+/// time (percent) while it ran.
+pub const QUIET_PCT: f64 = 1.0;
 /// How long a blocked consumer waits for an update before it gives up.
 const WAIT_LIMIT: Duration = Duration::from_secs(5);
 
@@ -328,6 +331,12 @@ pub struct OlResult {
     pub others_max_pct: f64,
     /// Blocks (one per round) the configuration ran in.
     pub blocks: u64,
+    /// The quiet blocks alone (see [`QUIET_PCT`]): how many, their publish-to-seen times, and
+    /// their updates published and missed.
+    pub quiet_blocks: u64,
+    pub quiet_seen: Lat,
+    pub quiet_published: u64,
+    pub quiet_missed: u64,
 }
 
 impl OlResult {
@@ -349,6 +358,10 @@ impl OlResult {
             steal_s: 0.0,
             others_max_pct: 0.0,
             blocks: 0,
+            quiet_blocks: 0,
+            quiet_seen: Lat::new()?,
+            quiet_published: 0,
+            quiet_missed: 0,
         })
     }
 
@@ -386,6 +399,12 @@ impl OlResult {
         self.steal_s += b.steal_s;
         self.others_max_pct = self.others_max_pct.max(b.others_pct());
         self.blocks += 1;
+        if b.others_pct() <= QUIET_PCT {
+            self.quiet_blocks += 1;
+            self.quiet_seen.add(&b.seen)?;
+            self.quiet_published += b.published;
+            self.quiet_missed += b.missed;
+        }
         Ok(())
     }
 }

@@ -301,6 +301,7 @@ fn hist_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, p: &HistPanel<'_>) -
         .configure_mesh()
         .x_desc("latency (\u{b5}s)")
         .y_desc(format!("samples per {bin_label} \u{b5}s bin"))
+        .max_light_lines(2)
         .x_label_formatter(&|x| {
             if x_hi >= 20.0 {
                 format!("{x:.0}")

@@ -757,6 +757,55 @@ fn open_loop_section(s: &mut String, ol: &OlRun) {
             format!("{:.2}", r.steal_pct())
         );
     }
+    let _ = writeln!(
+        s,
+        "\nOpen loop, quiet blocks only (everything else took at most {}% of the CPUs' time \
+         while the block ran): publish to seen (ns)",
+        openloop::QUIET_PCT
+    );
+    let _ = writeln!(
+        s,
+        "{:<7} {:<15} {:<5} {:<11} {:>6} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10}",
+        "rate",
+        "consumer",
+        "load",
+        "policy",
+        "blocks",
+        "samples",
+        "missed",
+        "p50",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "max"
+    );
+    for r in &ol.results {
+        let c = &r.cfg;
+        let q = &r.quiet_seen;
+        let v = |x: u64| {
+            if q.count() == 0 {
+                "-".to_string()
+            } else {
+                x.to_string()
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{:<7} {:<15} {:<5} {:<11} {:>6} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10}",
+            rate_label(c.rate_hz),
+            c.mode.label(),
+            if c.load { "load" } else { "idle" },
+            policy_label(c.fifo),
+            format!("{}/{}", r.quiet_blocks, r.blocks),
+            q.count(),
+            r.quiet_missed,
+            v(q.q(0.5)),
+            v(q.q(0.99)),
+            v(q.q(0.999)),
+            v(q.q(0.9999)),
+            v(q.max())
+        );
+    }
     let spurious: u64 = ol.results.iter().map(|r| r.spurious).sum();
     let replaced: u64 = ol.results.iter().map(|r| r.wake_replaced).sum();
     let _ = writeln!(
@@ -807,7 +856,18 @@ fn open_loop_json(out: &mut Vec<String>, ol: &OlRun) {
             .num("others_cpu_max_block_pct", r.others_max_pct)
             .num("steal_pct", r.steal_pct())
             .int("blocks", r.blocks)
-            .int("errors", r.errors);
+            .int("quiet_blocks", r.quiet_blocks)
+            .int("quiet_samples", r.quiet_seen.count())
+            .int("quiet_published", r.quiet_published)
+            .int("quiet_missed", r.quiet_missed);
+        if r.quiet_seen.count() > 0 {
+            j.int("quiet_p50_ns", r.quiet_seen.q(0.5))
+                .int("quiet_p99_ns", r.quiet_seen.q(0.99))
+                .int("quiet_p999_ns", r.quiet_seen.q(0.999))
+                .int("quiet_p9999_ns", r.quiet_seen.q(0.9999))
+                .int("quiet_max_ns", r.quiet_seen.max());
+        }
+        j.int("errors", r.errors);
         out.push(j.finish());
     }
 }
