@@ -152,7 +152,7 @@ const USAGE: &str = "usage: rtipc-benchmarks [--records | --open-loop] [--quick]
               10^6 samples per configuration at 10 kHz, 20,000 at 1 kHz, in 10 rotating
               rounds (about 25 minutes; --quick: 15 s); writes docs/open_loop_10khz.png and
               docs/open_loop_1khz.png (without --quick, or with --plots)
-  --quick     fewer samples (about 25 s); no plots unless --plots
+  --quick     fewer samples (20-40 s); no plots unless --plots
   --json      one JSON object per line on stdout (the table goes to stderr)
   --plots     write docs/round_trip.png and docs/payload_sweep.png (default without --quick)
 

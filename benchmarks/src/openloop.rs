@@ -115,6 +115,7 @@ pub fn policy_label(fifo: bool) -> &'static str {
 pub struct Config {
     /// Updates per second.
     pub rate_hz: u64,
+    /// How the consumer learns of an update.
     pub mode: Mode,
     /// Whether the load processes run.
     pub load: bool,
@@ -161,8 +162,9 @@ impl Config {
 /// How many samples per configuration, in how many blocks.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    /// Recorded updates per configuration at 10 kHz and at 1 kHz.
+    /// Recorded updates per configuration at 10 kHz.
     pub samples_10k: u64,
+    /// Recorded updates per configuration at 1 kHz.
     pub samples_1k: u64,
     /// Rounds: each configuration runs as this many blocks of equal size, one per round, and
     /// every round runs one block of each configuration of its phase (idle or loaded) in an
@@ -202,6 +204,7 @@ impl Plan {
 /// Latencies of one kind in one configuration: an HDR histogram (3 significant digits, up to a
 /// minute) and the exact extremes.
 pub struct Lat {
+    /// The samples, in nanoseconds.
     pub hist: Histogram<u64>,
     min: u64,
     max: u64,
@@ -295,6 +298,7 @@ impl Lat {
 
 /// What one configuration measured.
 pub struct OlResult {
+    /// The configuration (with its samples over all blocks).
     pub cfg: Config,
     /// Publish to seen: the consumer's clock when it has the update minus the publisher's stamp.
     pub seen: Lat,
@@ -419,6 +423,7 @@ fn pct(part: f64, whole: f64) -> f64 {
 
 /// The whole open-loop run.
 pub struct OlRun {
+    /// One per configuration, in the order of [`run`].
     pub results: Vec<OlResult>,
     /// `Ok` if `SCHED_FIFO` was permitted, else why not.
     pub fifo: Result<(), String>,
@@ -426,6 +431,7 @@ pub struct OlRun {
     pub load_bytes: usize,
     /// Load processes (one per CPU).
     pub load_procs: usize,
+    /// The samples and rounds the run was made with.
     pub plan: Plan,
 }
 

@@ -211,14 +211,19 @@ pub fn sweep(path: &Path, results: &[SweepResult], title: &str) -> Res<()> {
 
 /// One curve of a latency histogram: its legend, its samples and their exact maximum.
 pub struct HistLine<'a> {
+    /// The legend's text.
     pub label: String,
+    /// The samples, in nanoseconds.
     pub hist: &'a Histogram<u64>,
+    /// The exact largest sample, marked on the plot.
     pub max_ns: u64,
 }
 
 /// One panel of latency histograms.
 pub struct HistPanel<'a> {
+    /// The panel's caption.
     pub title: String,
+    /// Its curves, each in its own colour.
     pub lines: Vec<HistLine<'a>>,
 }
 

@@ -874,7 +874,9 @@ fn open_loop_json(out: &mut Vec<String>, ol: &OlRun) {
 
 /// What an `--open-loop` run measured.
 pub struct OpenLoopResults {
+    /// Every configuration's figures.
     pub ol: OlRun,
+    /// The run's duration.
     pub seconds: f64,
 }
 
