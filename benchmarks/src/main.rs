@@ -1,6 +1,7 @@
 //! rtipc's latency and throughput harness.
 //!
-//! `cargo run --release -p rtipc-benchmarks -- [--records] [--quick] [--json] [--plots]`
+//! `cargo run --release -p rtipc-benchmarks -- [--records | --open-loop] [--quick] [--json]
+//! [--plots]`
 //!
 //! Two processes (this binary spawns itself as the child), pinned to CPU 0 and CPU 1, both
 //! busy-polling, measure round trips of rtipc's channels against the physical floor (`raw`:
@@ -10,6 +11,10 @@
 //! the producer's publish cost, queue and record channel throughput, and an in-process
 //! comparison with the `triple_buffer` crate. `--records` runs only what concerns record
 //! channels: their round trips (with the floor, `state_8` and `queue_8`) and their throughput.
+//! Last, the open-loop latency of a state channel (a publisher at a fixed rate, a consumer in
+//! the other process busy-polling or blocked on a futex or an eventfd, idle and under load, at
+//! `SCHED_OTHER` and `SCHED_FIFO`), a few seconds of it; `--open-loop` runs only that, with a
+//! million samples per configuration at 10 kHz, and draws its histograms.
 //! Every message is checked; a data error makes the run fail.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -19,6 +24,7 @@ mod det;
 mod echo;
 mod fanpub;
 mod inproc;
+mod openloop;
 mod payload;
 mod peer;
 mod plot;
@@ -40,7 +46,7 @@ use std::time::Instant;
 use rtipc::{RecordProducer, StateProducer};
 
 use crate::payload::Line64;
-use crate::report::{RecordsResults, Results};
+use crate::report::{OpenLoopResults, RecordsResults, Results};
 use crate::rt::{Ends, Method};
 use crate::sys::{Ctx, Res};
 
@@ -133,15 +139,22 @@ struct Opts {
     json: bool,
     plots: bool,
     records: bool,
+    open_loop: bool,
 }
 
-const USAGE: &str = "usage: rtipc-benchmarks [--records] [--quick] [--json] [--plots]
+const USAGE: &str = "usage: rtipc-benchmarks [--records | --open-loop] [--quick] [--json] [--plots]
 
-  --records only the record channels: their round trips against the floor, state_8 and
-            queue_8, and their throughput (no plots)
-  --quick   fewer samples (about 20 s); no plots unless --plots
-  --json    one JSON object per line on stdout (the table goes to stderr)
-  --plots   write docs/round_trip.png and docs/payload_sweep.png (default without --quick)
+  --records   only the record channels: their round trips against the floor, state_8 and
+              queue_8, and their throughput (no plots)
+  --open-loop only the open-loop latency: a publisher at 10 kHz and 1 kHz on absolute
+              deadlines, the consumer in another process busy-polling or blocked on a futex
+              or an eventfd, idle and under load, SCHED_OTHER and SCHED_FIFO (if permitted);
+              10^6 samples per configuration at 10 kHz, 20,000 at 1 kHz, in 10 rotating
+              rounds (about 25 minutes; --quick: 15 s); writes docs/open_loop_10khz.png and
+              docs/open_loop_1khz.png (without --quick, or with --plots)
+  --quick     fewer samples (20-40 s); no plots unless --plots
+  --json      one JSON object per line on stdout (the table goes to stderr)
+  --plots     write docs/round_trip.png and docs/payload_sweep.png (default without --quick)
 
   rtipc-benchmarks --echo-cost [--quick]
             the producer's publish cost at 1 MHz with and without `rtipc echo` running
@@ -160,6 +173,8 @@ fn main() -> ExitCode {
             };
         }
         Some(echo::ROLE) => return echo::child(&args[2..]),
+        Some(openloop::ROLE) => return openloop::consumer_main(&args[2..]),
+        Some(openloop::LOAD_ROLE) => return openloop::load_main(&args[2..]),
         Some("--echo-cost") => {
             let quick = args.get(2).is_some_and(|a| a == "--quick");
             return match echo::run(quick) {
@@ -190,6 +205,7 @@ fn main() -> ExitCode {
         json: false,
         plots: false,
         records: false,
+        open_loop: false,
     };
     for a in &args[1..] {
         match a.as_str() {
@@ -197,6 +213,7 @@ fn main() -> ExitCode {
             "--json" => opts.json = true,
             "--plots" => opts.plots = true,
             "--records" => opts.records = true,
+            "--open-loop" => opts.open_loop = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -208,8 +225,14 @@ fn main() -> ExitCode {
         }
     }
     opts.plots |= !opts.quick;
+    if opts.records && opts.open_loop {
+        eprintln!("--records and --open-loop are separate runs: give one\n{USAGE}");
+        return ExitCode::from(2);
+    }
     let result = if opts.records {
         run_records(&opts)
+    } else if opts.open_loop {
+        run_open_loop(&opts)
     } else {
         run(&opts)
     };
@@ -316,6 +339,8 @@ fn run(opts: &Opts) -> Res<u64> {
     peer.quit()?;
     eprintln!("in-process...");
     let inproc = inproc::run(&cfg)?;
+    eprintln!("open loop (small: --open-loop runs it in full)...");
+    let ol = openloop::run(&openloop::Plan::small())?;
     let res = Results {
         rt,
         sweep,
@@ -325,6 +350,7 @@ fn run(opts: &Opts) -> Res<u64> {
         tput,
         rec_tput,
         inproc,
+        ol,
         seconds: started.elapsed().as_secs_f64(),
     };
 
@@ -389,4 +415,40 @@ fn run_records(opts: &Opts) -> Res<u64> {
         opts.json.then(|| report::records_json(&res)),
     );
     Ok(report::records_errors(&res))
+}
+
+/// `--open-loop`: the open-loop latency alone, in full (or, with `--quick`, the small version of
+/// the other runs); draws its histograms into docs/ unless `--quick` without `--plots`.
+fn run_open_loop(opts: &Opts) -> Res<u64> {
+    let started = Instant::now();
+    if let Err(e) = sys::pin_to(0) {
+        eprintln!("warning: could not pin to CPU 0 ({e}); figures will be noisier");
+    }
+    let plan = if opts.quick {
+        openloop::Plan::small()
+    } else {
+        openloop::Plan::full()
+    };
+    let ol = openloop::run(&plan)?;
+    let res = OpenLoopResults {
+        ol,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let table = report::open_loop_table(&res, opts.quick);
+    if opts.json {
+        eprint!("{table}");
+        for line in report::open_loop_run_json(&res) {
+            println!("{line}");
+        }
+    } else {
+        print!("{table}");
+    }
+    if opts.plots {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        std::fs::create_dir_all(&docs).ctx("creating docs/")?;
+        for path in report::open_loop_plots(&res.ol, &docs)? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(res.ol.errors())
 }

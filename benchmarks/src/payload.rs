@@ -92,6 +92,10 @@ payloads! {
     Line64 = 64;
     /// The 1 KiB message of the queue throughput test.
     Kib = 1024;
+    /// The update of the open-loop test: an 8-byte payload (the publisher's sequence number,
+    /// `w[0]`) and the publisher's `CLOCK_MONOTONIC` stamp taken just before the publish
+    /// (`w[1]`).
+    Stamped = 16;
     Sweep8 = 8;
     Sweep32 = 32;
     Sweep128 = 128;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::openloop::{self, policy_label, rate_label, OlRun};
 use crate::rt::Method;
 use crate::{det, fanpub, inproc, records, rounds, sweep, tput, Cfg};
 
@@ -88,6 +89,8 @@ pub struct Results {
     pub tput: Vec<tput::TputResult>,
     pub rec_tput: Vec<records::RecTputResult>,
     pub inproc: inproc::InprocResult,
+    /// The small open-loop run.
+    pub ol: OlRun,
     pub seconds: f64,
 }
 
@@ -111,6 +114,7 @@ pub fn total_errors(r: &Results) -> u64 {
         + r.tput.iter().map(|t| t.errors).sum::<u64>()
         + rec_errors(&r.rec_tput)
         + r.inproc.errors
+        + r.ol.errors()
 }
 
 /// Data errors over a `--records` run.
@@ -453,6 +457,8 @@ fn sections_after_rt(s: &mut String, r: &Results, cfg: &Cfg) {
         i.errors
     );
 
+    open_loop_section(s, &r.ol);
+
     let _ = writeln!(s, "\nTargets");
     for (name, v, limit) in targets(r) {
         let verdict = if !v.is_finite() {
@@ -609,6 +615,7 @@ fn sections_json(out: &mut Vec<String>, r: &Results) {
             .int("iterations", i.iters)
             .finish(),
     );
+    open_loop_json(out, &r.ol);
     for (name, v, limit) in targets(r) {
         out.push(
             Json::new("target", name)
@@ -625,6 +632,373 @@ fn sections_json(out: &mut Vec<String>, r: &Results) {
             .int("errors", total_errors(r))
             .finish(),
     );
+}
+
+/// A count with thousands separators: 1,234,567.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The open-loop tables: publish to seen; then the blocked consumers' wake-up, the publisher's
+/// lateness and the page faults.
+fn open_loop_section(s: &mut String, ol: &OlRun) {
+    let _ = writeln!(
+        s,
+        "\nOpen loop: the publisher (CPU 0) wakes at a fixed rate on absolute deadlines, stamps \
+         CLOCK_MONOTONIC into an 8-byte state update and publishes it; the consumer (CPU 1, \
+         another process) busy-polls or blocks in wait (futex: named segment; eventfd: \
+         anonymous segment). Publish to seen = the consumer's clock when it has the update \
+         minus the publisher's stamp (ns; percentiles to 3 significant digits, min and max \
+         exact)"
+    );
+    let _ = writeln!(
+        s,
+        "SCHED_FIFO: {}; load: {} processes (one per CPU, SCHED_OTHER), each streaming through \
+         {} MiB; {} samples per configuration at 10 kHz, {} at 1 kHz, in {} block(s) (one per \
+         round, rotating order) each after {} ms unrecorded",
+        match &ol.fifo {
+            Ok(()) => format!("permitted, priority {}", crate::sys::FIFO_PRIORITY),
+            Err(e) => format!("not permitted ({e}), SCHED_OTHER only"),
+        },
+        ol.load_procs,
+        ol.load_bytes >> 20,
+        thousands(ol.plan.samples_10k),
+        thousands(ol.plan.samples_1k),
+        ol.plan.rounds,
+        openloop::WARM_MS
+    );
+    let _ = writeln!(
+        s,
+        "{:<7} {:<15} {:<5} {:<11} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10} {:>6}",
+        "rate",
+        "consumer",
+        "load",
+        "policy",
+        "samples",
+        "missed",
+        "min",
+        "p50",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "max",
+        "errors"
+    );
+    for r in &ol.results {
+        let c = &r.cfg;
+        let _ = writeln!(
+            s,
+            "{:<7} {:<15} {:<5} {:<11} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10} {:>6}",
+            rate_label(c.rate_hz),
+            c.mode.label(),
+            if c.load { "load" } else { "idle" },
+            policy_label(c.fifo),
+            r.seen.count(),
+            r.missed,
+            r.seen.min(),
+            r.seen.q(0.5),
+            r.seen.q(0.99),
+            r.seen.q(0.999),
+            r.seen.q(0.9999),
+            r.seen.max(),
+            r.errors
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nOpen loop, continued: the blocked consumer's wake-up (the publisher's stamp to wait \
+         returning), the publisher's lateness (its stamp minus the deadline it slept until) \
+         (ns); page faults while recording (minor/major; publisher, consumer); the CPU time of \
+         everything else (over the configuration, and in its busiest block) and the \
+         hypervisor's steal, in % of both CPUs"
+    );
+    let _ = writeln!(
+        s,
+        "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8} {:>7} {:>8} \
+         {:>6}",
+        "rate",
+        "consumer",
+        "load",
+        "policy",
+        "wake p50",
+        "p99.9",
+        "max",
+        "late p50",
+        "p99.9",
+        "max",
+        "pub flt",
+        "con flt",
+        "others",
+        "max blk",
+        "steal"
+    );
+    for r in &ol.results {
+        let c = &r.cfg;
+        let wake = |v: u64| {
+            if c.mode.blocks() {
+                v.to_string()
+            } else {
+                "-".into()
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{:<7} {:<15} {:<5} {:<11} {:>8} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8} {:>6}% \
+             {:>7}% {:>5}%",
+            rate_label(c.rate_hz),
+            c.mode.label(),
+            if c.load { "load" } else { "idle" },
+            policy_label(c.fifo),
+            wake(r.wake.q(0.5)),
+            wake(r.wake.q(0.999)),
+            wake(r.wake.max()),
+            r.late.q(0.5),
+            r.late.q(0.999),
+            r.late.max(),
+            format!("{}/{}", r.pub_faults.0, r.pub_faults.1),
+            format!("{}/{}", r.con_faults.0, r.con_faults.1),
+            format!("{:.1}", r.others_pct()),
+            format!("{:.1}", r.others_max_pct),
+            format!("{:.2}", r.steal_pct())
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nOpen loop, quiet blocks only (everything else took at most {}% of the CPUs' time \
+         while the block ran): publish to seen (ns)",
+        openloop::QUIET_PCT
+    );
+    let _ = writeln!(
+        s,
+        "{:<7} {:<15} {:<5} {:<11} {:>6} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10}",
+        "rate",
+        "consumer",
+        "load",
+        "policy",
+        "blocks",
+        "samples",
+        "missed",
+        "p50",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "max"
+    );
+    for r in &ol.results {
+        let c = &r.cfg;
+        let q = &r.quiet_seen;
+        let v = |x: u64| {
+            if q.count() == 0 {
+                "-".to_string()
+            } else {
+                x.to_string()
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{:<7} {:<15} {:<5} {:<11} {:>6} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10}",
+            rate_label(c.rate_hz),
+            c.mode.label(),
+            if c.load { "load" } else { "idle" },
+            policy_label(c.fifo),
+            format!("{}/{}", r.quiet_blocks, r.blocks),
+            q.count(),
+            r.quiet_missed,
+            v(q.q(0.5)),
+            v(q.q(0.99)),
+            v(q.q(0.999)),
+            v(q.q(0.9999)),
+            v(q.max())
+        );
+    }
+    let spurious: u64 = ol.results.iter().map(|r| r.spurious).sum();
+    let replaced: u64 = ol.results.iter().map(|r| r.wake_replaced).sum();
+    let _ = writeln!(
+        s,
+        "(missed: recorded updates that a newer one replaced before the consumer looked; \
+         updates published between a wake-up and the fetch, so without a wake-up time: \
+         {replaced}; waits that returned with nothing new: {spurious}; data errors: {})",
+        ol.errors()
+    );
+}
+
+fn open_loop_json(out: &mut Vec<String>, ol: &OlRun) {
+    for r in &ol.results {
+        let c = &r.cfg;
+        let mut j = Json::new("open_loop", &c.name());
+        j.int("rate_hz", c.rate_hz)
+            .str("mode", c.mode.name())
+            .str("load", if c.load { "load" } else { "idle" })
+            .str("sched", if c.fifo { "fifo" } else { "other" })
+            .int("samples", r.seen.count())
+            .int("published", r.published)
+            .int("missed", r.missed)
+            .int("min_ns", r.seen.min())
+            .int("p50_ns", r.seen.q(0.5))
+            .int("p99_ns", r.seen.q(0.99))
+            .int("p999_ns", r.seen.q(0.999))
+            .int("p9999_ns", r.seen.q(0.9999))
+            .int("max_ns", r.seen.max());
+        if c.mode.blocks() {
+            j.int("wake_p50_ns", r.wake.q(0.5))
+                .int("wake_p99_ns", r.wake.q(0.99))
+                .int("wake_p999_ns", r.wake.q(0.999))
+                .int("wake_p9999_ns", r.wake.q(0.9999))
+                .int("wake_max_ns", r.wake.max())
+                .int("wake_samples", r.wake.count())
+                .int("wake_replaced", r.wake_replaced)
+                .int("spurious_wakeups", r.spurious);
+        }
+        j.int("pub_late_p50_ns", r.late.q(0.5))
+            .int("pub_late_p99_ns", r.late.q(0.99))
+            .int("pub_late_p999_ns", r.late.q(0.999))
+            .int("pub_late_max_ns", r.late.max())
+            .int("pub_minflt", r.pub_faults.0)
+            .int("pub_majflt", r.pub_faults.1)
+            .int("con_minflt", r.con_faults.0)
+            .int("con_majflt", r.con_faults.1)
+            .num("others_cpu_pct", r.others_pct())
+            .num("others_cpu_max_block_pct", r.others_max_pct)
+            .num("steal_pct", r.steal_pct())
+            .int("blocks", r.blocks)
+            .int("quiet_blocks", r.quiet_blocks)
+            .int("quiet_samples", r.quiet_seen.count())
+            .int("quiet_published", r.quiet_published)
+            .int("quiet_missed", r.quiet_missed);
+        if r.quiet_seen.count() > 0 {
+            j.int("quiet_p50_ns", r.quiet_seen.q(0.5))
+                .int("quiet_p99_ns", r.quiet_seen.q(0.99))
+                .int("quiet_p999_ns", r.quiet_seen.q(0.999))
+                .int("quiet_p9999_ns", r.quiet_seen.q(0.9999))
+                .int("quiet_max_ns", r.quiet_seen.max());
+        }
+        j.int("errors", r.errors);
+        out.push(j.finish());
+    }
+}
+
+/// What an `--open-loop` run measured.
+pub struct OpenLoopResults {
+    /// Every configuration's figures.
+    pub ol: OlRun,
+    /// The run's duration.
+    pub seconds: f64,
+}
+
+/// The human-readable report of an `--open-loop` run.
+pub fn open_loop_table(r: &OpenLoopResults, quick: bool) -> String {
+    let mut s = String::new();
+    header(
+        &mut s,
+        if quick {
+            "--open-loop --quick"
+        } else {
+            "--open-loop"
+        },
+        r.seconds,
+    );
+    open_loop_section(&mut s, &r.ol);
+    let _ = writeln!(s, "\nData errors in total: {}", r.ol.errors());
+    s
+}
+
+/// An `--open-loop` run as JSON lines.
+pub fn open_loop_run_json(r: &OpenLoopResults) -> Vec<String> {
+    let mut out = Vec::new();
+    open_loop_json(&mut out, &r.ol);
+    out.push(
+        Json::new("summary", "open_loop")
+            .str("machine", &machine())
+            .num("seconds", r.seconds)
+            .bool("fifo_permitted", r.ol.fifo.is_ok())
+            .int("load_bytes", r.ol.load_bytes as u64)
+            .int("errors", r.ol.errors())
+            .finish(),
+    );
+    out
+}
+
+/// Open-loop histogram plots, one file per rate: a grid of panels, a row per scheduling
+/// policy and a column per consumer mode, each with the idle and the loaded curve. Returns the
+/// files written.
+pub fn open_loop_plots(
+    ol: &OlRun,
+    dir: &std::path::Path,
+) -> crate::sys::Res<Vec<std::path::PathBuf>> {
+    use crate::plot::{human_us, latency_histograms, HistLine, HistPanel};
+    let mut written = Vec::new();
+    for hz in openloop::RATES {
+        let mut panels = Vec::new();
+        let policies: &[bool] = if ol.fifo.is_ok() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &fifo in policies {
+            for mode in openloop::Mode::ALL {
+                let lines = ol
+                    .results
+                    .iter()
+                    .filter(|r| r.cfg.rate_hz == hz && r.cfg.fifo == fifo && r.cfg.mode == mode)
+                    .map(|r| HistLine {
+                        label: format!(
+                            "{}: p50 {}, p99.99 {}, max {}",
+                            if r.cfg.load { "load" } else { "idle" },
+                            human_us(r.seen.q(0.5)),
+                            human_us(r.seen.q(0.9999)),
+                            human_us(r.seen.max())
+                        ),
+                        hist: &r.seen.hist,
+                        max_ns: r.seen.max(),
+                    })
+                    .collect::<Vec<_>>();
+                if lines.is_empty() {
+                    continue;
+                }
+                let samples = ol
+                    .results
+                    .iter()
+                    .find(|r| r.cfg.rate_hz == hz)
+                    .map_or(0, |r| r.cfg.samples);
+                panels.push(HistPanel {
+                    title: format!(
+                        "{}, {}, {} samples each",
+                        mode.label(),
+                        policy_label(fifo),
+                        thousands(samples)
+                    ),
+                    lines,
+                });
+            }
+        }
+        if panels.is_empty() {
+            continue;
+        }
+        let label = rate_label(hz);
+        let path = dir.join(format!(
+            "open_loop_{}.png",
+            label.replace(' ', "").to_lowercase()
+        ));
+        latency_histograms(
+            &path,
+            &format!(
+                "Open loop at {label}: publish to seen by the other process ({})",
+                machine()
+            ),
+            &panels,
+            openloop::Mode::ALL.len(),
+        )?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// The CPU model, the number of CPUs and the kernel release.

@@ -191,6 +191,127 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The real-time priority of the open-loop processes under `SCHED_FIFO` (cyclictest's usual
+/// `-p 80`): above the kernel's threaded interrupt handlers (50), below its watchdogs (99).
+pub const FIFO_PRIORITY: i32 = 80;
+
+/// Sets the calling thread's scheduling policy: `SCHED_FIFO` at [`FIFO_PRIORITY`] (`on`), or
+/// back to `SCHED_OTHER`.
+pub fn set_fifo(on: bool) -> io::Result<()> {
+    let (policy, priority) = if on {
+        (libc::SCHED_FIFO, FIFO_PRIORITY)
+    } else {
+        (libc::SCHED_OTHER, 0)
+    };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: sched_setscheduler reads one sched_param; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The page faults of this process so far, (minor, major), from `getrusage(RUSAGE_SELF)`.
+pub fn page_faults() -> (u64, u64) {
+    // SAFETY: `rusage` is plain data, valid when zeroed.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage; RUSAGE_SELF always exists.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    (ru.ru_minflt as u64, ru.ru_majflt as u64)
+}
+
+/// This process's CPU time so far (user and system), in seconds, from
+/// `getrusage(RUSAGE_SELF)`.
+pub fn own_cpu_s() -> f64 {
+    // SAFETY: `rusage` is plain data, valid when zeroed.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage; RUSAGE_SELF always exists.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Seconds per clock tick of /proc's CPU times (`USER_HZ`).
+fn tick_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    1.0 / if hz > 0 { hz as f64 } else { 100.0 }
+}
+
+/// The CPU time of all CPUs so far, in seconds, from the `cpu` line of /proc/stat: (busy, the
+/// sum of user, nice, system, irq and softirq; steal, the time the hypervisor ran something
+/// else while a vCPU had work). `None` if /proc/stat cannot be read.
+pub fn machine_cpu_s() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6);
+    Some((busy as f64 * tick_s(), get(7) as f64 * tick_s()))
+}
+
+/// Process `pid`'s CPU time so far (user and system), in seconds, from /proc/PID/stat.
+pub fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count fields after its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) of proc(5); `rest` starts at field 3.
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 * tick_s())
+}
+
+/// Sleeps until `CLOCK_MONOTONIC` reads `deadline_ns` (an absolute time:
+/// `clock_nanosleep(TIMER_ABSTIME)`, so that a period never drifts by the time each cycle
+/// takes). Returns at once if the deadline has passed.
+pub fn sleep_until(deadline_ns: u64) -> io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+    };
+    loop {
+        // SAFETY: reads one timespec; the remaining time is not asked for (null) with
+        // TIMER_ABSTIME.
+        let r = unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            )
+        };
+        match r {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// Sets the calling thread's timer slack (by how much the kernel may delay its timers to batch
+/// wake-ups; 50 µs by default for `SCHED_OTHER` threads, none for real-time ones) to `ns`;
+/// returns the previous value.
+pub fn set_timer_slack(ns: u64) -> io::Result<u64> {
+    // SAFETY: PR_GET_TIMERSLACK takes no pointer and returns the slack.
+    let old = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+    if old < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: PR_SET_TIMERSLACK takes the slack by value.
+    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(old as u64)
+}
+
 /// How long a busy-wait may last before the harness gives up on the other process.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
