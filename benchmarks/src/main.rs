@@ -149,7 +149,7 @@ const USAGE: &str = "usage: rtipc-benchmarks [--records] [--quick] [--json] [--p
   rtipc-benchmarks --inproc [--quick]
             only the in-process comparison with triple_buffer (pinned to CPU 0)
 
-  rtipc-benchmarks --inproc-loop rtipc|triple_buffer N
+  rtipc-benchmarks --inproc-loop rtipc|triple_buffer|queue N
             run only one in-process loop N times, for valgrind --tool=callgrind";
 
 fn main() -> ExitCode {

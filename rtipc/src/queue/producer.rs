@@ -64,9 +64,11 @@ impl<T: Object> QueueProducer<T> {
 
     /// The slot of the next message, in place: it holds an old message (or zeros), so write
     /// every field; then push it with [`MessageMut::force_push`] or [`MessageMut::try_push`].
+    #[inline]
     pub fn write(&mut self) -> Result<MessageMut<'_, T>, DataError> {
         self.chan.ch.check()?;
-        Ok(MessageMut { q: self })
+        let ptr = self.chan.at(self.p.slot);
+        Ok(MessageMut { q: self, ptr })
     }
 
     /// Copies `value` into the next slot and pushes it, overwriting the oldest unread message
@@ -102,7 +104,9 @@ impl<T: Object> QueueProducer<T> {
     }
 
     /// Pushes the producer's slot: `Ok(Some(overwrote))`, or `Ok(None)` when `try_push` found
-    /// the queue full.
+    /// the queue full. For a view made by `write`, which refused a poisoned handle: nothing
+    /// poisons it in between, as the view borrows it mutably.
+    #[inline(always)]
     fn push(&mut self, force: bool) -> Result<Option<bool>, DataError> {
         match protocol::push(self.chan.words(), &mut self.p, force) {
             Ok(Pushed::Full) => Ok(None),
@@ -122,11 +126,14 @@ impl<T: Object> QueueProducer<T> {
 #[must_use = "a message is only sent by `force_push` or `try_push`"]
 pub struct MessageMut<'a, T: Object> {
     q: &'a mut QueueProducer<T>,
+    /// `T` in the producer's slot.
+    ptr: *mut T,
 }
 
 impl<T: Object> MessageMut<'_, T> {
     /// Pushes the message, overwriting the oldest unread one if the queue is full; returns
     /// whether it overwrote one (which the consumer then counts as missed).
+    #[inline]
     pub fn force_push(self) -> Result<bool, DataError> {
         Ok(self.q.push(true)?.unwrap_or(false))
     }
@@ -134,6 +141,7 @@ impl<T: Object> MessageMut<'_, T> {
     /// Pushes the message if the queue has room; returns `false` when it is full (the message
     /// stays in the slot, so a later `write` sees it again).
     #[must_use = "`false` means the queue was full and nothing was pushed"]
+    #[inline]
     pub fn try_push(self) -> Result<bool, DataError> {
         Ok(self.q.push(false)?.is_some())
     }
@@ -141,19 +149,20 @@ impl<T: Object> MessageMut<'_, T> {
 
 impl<T: Object> Deref for MessageMut<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
-        let p = self.q.chan.at(self.q.p.slot);
-        // SAFETY: the producer's slot belongs to it alone until it is pushed; the pointer is in
-        // bounds and aligned (slots are cache-line aligned and the object is at offset 0);
-        // every bit pattern is a valid `T`.
-        unsafe { &*p }
+        // SAFETY: the producer's slot belongs to it alone until it is pushed (the view borrows
+        // the producer mutably, so it cannot push meanwhile); the pointer is in bounds and
+        // aligned (slots are cache-line aligned and the object is at offset 0); every bit
+        // pattern is a valid `T`.
+        unsafe { &*self.ptr }
     }
 }
 
 impl<T: Object> DerefMut for MessageMut<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        let p = self.q.chan.at(self.q.p.slot);
         // SAFETY: as for `deref`; `&mut self` makes this the only reference.
-        unsafe { &mut *p }
+        unsafe { &mut *self.ptr }
     }
 }
