@@ -9,6 +9,7 @@ use crate::layout::End;
 use crate::schema::Object;
 use crate::segment::wake::Doorbell;
 use crate::segment::Segment;
+use crate::sys::mem::WriteAhead;
 
 /// The producing end of a queue channel.
 ///
@@ -41,6 +42,7 @@ pub struct QueueProducer<T: Object> {
     chan: Channel<T>,
     p: Producer,
     bell: Option<Doorbell>,
+    ahead: WriteAhead,
 }
 
 impl<T: Object> std::fmt::Debug for QueueProducer<T> {
@@ -59,7 +61,12 @@ impl<T: Object> QueueProducer<T> {
         let mut chan = Channel::claim(seg, name, End::Producer)?;
         let p = protocol::claim_producer(chan.words()).map_err(|b| chan.corrupt(b))?;
         let bell = Doorbell::new(&chan.ch);
-        Ok(QueueProducer { chan, p, bell })
+        Ok(QueueProducer {
+            chan,
+            p,
+            bell,
+            ahead: WriteAhead::new(),
+        })
     }
 
     /// The slot of the next message, in place: it holds an old message (or zeros), so write
@@ -111,6 +118,10 @@ impl<T: Object> QueueProducer<T> {
         match protocol::push(self.chan.words(), &mut self.p, force) {
             Ok(Pushed::Full) => Ok(None),
             Ok(Pushed::Done { overwrote }) => {
+                // The slot the push took (freed by the consumer, or the oldest message's):
+                // asked for now, to be written next, so that it is this core's by then.
+                self.ahead
+                    .lines(self.chan.slot(self.p.slot), size_of::<T>());
                 if let Some(bell) = &self.bell {
                     bell.ring();
                 }

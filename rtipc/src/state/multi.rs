@@ -157,7 +157,9 @@ impl MultiStateMut<'_> {
     /// first update).
     #[inline]
     pub fn publish(self) -> Result<u64, DataError> {
-        self.w.w.publish()
+        let seq = self.w.w.publish()?;
+        self.w.w.write_ahead(0, self.w.w.chan.slots.stride());
+        Ok(seq)
     }
 }
 
@@ -207,7 +209,7 @@ impl MultiStateConsumer {
     /// view is valid until the next fetch.
     #[inline]
     pub fn fetch(&mut self) -> Result<Option<MultiStateRef<'_>>, DataError> {
-        Ok(self.r.fetch()?.map(|got| MultiStateRef {
+        Ok(self.r.fetch(0)?.map(|got| MultiStateRef {
             r: self,
             new: got.new,
             missed: got.missed,

@@ -7,6 +7,7 @@ use super::channel::{Channel, ProducerState};
 use crate::error::{DataError, Result};
 use crate::schema::Object;
 use crate::segment::Segment;
+use crate::sys::mem::WriteAhead;
 
 /// The producing end of a state channel, whatever objects it writes: claims the end and
 /// publishes. [`StateProducer`] and [`MultiStateProducer`](super::MultiStateProducer) wrap it.
@@ -16,13 +17,28 @@ pub(super) struct Publisher {
     /// The slot the producer writes next: `p`'s, kept here so that `write` finds it without
     /// asking which protocol `p` runs.
     pub back: u64,
+    ahead: WriteAhead,
 }
 
 impl Publisher {
     pub fn new(seg: &Segment, name: &str) -> Result<Publisher> {
         let (chan, p) = Channel::producer(seg, name)?;
         let back = p.back();
-        Ok(Publisher { chan, p, back })
+        Ok(Publisher {
+            chan,
+            p,
+            back,
+            ahead: WriteAhead::new(),
+        })
+    }
+
+    /// After a publish: asks for the `len` bytes at `offset` of the new back slot, to be
+    /// written, so that they are this core's before the next update is written into them.
+    /// The consumer no longer reads that slot (it is the middle the publish took back), so
+    /// only copies it has no use for are invalidated, while the producer has time to wait.
+    #[inline(always)]
+    pub fn write_ahead(&self, offset: usize, len: usize) {
+        self.ahead.lines(self.chan.at::<u8>(self.back, offset), len);
     }
 
     /// Publishes the back slot with one compare-and-swap (more only when the consumer's fetch
@@ -121,6 +137,7 @@ impl<T: Object> StateProducer<T> {
         Ok(StateMut {
             w: &mut self.w,
             ptr,
+            offset: self.offset,
         })
     }
 
@@ -168,6 +185,8 @@ pub struct StateMut<'a, T: Object> {
     w: &'a mut Publisher,
     /// `T` in the producer's back slot.
     ptr: *mut T,
+    /// Offset of `T` in the slot.
+    offset: usize,
 }
 
 impl<T: Object> StateMut<'_, T> {
@@ -175,7 +194,9 @@ impl<T: Object> StateMut<'_, T> {
     /// first update).
     #[inline]
     pub fn publish(self) -> Result<u64, DataError> {
-        self.w.publish()
+        let seq = self.w.publish()?;
+        self.w.write_ahead(self.offset, size_of::<T>());
+        Ok(seq)
     }
 }
 
