@@ -12,7 +12,6 @@ use crate::layout::{fanout_ctrl, state_ctrl, ChannelKind, End, MAX_FANOUT_CONSUM
 use crate::segment::wake::{Bell, Doorbell};
 use crate::segment::{ChannelRef, EndHandle, Segment};
 use crate::sync::BadWord;
-use crate::sys::mem::prefetch_read;
 
 const _: () = assert!(MAX_FANOUT_CONSUMERS == fanout::MAX_CONSUMERS);
 
@@ -342,22 +341,11 @@ impl Channel {
     }
 
     /// Takes the newest update for consumer state `c`: `None` if nothing was ever published.
-    ///
-    /// The protocol names the slot it is about to take before its exchange: the line at
-    /// `offset` in it (where the caller's object starts) is prefetched then, so that it travels
-    /// from the producer's core while the exchange takes the state word's line.
     #[inline(always)]
-    pub fn fetch(
-        &mut self,
-        c: &mut ConsumerState,
-        offset: usize,
-    ) -> Result<Option<Got>, DataError> {
+    pub fn fetch(&mut self, c: &mut ConsumerState) -> Result<Option<Got>, DataError> {
         let (r, front, seq) = match c {
             ConsumerState::Triple(c) => {
-                let slots = &self.slots;
-                let r = protocol::fetch_with(slots.triple(), c, |slot| {
-                    prefetch_read(slots.at::<u8>(slot, offset));
-                });
+                let r = protocol::fetch(self.slots.triple(), c);
                 (r, c.front, c.seq)
             }
             ConsumerState::Fanout(c) => return self.fetch_fanout(c),

@@ -32,12 +32,11 @@ impl Fetcher {
         })
     }
 
-    /// The protocol step of a fetch: `None` if nothing was ever published. `offset`: where in
-    /// the slot the caller's object starts (its first line is prefetched).
+    /// The protocol step of a fetch: `None` if nothing was ever published.
     #[inline(always)]
-    pub fn fetch(&mut self, offset: usize) -> Result<Option<Got>, DataError> {
+    pub fn fetch(&mut self) -> Result<Option<Got>, DataError> {
         self.chan.ch.check()?;
-        self.chan.fetch(&mut self.c, offset)
+        self.chan.fetch(&mut self.c)
     }
 
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
@@ -180,7 +179,7 @@ impl<T: Object> StateConsumer<T> {
     /// and how many updates were missed. The view is valid until the next fetch.
     #[inline]
     pub fn fetch(&mut self) -> Result<Option<StateRef<'_, T>>, DataError> {
-        let Some(got) = self.r.fetch(self.offset)? else {
+        let Some(got) = self.r.fetch()? else {
             return Ok(None);
         };
         let p = self.r.chan.at::<T>(got.front, self.offset);

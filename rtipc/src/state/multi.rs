@@ -209,7 +209,7 @@ impl MultiStateConsumer {
     /// view is valid until the next fetch.
     #[inline]
     pub fn fetch(&mut self) -> Result<Option<MultiStateRef<'_>>, DataError> {
-        Ok(self.r.fetch(0)?.map(|got| MultiStateRef {
+        Ok(self.r.fetch()?.map(|got| MultiStateRef {
             r: self,
             new: got.new,
             missed: got.missed,

@@ -82,16 +82,27 @@ pub(crate) struct Consumer {
     pub front: u64,
     /// Sequence number of the data in `front` (0: nothing published yet).
     pub seq: u64,
-    /// The words a fetch takes, while the consumer holds `front`: `TAKE[front]`.
-    take: u32,
+    /// The word one publish after the word this consumer last left (or found, at its claim):
+    /// its producer's back slot in the middle, dirty, the next sequence number. What a fetch
+    /// finds when the producer published once since; `next_taken` is the word it leaves then.
+    next: u64,
+    next_taken: u64,
 }
 
 impl Consumer {
-    fn new(front: u64, seq: u64) -> Consumer {
+    /// A consumer holding `front`, with data `seq`, that last left or found the clean word
+    /// `word`, which names `front` as the consumer's slot and a valid middle besides it.
+    fn new(front: u64, seq: u64, word: u64) -> Consumer {
+        // Wrapping: `word` is valid, so these never wrap; a saturated sequence number makes
+        // a `next` that no word equals.
+        let back = SLOTS.wrapping_sub(word & MID_MASK).wrapping_sub(front) & MID_MASK;
+        let next =
+            back | front << CONS_SHIFT | DIRTY | (word >> SEQ_SHIFT).wrapping_add(1) << SEQ_SHIFT;
         Consumer {
             front,
             seq,
-            take: TAKE[(front & 3) as usize],
+            next,
+            next_taken: fetched(next),
         }
     }
 }
@@ -173,7 +184,7 @@ pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
     let d = Word::decode(word, CorruptWord::StateIndices)?;
     // Relaxed: ordered by the acquire above, after the producer's store of it.
     let seq = w.seqs[d.cons as usize].load(Ordering::Relaxed);
-    Ok(Consumer::new(d.cons, seq))
+    Ok(Consumer::new(d.cons, seq, word & !(DIRTY | REQ)))
 }
 
 /// The producer's slot for each value of a word's low four bits (middle, consumer), or 3 when
@@ -374,57 +385,48 @@ const LOW_BITS: u64 = MID_MASK | MID_MASK << CONS_SHIFT | DIRTY;
 
 /// Takes the newest published slot, if there is one the consumer has not seen.
 #[inline]
-#[cfg(test)]
 pub(crate) fn fetch(w: Words<'_>, c: &mut Consumer) -> Result<Fetched, BadWord> {
-    fetch_with(w, c, |_| {})
-}
-
-/// [`fetch`], calling `taking` with the slot it is about to take just before its exchange, so
-/// that the caller can start reading the slot while the exchange is under way (a prefetch:
-/// nothing may be read from the slot before the exchange succeeds).
-#[inline]
-pub(crate) fn fetch_with(
-    w: Words<'_>,
-    c: &mut Consumer,
-    taking: impl FnOnce(u64),
-) -> Result<Fetched, BadWord> {
-    match fetch_steps_with(w, c, &mut Run, taking)? {
+    match fetch_steps(w, c, &mut Run)? {
         Ok(f) => Ok(f),
         Err(never) => match never {},
     }
 }
 
 /// [`fetch`], stoppable at each atomic step.
-#[cfg(all(test, loom))]
+///
+/// The common case, a word one publish after the one the consumer left, is the word the
+/// consumer predicted (`c.next`): equal to a word computed from checked ones, so checked, and
+/// the exchange's operands were computed before the load, so that it waits for nothing but the
+/// comparison. Any other word is checked before anything is done with it: its low five bits
+/// must be one of the two dirty words that name the consumer's own slot as the consumer's and
+/// a valid middle besides it (`TAKE`), or one of the two clean ones (`IDLE`: nothing new), or
+/// the word is refused.
+#[inline]
 pub(crate) fn fetch_steps<S: Steps>(
     w: Words<'_>,
     c: &mut Consumer,
     steps: &mut S,
 ) -> Result<Result<Fetched, S::Stop>, BadWord> {
-    fetch_steps_with(w, c, steps, |_| {})
-}
-
-/// [`fetch_with`], stoppable at each atomic step.
-///
-/// The word is checked before anything is done with it, in one test for the common case: its
-/// low five bits must be one of the two dirty words that name the consumer's own slot as
-/// the consumer's and a valid middle besides it (`c.take`, kept as `TAKE[front]` so that the
-/// test needs no lookup); otherwise one of the two clean ones (`IDLE`: nothing new), or the
-/// word is refused.
-#[inline]
-pub(crate) fn fetch_steps_with<S: Steps>(
-    w: Words<'_>,
-    c: &mut Consumer,
-    steps: &mut S,
-    taking: impl FnOnce(u64),
-) -> Result<Result<Fetched, S::Stop>, BadWord> {
     step!(steps);
     // Relaxed: this load only decides whether to exchange; no slot data is read on its account.
     let cur = w.state.load(Ordering::Relaxed);
+    let (next, next_taken) = (c.next, c.next_taken);
+    if cur == next {
+        step!(steps);
+        // AcqRel, as below.
+        if w.state
+            .compare_exchange(next, next_taken, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            return took(c, next & MID_MASK, next >> SEQ_SHIFT, next_taken).map(Ok);
+        }
+        return fetch_contended(w, c, steps);
+    }
     let low = (cur & LOW_BITS) as u32;
-    if c.take >> low & 1 == 0 {
-        // The mask spares a bounds check: `front` is below 3.
-        if IDLE[(c.front & 3) as usize] >> low & 1 == 0 {
+    // The mask spares a bounds check: `front` is below 3.
+    let front = (c.front & 3) as usize;
+    if TAKE[front] >> low & 1 == 0 {
+        if IDLE[front] >> low & 1 == 0 {
             return Err(BadWord {
                 word: cur,
                 reason: CorruptWord::StateMiddleOnFetch,
@@ -436,7 +438,6 @@ pub(crate) fn fetch_steps_with<S: Steps>(
             Fetched::Unchanged
         }));
     }
-    taking(cur & MID_MASK);
     step!(steps);
     // AcqRel. Acquire pairs with the producer's release: the slot's data is visible. Release:
     // our reads of the front slot we hand back happen before the producer's next writes to it.
@@ -445,7 +446,7 @@ pub(crate) fn fetch_steps_with<S: Steps>(
         .is_ok()
     {
         // A dirty word's sequence number is that of the data in its middle.
-        return took(c, cur & MID_MASK, cur >> SEQ_SHIFT).map(Ok);
+        return took(c, cur & MID_MASK, cur >> SEQ_SHIFT, fetched(cur)).map(Ok);
     }
     fetch_contended(w, c, steps)
 }
@@ -478,7 +479,7 @@ fn fetch_contended<S: Steps>(
         Ordering::AcqRel,
         Ordering::Acquire,
     ) {
-        Ok(_) => took(c, d.mid, d.seq).map(Ok),
+        Ok(_) => took(c, d.mid, d.seq, fetched(asked)).map(Ok),
         Err(handed) => {
             // Only a publish that saw our request changes the word now: it gave us its slot.
             let h = Word::decode(handed, CorruptWord::StateMiddleOnFetch)?;
@@ -490,15 +491,16 @@ fn fetch_contended<S: Steps>(
             }
             // Relaxed: ordered after the producer's store by the acquire that gave us the slot.
             let seq = w.seqs[h.cons as usize].load(Ordering::Relaxed);
-            took(c, h.cons, seq).map(Ok)
+            took(c, h.cons, seq, handed).map(Ok)
         }
     }
 }
 
-/// The consumer now holds `slot`, whose data has sequence number `seq`: tells how many updates
-/// were missed. A number that did not rise is refused, unless the channel saturated.
+/// The consumer now holds `slot`, whose data has sequence number `seq`, and left the word
+/// `left`: tells how many updates were missed. A number that did not rise is refused, unless
+/// the channel saturated.
 #[inline(always)]
-fn took(c: &mut Consumer, slot: u64, seq: u64) -> Result<Fetched, BadWord> {
+fn took(c: &mut Consumer, slot: u64, seq: u64, left: u64) -> Result<Fetched, BadWord> {
     let missed = if seq > c.seq {
         seq - c.seq - 1
     } else if seq == MAX_SEQ {
@@ -509,7 +511,7 @@ fn took(c: &mut Consumer, slot: u64, seq: u64) -> Result<Fetched, BadWord> {
             reason: CorruptWord::StateSeqBackwards,
         });
     };
-    *c = Consumer::new(slot, seq);
+    *c = Consumer::new(slot, seq, left);
     Ok(Fetched::New { missed })
 }
 

@@ -257,3 +257,32 @@ fn a_publish_refuses_a_word_that_gives_away_its_slot() {
         "nothing exchanged"
     );
 }
+
+#[test]
+fn a_consumer_predicts_the_word_of_one_publish() {
+    let s = Shared::new();
+    let mut p = claim_producer(s.words()).unwrap();
+    let mut c = claim_consumer(s.words()).unwrap();
+    for round in 1..=4u64 {
+        publish(s.words(), &mut p).unwrap();
+        assert_eq!(s.state.load(Ordering::Relaxed), c.next, "round {round}");
+        let next_taken = c.next_taken;
+        assert_eq!(fetch(s.words(), &mut c), Ok(Fetched::New { missed: 0 }));
+        assert_eq!(s.state.load(Ordering::Relaxed), next_taken);
+        assert_eq!(c.seq, round);
+        distinct(&p, &c, &s);
+    }
+    // Two publishes: not the predicted word; the checked path takes it and counts one missed.
+    publish(s.words(), &mut p).unwrap();
+    publish(s.words(), &mut p).unwrap();
+    assert_ne!(s.state.load(Ordering::Relaxed), c.next);
+    assert_eq!(fetch(s.words(), &mut c), Ok(Fetched::New { missed: 1 }));
+    // A consumer claimed over a dirty word predicts one publish more, and counts the one it
+    // never took as missed.
+    publish(s.words(), &mut p).unwrap();
+    let mut c = claim_consumer(s.words()).unwrap();
+    publish(s.words(), &mut p).unwrap();
+    assert_eq!(s.state.load(Ordering::Relaxed), c.next);
+    assert_eq!(fetch(s.words(), &mut c), Ok(Fetched::New { missed: 1 }));
+    distinct(&p, &c, &s);
+}
