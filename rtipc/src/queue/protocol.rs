@@ -109,10 +109,12 @@ impl Words<'_> {
         at % self.capacity()
     }
 
-    /// The cell after cell `i`.
+    /// The cell of position `at`, the position after the one whose cell is `i`: the next cell,
+    /// except where positions wrap to 0 past 2^64, whose cell is 0 whatever the capacity (a
+    /// capacity that does not divide 2^64 puts 2^64 - 1 and 0 in the same cell).
     #[inline(always)]
-    fn next_cell(&self, i: u64) -> u64 {
-        if i + 1 == self.capacity() {
+    fn next_cell(&self, i: u64, at: u64) -> u64 {
+        if i + 1 == self.capacity() || at == 0 {
             0
         } else {
             i + 1
@@ -402,7 +404,7 @@ fn push_exchange<S: Steps>(
     fence(Ordering::Release);
     p.slot = x;
     p.head = h.wrapping_add(1);
-    p.cell = w.next_cell(p.cell);
+    p.cell = w.next_cell(p.cell, p.head);
     Ok(Ok(Ok(Pushed::Done {
         overwrote: st & FREE == 0,
     })))
@@ -561,7 +563,7 @@ pub(crate) fn pop_steps_with<S: Steps>(
         taking(s);
         return match pop_exchange(w, c, state_word, st, pos, steps)? {
             Ok(true) => {
-                c.cell = w.next_cell(c.cell);
+                c.cell = w.next_cell(c.cell, c.tail);
                 Ok(Ok(Popped::Message { pos, missed: 0 }))
             }
             // The producer overwrote this cell in between: look again.

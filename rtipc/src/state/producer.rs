@@ -34,8 +34,9 @@ impl Publisher {
 
     /// After a publish: asks for the `len` bytes at `offset` of the new back slot, to be
     /// written, so that they are this core's before the next update is written into them.
-    /// The consumer no longer reads that slot (it is the middle the publish took back), so
-    /// only copies it has no use for are invalidated, while the producer has time to wait.
+    /// No consumer reads that slot any more (the publish took it back: the triple buffer's old
+    /// middle, or a fan-out slot no consumer holds), so only copies no one has a use for are
+    /// invalidated, while the producer has time to wait.
     #[inline(always)]
     pub fn write_ahead(&self, offset: usize, len: usize) {
         self.ahead.lines(self.chan.at::<u8>(self.back, offset), len);

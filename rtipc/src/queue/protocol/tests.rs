@@ -305,3 +305,21 @@ fn try_push_reads_the_tail_only_when_the_queue_looks_full() {
     );
     s.owned_once(&p2, &c);
 }
+
+#[test]
+fn the_kept_cell_is_the_position_modulo_the_capacity_across_2_64() {
+    // Each side steps its cell instead of dividing; a capacity that does not divide 2^64 puts
+    // 2^64 - 1 and 0 in the same cell, and the step must agree with the division there too.
+    for capacity in 1..=7u64 {
+        let s = Shared::new(capacity);
+        let w = &s.w();
+        let from = u64::MAX - 2 * capacity;
+        let mut cell = w.cell_of(from);
+        let mut at = from;
+        for _ in 0..4 * capacity {
+            at = at.wrapping_add(1);
+            cell = w.next_cell(cell, at);
+            assert_eq!(cell, at % capacity, "capacity {capacity}, position {at:#x}");
+        }
+    }
+}
