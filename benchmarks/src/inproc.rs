@@ -5,7 +5,10 @@ use std::hint::black_box;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
-use rtipc::{Direction, Segment, StateConsumer, StateProducer, StateRef};
+use rtipc::{
+    Direction, MessageRef, QueueConsumer, QueueProducer, Segment, StateConsumer, StateProducer,
+    StateRef,
+};
 use triple_buffer::{Input, Output};
 
 use crate::payload::Word;
@@ -24,10 +27,13 @@ pub struct InprocResult {
     pub errors: u64,
 }
 
-/// Both ends of the in-process rtipc channel and of a triple_buffer.
+/// Both ends of the in-process rtipc channel and of a triple_buffer, and both ends of an rtipc
+/// queue (for `--inproc-loop queue`, the queue's instruction count).
 pub struct Pair {
     tx: StateProducer<Word>,
     rx: StateConsumer<Word>,
+    qtx: QueueProducer<Word>,
+    qrx: QueueConsumer<Word>,
     input: Input<u64>,
     output: Output<u64>,
     _segs: (Segment, Segment),
@@ -37,16 +43,21 @@ impl Pair {
     pub fn new() -> Res<Pair> {
         let seg = Segment::builder()
             .state::<Word>("inproc", Direction::CreatorToPeer)
+            .queue::<Word>("inproc_queue", Direction::CreatorToPeer, 16)
             .create_anonymous()
             .ctx("creating the in-process segment")?;
         let fd = sys::inheritable(seg.as_fd().as_raw_fd()).ctx("duplicating the segment")?;
         let peer = Segment::from_fd(fd).ctx("attaching the in-process segment")?;
         let tx = StateProducer::new(&seg, "inproc").ctx("in-process producer")?;
         let rx = StateConsumer::new(&peer, "inproc").ctx("in-process consumer")?;
+        let qtx = QueueProducer::new(&seg, "inproc_queue").ctx("in-process queue producer")?;
+        let qrx = QueueConsumer::new(&peer, "inproc_queue").ctx("in-process queue consumer")?;
         let (input, output) = triple_buffer::triple_buffer(&0u64);
         Ok(Pair {
             tx,
             rx,
+            qtx,
+            qrx,
             input,
             output,
             _segs: (seg, peer),
@@ -63,6 +74,25 @@ impl Pair {
             g.publish().ctx("in-process publish")?;
             match self.rx.fetch().ctx("in-process fetch")? {
                 Some(r) if StateRef::is_new(&r) => errors += u64::from(black_box(r.w[0]) != s),
+                _ => errors += 1,
+            }
+        }
+        Ok(errors)
+    }
+
+    /// `iters` queue pushes (`force_push`, written in place), each followed by a pop that must
+    /// find it, none missed. Returns the errors.
+    #[inline(never)]
+    pub fn queue_loop(&mut self, start: u64, iters: u64) -> Res<u64> {
+        let mut errors = 0;
+        for s in start..start + iters {
+            let mut m = self.qtx.write().ctx("in-process queue write")?;
+            m.w[0] = black_box(s);
+            m.force_push().ctx("in-process push")?;
+            match self.qrx.pop().ctx("in-process pop")? {
+                Some(m) if MessageRef::missed(&m) == 0 => {
+                    errors += u64::from(black_box(m.w[0]) != s)
+                }
                 _ => errors += 1,
             }
         }
@@ -131,7 +161,12 @@ pub fn loop_only(which: &str, iters: u64) -> Res<()> {
     let errors = match which {
         "rtipc" => p.rtipc_loop(1, iters)?,
         "triple_buffer" => p.tb_loop(1, iters),
-        other => return Err(format!("unknown loop `{other}`: rtipc or triple_buffer")),
+        "queue" => p.queue_loop(1, iters)?,
+        other => {
+            return Err(format!(
+                "unknown loop `{other}`: rtipc, triple_buffer or queue"
+            ))
+        }
     };
     if errors != 0 {
         return Err(format!("{errors} errors"));

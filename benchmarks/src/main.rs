@@ -159,7 +159,10 @@ const USAGE: &str = "usage: rtipc-benchmarks [--records | --open-loop] [--quick]
   rtipc-benchmarks --echo-cost [--quick]
             the producer's publish cost at 1 MHz with and without `rtipc echo` running
 
-  rtipc-benchmarks --inproc-loop rtipc|triple_buffer N
+  rtipc-benchmarks --inproc [--quick]
+            only the in-process comparison with triple_buffer (pinned to CPU 0)
+
+  rtipc-benchmarks --inproc-loop rtipc|triple_buffer|queue N
             run only one in-process loop N times, for valgrind --tool=callgrind";
 
 fn main() -> ExitCode {
@@ -178,6 +181,16 @@ fn main() -> ExitCode {
         Some("--echo-cost") => {
             let quick = args.get(2).is_some_and(|a| a == "--quick");
             return match echo::run(quick) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some("--inproc") => {
+            let quick = args.get(2).is_some_and(|a| a == "--quick");
+            return match inproc_only(quick) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -247,6 +260,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--inproc`: the in-process comparison alone, as in the full run (pinned to CPU 0).
+fn inproc_only(quick: bool) -> Res<()> {
+    if let Err(e) = sys::pin_to(0) {
+        eprintln!("warning: could not pin to CPU 0 ({e}); figures will be noisier");
+    }
+    let cfg = Cfg::new(quick, false);
+    let r = inproc::run(&cfg)?;
+    println!(
+        "in-process publish + fetch, 8 bytes ({} batches of {}): rtipc {:.2} ns, triple_buffer \
+         {:.2} ns, paired ratio {:.3} (errors: {})",
+        r.batches, r.iters, r.rtipc_ns, r.tb_ns, r.ratio, r.errors
+    );
+    if r.errors != 0 {
+        return Err(format!("{} data errors", r.errors));
+    }
+    Ok(())
 }
 
 /// What every two-process run starts with: this process pinned to CPU 0, the harness's

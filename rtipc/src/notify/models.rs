@@ -188,17 +188,17 @@ fn queue_model(messages: u64, how: u32) {
         let kernel = Arc::new(Kernel::new());
         let (pw, pk) = (w.clone(), kernel.clone());
         let producer = loom::thread::spawn(move || {
-            let mut p = q::claim_producer(pw.w()).unwrap();
+            let mut p = q::claim_producer(&pw.w()).unwrap();
             for _ in 0..messages {
-                q::push(pw.w(), &mut p, true).unwrap();
+                q::push(&pw.w(), &mut p, true).unwrap();
                 pk.notify(after_publish);
             }
         });
-        let mut c = q::claim_consumer(w.w()).unwrap();
+        let mut c = q::claim_consumer(&w.w()).unwrap();
         loop {
-            let ready = kernel.wait(how, || q::has_message(w.w(), &c));
+            let ready = kernel.wait(how, || q::has_message(&w.w(), &c));
             assert!(ready);
-            if let q::Popped::Message { pos, .. } = q::pop(w.w(), &mut c).unwrap() {
+            if let q::Popped::Message { pos, .. } = q::pop(&w.w(), &mut c).unwrap() {
                 if pos + 1 == messages {
                     break;
                 }

@@ -14,14 +14,11 @@ use crate::sync::BadWord;
 
 /// The protocol's words and the slots of a queue, without a claim.
 pub(crate) struct Ring {
-    /// The ring: per cell, a position word and a state word.
-    cells: *const AtomicU64,
-    /// One header word per slot.
-    headers: *const AtomicU64,
-    /// The producer's line (head, record), the consumer's (pending, record) and its tail.
-    producer: *const AtomicU64,
-    consumer: *const AtomicU64,
-    tail: *const AtomicU64,
+    /// The protocol's words, made once: the ring (per cell, a position word and a state
+    /// word), one header word per slot, the producer's line (head, record), the consumer's
+    /// (pending, record) and its tail. Never handed out with this lifetime: see
+    /// [`Ring::words`].
+    words: Words<'static>,
     slots: *mut u8,
     stride: usize,
     /// How many messages the ring holds.
@@ -34,45 +31,40 @@ impl Ring {
         let slot_count = u64::from(ch.info.slot_count);
         let capacity = slot_count - 2;
         let ctrl = ch.ctrl();
-        let cells = ctrl
-            .words_from(queue_ctrl::LINE_CELLS, 2 * capacity)
-            .as_ptr();
         let first_header = queue_ctrl::line_headers(capacity, ch.cache_line);
-        let headers = ctrl.words_from(first_header, slot_count).as_ptr();
-        let producer = ctrl.words_from(queue_ctrl::LINE_PRODUCER, 2).as_ptr();
-        let consumer = ctrl.words_from(queue_ctrl::LINE_CONSUMER, 2).as_ptr();
-        let tail = ctrl.word(queue_ctrl::LINE_TAIL, 0) as *const AtomicU64;
+        let mapped = |words: &[AtomicU64]| -> &'static [AtomicU64] {
+            // SAFETY: the words lie in the mapping (checked by `words_from`), which the owner
+            // of the ring keeps alive as long as the ring: every handle and observer holds the
+            // channel, and with it the mapping, beside its ring. The `'static` never leaves
+            // the ring: `words` hands the words out borrowed from it.
+            unsafe { &*std::ptr::from_ref(words) }
+        };
+        let cells = mapped(ctrl.words_from(queue_ctrl::LINE_CELLS, 2 * capacity));
+        let headers = mapped(ctrl.words_from(first_header, slot_count));
+        let producer = mapped(ctrl.words_from(queue_ctrl::LINE_PRODUCER, 2));
+        let consumer = mapped(ctrl.words_from(queue_ctrl::LINE_CONSUMER, 2));
+        let tail = mapped(std::slice::from_ref(ctrl.word(queue_ctrl::LINE_TAIL, 0)));
         Ring {
-            cells,
-            headers,
-            producer,
-            consumer,
-            tail,
+            words: Words {
+                cells,
+                headers,
+                head: &producer[0],
+                producer: &producer[1],
+                tail: &tail[0],
+                pending: &consumer[0],
+                consumer: &consumer[1],
+            },
             slots: ch.slot(0),
             stride: ch.info.slot_stride as usize,
             capacity,
         }
     }
 
-    /// The protocol's words.
+    /// The protocol's words, borrowed from the ring (so never longer than its owner keeps the
+    /// mapping).
     #[inline]
-    pub fn words(&self) -> Words<'_> {
-        let n = |ptr: *const AtomicU64, len: u64| {
-            // SAFETY: each pointer starts `len` 8-aligned words of the control block (checked
-            // by `words_from` when it was made), inside the mapping that the owner of `self`
-            // keeps alive, only accessed atomically.
-            unsafe { std::slice::from_raw_parts(ptr, len as usize) }
-        };
-        let (p, c, t) = (n(self.producer, 2), n(self.consumer, 2), n(self.tail, 1));
-        Words {
-            cells: n(self.cells, 2 * self.capacity),
-            headers: n(self.headers, self.capacity + 2),
-            head: &p[0],
-            producer: &p[1],
-            tail: &t[0],
-            pending: &c[0],
-            consumer: &c[1],
-        }
+    pub fn words(&self) -> &Words<'_> {
+        &self.words
     }
 
     /// The start of slot `slot`.

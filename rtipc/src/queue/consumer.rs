@@ -12,6 +12,7 @@ use crate::layout::End;
 use crate::schema::Object;
 use crate::segment::wake::Bell;
 use crate::segment::Segment;
+use crate::sys::mem::prefetch_read;
 
 /// The consuming end of a queue channel. See [`QueueProducer`](super::QueueProducer) for an
 /// example.
@@ -50,9 +51,17 @@ impl<T: Object> QueueConsumer<T> {
     /// Takes the oldest unread message: `None` if there is none. The view is valid until the
     /// next pop and tells ([`MessageRef::missed`]) how many messages were overwritten before
     /// it.
+    ///
+    /// The protocol names the slot it is about to take before its exchange; its first line is
+    /// prefetched then, so that it travels from the producer's core while the exchange takes
+    /// the cell's line.
+    #[inline(always)]
     pub fn pop(&mut self) -> Result<Option<MessageRef<'_, T>>, DataError> {
         self.chan.ch.check()?;
-        let r = protocol::pop(self.chan.words(), &mut self.c);
+        let chan = &self.chan;
+        let r = protocol::pop_with(chan.words(), &mut self.c, |slot| {
+            prefetch_read(chan.slot(slot))
+        });
         self.popped(r)
     }
 
@@ -63,21 +72,31 @@ impl<T: Object> QueueConsumer<T> {
         // Relaxed: `head` is a hint of where the newest message is; the pop's cell swap
         // carries the synchronisation, and a stale hint only makes us skip fewer messages.
         let head = self.chan.words().head.load(Ordering::Relaxed);
-        let r = protocol::latest(self.chan.words(), &mut self.c, head);
+        let chan = &self.chan;
+        let r = protocol::latest(chan.words(), &mut self.c, head, |slot| {
+            prefetch_read(chan.slot(slot))
+        });
         self.popped(r)
     }
 
+    #[inline(always)]
     fn popped(
         &mut self,
         r: std::result::Result<Popped, crate::sync::BadWord>,
     ) -> Result<Option<MessageRef<'_, T>>, DataError> {
         match r {
             Ok(Popped::Empty) => Ok(None),
-            Ok(Popped::Message { pos, missed }) => Ok(Some(MessageRef {
-                q: self,
-                seq: pos.wrapping_add(1),
-                missed,
-            })),
+            Ok(Popped::Message { pos, missed }) => {
+                let p = self.chan.at(self.c.slot);
+                Ok(Some(MessageRef {
+                    // SAFETY: the consumer's slot belongs to it until its next pop, which the
+                    // view's borrow of the consumer prevents; in bounds and aligned; every bit
+                    // pattern is a valid `T`.
+                    value: unsafe { &*p },
+                    seq: pos.wrapping_add(1),
+                    missed,
+                }))
+            }
             Err(b) => Err(self.chan.corrupt(b)),
         }
     }
@@ -143,7 +162,7 @@ impl<T: Object> QueueConsumer<T> {
 /// Its facts are associated functions, so that they never hide a field of `T` of the same
 /// name: [`MessageRef::seq`], [`MessageRef::missed`].
 pub struct MessageRef<'a, T: Object> {
-    q: &'a QueueConsumer<T>,
+    value: &'a T,
     seq: u64,
     missed: u64,
 }
@@ -151,11 +170,13 @@ pub struct MessageRef<'a, T: Object> {
 impl<T: Object> MessageRef<'_, T> {
     /// How many messages were missed (overwritten by `force_push`, or skipped by
     /// [`QueueConsumer::latest`]) between the previous pop and this message.
+    #[inline]
     pub fn missed(this: &Self) -> u64 {
         this.missed
     }
 
     /// The message's number: 1 for the producer's first push.
+    #[inline]
     pub fn seq(this: &Self) -> u64 {
         this.seq
     }
@@ -163,12 +184,9 @@ impl<T: Object> MessageRef<'_, T> {
 
 impl<T: Object> Deref for MessageRef<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
-        let p = self.q.chan.at(self.q.c.slot);
-        // SAFETY: the consumer's slot belongs to it until its next pop, which the borrow of the
-        // consumer prevents while this reference lives; in bounds and aligned; every bit
-        // pattern is a valid `T`.
-        unsafe { &*p }
+        self.value
     }
 }
 

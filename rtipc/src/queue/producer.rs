@@ -9,6 +9,7 @@ use crate::layout::End;
 use crate::schema::Object;
 use crate::segment::wake::Doorbell;
 use crate::segment::Segment;
+use crate::sys::mem::WriteAhead;
 
 /// The producing end of a queue channel.
 ///
@@ -41,6 +42,7 @@ pub struct QueueProducer<T: Object> {
     chan: Channel<T>,
     p: Producer,
     bell: Option<Doorbell>,
+    ahead: WriteAhead,
 }
 
 impl<T: Object> std::fmt::Debug for QueueProducer<T> {
@@ -59,14 +61,21 @@ impl<T: Object> QueueProducer<T> {
         let mut chan = Channel::claim(seg, name, End::Producer)?;
         let p = protocol::claim_producer(chan.words()).map_err(|b| chan.corrupt(b))?;
         let bell = Doorbell::new(&chan.ch);
-        Ok(QueueProducer { chan, p, bell })
+        Ok(QueueProducer {
+            chan,
+            p,
+            bell,
+            ahead: WriteAhead::new(),
+        })
     }
 
     /// The slot of the next message, in place: it holds an old message (or zeros), so write
     /// every field; then push it with [`MessageMut::force_push`] or [`MessageMut::try_push`].
+    #[inline]
     pub fn write(&mut self) -> Result<MessageMut<'_, T>, DataError> {
         self.chan.ch.check()?;
-        Ok(MessageMut { q: self })
+        let ptr = self.chan.at(self.p.slot);
+        Ok(MessageMut { q: self, ptr })
     }
 
     /// Copies `value` into the next slot and pushes it, overwriting the oldest unread message
@@ -102,11 +111,17 @@ impl<T: Object> QueueProducer<T> {
     }
 
     /// Pushes the producer's slot: `Ok(Some(overwrote))`, or `Ok(None)` when `try_push` found
-    /// the queue full.
+    /// the queue full. For a view made by `write`, which refused a poisoned handle: nothing
+    /// poisons it in between, as the view borrows it mutably.
+    #[inline(always)]
     fn push(&mut self, force: bool) -> Result<Option<bool>, DataError> {
         match protocol::push(self.chan.words(), &mut self.p, force) {
             Ok(Pushed::Full) => Ok(None),
             Ok(Pushed::Done { overwrote }) => {
+                // The slot the push took (freed by the consumer, or the oldest message's):
+                // asked for now, to be written next, so that it is this core's by then.
+                self.ahead
+                    .lines(self.chan.slot(self.p.slot), size_of::<T>());
                 if let Some(bell) = &self.bell {
                     bell.ring();
                 }
@@ -122,11 +137,14 @@ impl<T: Object> QueueProducer<T> {
 #[must_use = "a message is only sent by `force_push` or `try_push`"]
 pub struct MessageMut<'a, T: Object> {
     q: &'a mut QueueProducer<T>,
+    /// `T` in the producer's slot.
+    ptr: *mut T,
 }
 
 impl<T: Object> MessageMut<'_, T> {
     /// Pushes the message, overwriting the oldest unread one if the queue is full; returns
     /// whether it overwrote one (which the consumer then counts as missed).
+    #[inline]
     pub fn force_push(self) -> Result<bool, DataError> {
         Ok(self.q.push(true)?.unwrap_or(false))
     }
@@ -134,6 +152,7 @@ impl<T: Object> MessageMut<'_, T> {
     /// Pushes the message if the queue has room; returns `false` when it is full (the message
     /// stays in the slot, so a later `write` sees it again).
     #[must_use = "`false` means the queue was full and nothing was pushed"]
+    #[inline]
     pub fn try_push(self) -> Result<bool, DataError> {
         Ok(self.q.push(false)?.is_some())
     }
@@ -141,19 +160,20 @@ impl<T: Object> MessageMut<'_, T> {
 
 impl<T: Object> Deref for MessageMut<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
-        let p = self.q.chan.at(self.q.p.slot);
-        // SAFETY: the producer's slot belongs to it alone until it is pushed; the pointer is in
-        // bounds and aligned (slots are cache-line aligned and the object is at offset 0);
-        // every bit pattern is a valid `T`.
-        unsafe { &*p }
+        // SAFETY: the producer's slot belongs to it alone until it is pushed (the view borrows
+        // the producer mutably, so it cannot push meanwhile); the pointer is in bounds and
+        // aligned (slots are cache-line aligned and the object is at offset 0); every bit
+        // pattern is a valid `T`.
+        unsafe { &*self.ptr }
     }
 }
 
 impl<T: Object> DerefMut for MessageMut<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        let p = self.q.chan.at(self.q.p.slot);
         // SAFETY: as for `deref`; `&mut self` makes this the only reference.
-        unsafe { &mut *p }
+        unsafe { &mut *self.ptr }
     }
 }

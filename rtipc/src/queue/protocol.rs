@@ -99,16 +99,42 @@ impl Words<'_> {
         (self.cells.len() / 2) as u64
     }
 
+    /// Slots in the pool: `capacity + 2`, one header word each.
     fn slots(&self) -> u64 {
-        self.capacity() + 2
+        self.headers.len() as u64
+    }
+
+    /// The cell of position `at`.
+    fn cell_of(&self, at: u64) -> u64 {
+        at % self.capacity()
+    }
+
+    /// The cell of position `at`, the position after the one whose cell is `i`: the next cell,
+    /// except where positions wrap to 0 past 2^64, whose cell is 0 whatever the capacity (a
+    /// capacity that does not divide 2^64 puts 2^64 - 1 and 0 in the same cell).
+    #[inline(always)]
+    fn next_cell(&self, i: u64, at: u64) -> u64 {
+        if i + 1 == self.capacity() || at == 0 {
+            0
+        } else {
+            i + 1
+        }
+    }
+
+    /// Cell `i`'s position word and state word.
+    #[inline(always)]
+    fn cell(&self, i: u64) -> (&AtomicU64, &AtomicU64) {
+        let i = 2 * i as usize;
+        let pair = &self.cells[i..i + 2];
+        (&pair[0], &pair[1])
     }
 
     fn pos_word(&self, at: u64) -> &AtomicU64 {
-        &self.cells[(2 * (at % self.capacity())) as usize]
+        self.cell(self.cell_of(at)).0
     }
 
     fn state_word(&self, at: u64) -> &AtomicU64 {
-        &self.cells[(2 * (at % self.capacity())) as usize + 1]
+        self.cell(self.cell_of(at)).1
     }
 }
 
@@ -123,6 +149,8 @@ pub(crate) struct Producer {
     /// this one leaves room, there is room, and `try_push` reads the consumer's line again only
     /// when it looks full.
     pub tail_seen: u64,
+    /// The cell of `head` (`head % capacity`, kept so that a push divides nothing).
+    cell: u64,
 }
 
 /// The consumer's private state.
@@ -132,6 +160,16 @@ pub(crate) struct Consumer {
     pub tail: u64,
     /// The slot of the message last popped (or a spare slot before the first pop).
     pub slot: u64,
+    /// The cell of `tail` (`tail % capacity`, kept so that a pop divides nothing).
+    cell: u64,
+}
+
+impl Consumer {
+    /// Moves the consumer's position to `tail`.
+    fn seek(&mut self, w: &Words<'_>, tail: u64) {
+        self.tail = tail;
+        self.cell = w.cell_of(tail);
+    }
 }
 
 /// What a push did.
@@ -196,17 +234,18 @@ fn take_of(record: u64) -> u64 {
 
 /// The state of a new holder of the producer end: its record, and the cell it names if it was
 /// killed in the middle of a push.
-pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
+pub(crate) fn claim_producer(w: &Words<'_>) -> Result<Producer, BadWord> {
     // Acquire: the consumer's reads of the slots we may take over happen before our writes.
     let head = w.head.load(Ordering::Acquire);
     let rec = w.producer.load(Ordering::Acquire);
     let (give, take) = (slot_of(rec), take_of(rec));
-    let p = if rec & PENDING == 0 {
+    let mut p = if rec & PENDING == 0 {
         Producer {
             head,
             slot: give,
             // As if full: the first `try_push` reads the tail.
             tail_seen: head.wrapping_sub(w.capacity()),
+            cell: 0,
         }
     } else {
         // The push was at `head`, or at `head - 1` if the head was already moved on.
@@ -225,15 +264,18 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
                 head: h.wrapping_add(1),
                 slot: take,
                 tail_seen: h.wrapping_sub(w.capacity()),
+                cell: 0,
             }
         } else {
             Producer {
                 head: h,
                 slot: give,
                 tail_seen: h.wrapping_sub(w.capacity()),
+                cell: 0,
             }
         }
     };
+    p.cell = w.cell_of(p.head);
     if p.slot >= w.slots() || take >= w.slots() {
         return Err(bad(rec, CorruptWord::QueueSaved));
     }
@@ -249,8 +291,8 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
 
 /// Pushes the producer's slot as the message at position `head`. With `force == false`,
 /// refuses when the consumer's published tail says the queue is full.
-#[inline]
-pub(crate) fn push(w: Words<'_>, p: &mut Producer, force: bool) -> Result<Pushed, BadWord> {
+#[inline(always)]
+pub(crate) fn push(w: &Words<'_>, p: &mut Producer, force: bool) -> Result<Pushed, BadWord> {
     match push_steps(w, p, force, &mut Run)? {
         Ok(pushed) => Ok(pushed),
         Err(never) => match never {},
@@ -258,8 +300,9 @@ pub(crate) fn push(w: Words<'_>, p: &mut Producer, force: bool) -> Result<Pushed
 }
 
 /// [`push`], stoppable at each atomic step.
+#[inline(always)]
 pub(crate) fn push_steps<S: Steps>(
-    w: Words<'_>,
+    w: &Words<'_>,
     p: &mut Producer,
     force: bool,
     steps: &mut S,
@@ -269,17 +312,10 @@ pub(crate) fn push_steps<S: Steps>(
         let used = distance(h, p.tail_seen);
         if used < 0 || used as u64 >= w.capacity() {
             // Full as far as we know (or a new claim, which starts at `head`): read the tail.
-            step!(steps);
-            // Relaxed: the tail only decides whether to push; the cell exchange synchronises
-            // the slot handover. A stale tail can only make the queue look fuller than it is.
-            let t = w.tail.load(Ordering::Relaxed);
-            p.tail_seen = t;
-            let used = distance(h, t);
-            if used < 0 {
-                return Err(bad(t, CorruptWord::QueueTail));
-            }
-            if used as u64 >= w.capacity() {
-                return Ok(Ok(Pushed::Full));
+            match push_reads_tail(w, p, steps)? {
+                Ok(true) => {}
+                Ok(false) => return Ok(Ok(Pushed::Full)),
+                Err(stop) => return Ok(Err(stop)),
             }
         }
     }
@@ -287,81 +323,131 @@ pub(crate) fn push_steps<S: Steps>(
     // Relaxed: the header is read by a consumer's successor only, after acquiring the record
     // that names this slot (stored with release below).
     w.headers[p.slot as usize].store(h, Ordering::Relaxed);
+    let (pos_word, state_word) = w.cell(p.cell);
     step!(steps);
     // Relaxed: published with the state word's exchange (release) below.
-    w.pos_word(h).store(h, Ordering::Relaxed);
+    pos_word.store(h, Ordering::Relaxed);
     // Relaxed: only decides what to exchange against; the exchange acquires.
-    let mut st = w.state_word(h).load(Ordering::Relaxed);
-    for _ in 0..2 {
-        let x = slot_of(st);
-        let behind = h.wrapping_sub(w.capacity()) & POS_MASK;
-        if x >= w.slots() || x == p.slot || (st >> SLOT_BITS) & POS_MASK != behind {
-            return Err(bad(st, CorruptWord::QueueCellOnPush));
-        }
-        step!(steps);
-        // Relaxed: the record is read by a successor only, after the claim orders it.
-        let record = PENDING | (h & HEAD_MASK) << HEAD_SHIFT | x << SLOT_BITS | p.slot;
-        w.producer.store(record, Ordering::Relaxed);
-        step!(steps);
-        // AcqRel. Release: our writes into the slot (and its position and header words) happen
-        // before the consumer's reads after its acquiring load of this cell. Acquire: the
-        // consumer's reads of the slot we take (it released it with its exchange) happen before
-        // our next writes into it.
-        match w.state_word(h).compare_exchange(
-            st,
-            cell(false, h, p.slot),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => {
-                // Relaxed: the slot we took will carry the next message; ordered before our
-                // writes into it by the fence below (for observers).
-                w.headers[x as usize].store(h.wrapping_add(1), Ordering::Relaxed);
-                step!(steps);
-                // Release: an observer that acquires the head sees every message below it
-                // whole. The consumer reads it only as a hint (in `latest`).
-                w.head.store(h.wrapping_add(1), Ordering::Release);
-                step!(steps);
-                // Release: a successor that reads this record sees the header written above.
-                w.producer.store(x, Ordering::Release);
-                // Release: the header above comes before our writes into the slot.
-                fence(Ordering::Release);
-                p.slot = x;
-                p.head = h.wrapping_add(1);
-                return Ok(Ok(Pushed::Done {
-                    overwrote: st & FREE == 0,
-                }));
-            }
-            // The consumer took the message at `h - capacity` in between: its freed slot is
-            // there now. It cannot touch this cell again before we fill it.
-            Err(actual) => st = actual,
-        }
+    let st = state_word.load(Ordering::Relaxed);
+    match push_exchange(w, p, state_word, st, steps)? {
+        Ok(Ok(pushed)) => Ok(Ok(pushed)),
+        Ok(Err(actual)) => push_again(w, p, state_word, actual, steps),
+        Err(stop) => Ok(Err(stop)),
     }
-    Err(bad(st, CorruptWord::QueueCellOnPush))
+}
+
+/// `try_push` on a queue that looked full: reads the consumer's tail; whether there is room.
+#[cold]
+#[inline(never)]
+fn push_reads_tail<S: Steps>(
+    w: &Words<'_>,
+    p: &mut Producer,
+    steps: &mut S,
+) -> Result<Result<bool, S::Stop>, BadWord> {
+    step!(steps);
+    // Relaxed: the tail only decides whether to push; the cell exchange synchronises the slot
+    // handover. A stale tail can only make the queue look fuller than it is.
+    let t = w.tail.load(Ordering::Relaxed);
+    p.tail_seen = t;
+    let used = distance(p.head, t);
+    if used < 0 {
+        return Err(bad(t, CorruptWord::QueueTail));
+    }
+    Ok(Ok((used as u64) < w.capacity()))
+}
+
+/// One attempt at the exchange of a push at `p.head`, over the state word `st` read from the
+/// cell: checks it, records the push, exchanges. `Ok(Err(actual))`: the cell changed in
+/// between (to `actual`).
+#[inline(always)]
+fn push_exchange<S: Steps>(
+    w: &Words<'_>,
+    p: &mut Producer,
+    state_word: &AtomicU64,
+    st: u64,
+    steps: &mut S,
+) -> Result<Result<Result<Pushed, u64>, S::Stop>, BadWord> {
+    let h = p.head;
+    let x = slot_of(st);
+    let behind = h.wrapping_sub(w.capacity()) & POS_MASK;
+    if x >= w.slots() || x == p.slot || (st >> SLOT_BITS) & POS_MASK != behind {
+        return Err(bad(st, CorruptWord::QueueCellOnPush));
+    }
+    step!(steps);
+    // Relaxed: the record is read by a successor only, after the claim orders it.
+    let record = PENDING | (h & HEAD_MASK) << HEAD_SHIFT | x << SLOT_BITS | p.slot;
+    w.producer.store(record, Ordering::Relaxed);
+    step!(steps);
+    // AcqRel. Release: our writes into the slot (and its position and header words) happen
+    // before the consumer's reads after its acquiring load of this cell. Acquire: the
+    // consumer's reads of the slot we take (it released it with its exchange) happen before
+    // our next writes into it.
+    if let Err(actual) = state_word.compare_exchange(
+        st,
+        cell(false, h, p.slot),
+        Ordering::AcqRel,
+        Ordering::Relaxed,
+    ) {
+        return Ok(Ok(Err(actual)));
+    }
+    // Relaxed: the slot we took will carry the next message; ordered before our writes into
+    // it by the fence below (for observers).
+    w.headers[x as usize].store(h.wrapping_add(1), Ordering::Relaxed);
+    step!(steps);
+    // Release: an observer that acquires the head sees every message below it whole. The
+    // consumer reads it only as a hint (in `latest`).
+    w.head.store(h.wrapping_add(1), Ordering::Release);
+    step!(steps);
+    // Release: a successor that reads this record sees the header written above.
+    w.producer.store(x, Ordering::Release);
+    // Release: the header above comes before our writes into the slot.
+    fence(Ordering::Release);
+    p.slot = x;
+    p.head = h.wrapping_add(1);
+    p.cell = w.next_cell(p.cell, p.head);
+    Ok(Ok(Ok(Pushed::Done {
+        overwrote: st & FREE == 0,
+    })))
+}
+
+/// The second and last attempt of a push whose exchange failed: the consumer took the message
+/// at `head - capacity` in between, and its freed slot is in the cell now (`actual`). It cannot
+/// touch this cell again before we fill it.
+#[cold]
+#[inline(never)]
+fn push_again<S: Steps>(
+    w: &Words<'_>,
+    p: &mut Producer,
+    state_word: &AtomicU64,
+    actual: u64,
+    steps: &mut S,
+) -> Result<Result<Pushed, S::Stop>, BadWord> {
+    match push_exchange(w, p, state_word, actual, steps)? {
+        Ok(Ok(pushed)) => Ok(Ok(pushed)),
+        Ok(Err(st)) => Err(bad(st, CorruptWord::QueueCellOnPush)),
+        Err(stop) => Ok(Err(stop)),
+    }
 }
 
 /// The state of a new holder of the consumer end: its record, the cell a pending pop names,
 /// and, when the producer has pushed into that cell since, the producer's record and the slots'
 /// headers.
-pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
+pub(crate) fn claim_consumer(w: &Words<'_>) -> Result<Consumer, BadWord> {
     let tail = w.tail.load(Ordering::Acquire);
     let rec = w.consumer.load(Ordering::Acquire);
     let (give, take) = (slot_of(rec), take_of(rec));
     if give >= w.slots() || take >= w.slots() {
         return Err(bad(rec, CorruptWord::QueueSaved));
     }
-    let mut c = if rec & PENDING == 0 {
-        Consumer { tail, slot: give }
+    let (tail, slot) = if rec & PENDING == 0 {
+        (tail, give)
     } else {
         let p = w.pending.load(Ordering::Acquire);
         let popped = pending_pop_happened(w, p, give, take)?;
         if popped {
-            Consumer {
-                tail: p.wrapping_add(1),
-                slot: take,
-            }
+            (p.wrapping_add(1), take)
         } else {
-            Consumer { tail, slot: give }
+            (tail, give)
         }
     };
     // A saved position that no producer has reached (more than one past its published head,
@@ -370,9 +456,17 @@ pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
     // pop counts what was overwritten since.
     // Acquire: the producer's head, as a bound only.
     let head = w.head.load(Ordering::Acquire);
-    if distance(head, c.tail) < -1 {
-        c.tail = head;
-    }
+    let tail = if distance(head, tail) < -1 {
+        head
+    } else {
+        tail
+    };
+    let mut c = Consumer {
+        tail,
+        slot,
+        cell: 0,
+    };
+    c.seek(w, tail);
     // Relaxed / release: as the producer's claim.
     w.tail.store(c.tail, Ordering::Release);
     w.consumer.store(c.slot, Ordering::Release);
@@ -381,7 +475,7 @@ pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
 
 /// Whether a consumer killed while taking the message at `p` (giving slot `give`, taking slot
 /// `take`) completed its exchange.
-fn pending_pop_happened(w: Words<'_>, p: u64, give: u64, take: u64) -> Result<bool, BadWord> {
+fn pending_pop_happened(w: &Words<'_>, p: u64, give: u64, take: u64) -> Result<bool, BadWord> {
     // Acquire: pairs with the producer's exchange of this cell, and its position word.
     let st = w.state_word(p).load(Ordering::Acquire);
     let pos = position(w.pos_word(p).load(Ordering::Relaxed), st);
@@ -410,30 +504,190 @@ fn pending_pop_happened(w: Words<'_>, p: u64, give: u64, take: u64) -> Result<bo
 }
 
 /// Takes the oldest unread message, if any.
-#[inline]
-pub(crate) fn pop(w: Words<'_>, c: &mut Consumer) -> Result<Popped, BadWord> {
-    match pop_steps(w, c, &mut Run)? {
+#[cfg(test)]
+pub(crate) fn pop(w: &Words<'_>, c: &mut Consumer) -> Result<Popped, BadWord> {
+    pop_with(w, c, |_| {})
+}
+
+/// [`pop`], calling `taking` with the slot it is about to take before each exchange, so that
+/// the caller can start reading the slot while the exchange is under way (a prefetch: nothing
+/// may be read from the slot before the exchange succeeds).
+#[inline(always)]
+pub(crate) fn pop_with(
+    w: &Words<'_>,
+    c: &mut Consumer,
+    taking: impl FnMut(u64),
+) -> Result<Popped, BadWord> {
+    match pop_steps_with(w, c, &mut Run, taking)? {
         Ok(popped) => Ok(popped),
         Err(never) => match never {},
     }
 }
 
 /// [`pop`], stoppable at each atomic step.
+#[cfg(all(test, loom))]
 pub(crate) fn pop_steps<S: Steps>(
-    w: Words<'_>,
+    w: &Words<'_>,
     c: &mut Consumer,
     steps: &mut S,
 ) -> Result<Result<Popped, S::Stop>, BadWord> {
-    let mut start = c.tail;
-    let mut t = c.tail;
+    pop_steps_with(w, c, steps, |_| {})
+}
+
+/// [`pop_with`], stoppable at each atomic step.
+///
+/// The cell at the consumer's position holds, in the common cases, the message at that very
+/// position (taken here, inline) or the slot this consumer freed there one lap ago (nothing
+/// new). Everything else (a message from a lap ahead, a cell taken by a predecessor, a word
+/// that breaks the protocol, an exchange that lost a race) goes through [`pop_rounds`], which
+/// decides on every case as the first round did not.
+#[inline(always)]
+pub(crate) fn pop_steps_with<S: Steps>(
+    w: &Words<'_>,
+    c: &mut Consumer,
+    steps: &mut S,
+    mut taking: impl FnMut(u64),
+) -> Result<Result<Popped, S::Stop>, BadWord> {
+    let t = c.tail;
+    step!(steps);
+    let (pos_word, state_word) = w.cell(c.cell);
+    // Acquire: pairs with the producer's exchange, so the position word read next is at least
+    // the one written with it. The message's data is acquired by our exchange.
+    let st = state_word.load(Ordering::Acquire);
+    let pos = position(pos_word.load(Ordering::Relaxed), st);
+    if st & FREE == 0 && pos == t {
+        let s = slot_of(st);
+        if s >= w.slots() || s == c.slot {
+            return Err(bad(st, CorruptWord::QueueCellOnPop));
+        }
+        taking(s);
+        return match pop_exchange(w, c, state_word, st, pos, steps)? {
+            Ok(true) => {
+                c.cell = w.next_cell(c.cell, c.tail);
+                Ok(Ok(Popped::Message { pos, missed: 0 }))
+            }
+            // The producer overwrote this cell in between: look again.
+            Ok(false) => pop_rounds(w, c, steps, taking, Rounds::after_lost_race(t)),
+            Err(stop) => Ok(Err(stop)),
+        };
+    }
+    if st & FREE != 0 && pos == t.wrapping_sub(w.capacity()) {
+        return Ok(Ok(Popped::Empty));
+    }
+    pop_rounds(w, c, steps, taking, Rounds::first(t, st, pos))
+}
+
+/// Where [`pop_rounds`] starts.
+struct Rounds {
+    /// The position the consumer started from (what it missed is counted from there).
+    start: u64,
+    /// The position it looks at.
+    t: u64,
+    /// The words its first round has read already, if any.
+    seen: Option<(u64, u64)>,
+    /// Whether its record says it is taking a slot.
+    announced: bool,
+    /// Rounds left.
+    left: u32,
+}
+
+impl Rounds {
+    fn first(t: u64, st: u64, pos: u64) -> Rounds {
+        Rounds {
+            start: t,
+            t,
+            seen: Some((st, pos)),
+            announced: false,
+            left: POP_ATTEMPTS,
+        }
+    }
+
+    fn after_lost_race(t: u64) -> Rounds {
+        Rounds {
+            start: t,
+            t,
+            seen: None,
+            announced: true,
+            left: POP_ATTEMPTS - 1,
+        }
+    }
+}
+
+/// The records, the exchange and the records again of a pop that takes the message at `pos`
+/// (slot `slot_of(st)`) from the cell whose state word is `state_word` and read `st`: whether
+/// the exchange succeeded (the consumer then holds the slot and has moved past `pos`).
+#[inline(always)]
+fn pop_exchange<S: Steps>(
+    w: &Words<'_>,
+    c: &mut Consumer,
+    state_word: &AtomicU64,
+    st: u64,
+    pos: u64,
+    steps: &mut S,
+) -> Result<Result<bool, S::Stop>, BadWord> {
+    let s = slot_of(st);
+    step!(steps);
+    // Relaxed: read by a successor only, after the record below orders it.
+    w.pending.store(pos, Ordering::Relaxed);
+    step!(steps);
+    // Release: a successor that sees the pending record sees the position above.
+    w.consumer
+        .store(PENDING | s << SLOT_BITS | c.slot, Ordering::Release);
+    step!(steps);
+    // AcqRel. Acquire pairs with the producer's release exchange: the message is visible.
+    // Release: our reads of the slot we hand back happen before the producer reuses it.
+    if state_word
+        .compare_exchange(
+            st,
+            cell(true, pos, c.slot),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        return Ok(Ok(false));
+    }
+    step!(steps);
+    // Release: `try_push` compares against it; ordered after the exchange for successors.
+    w.tail.store(pos.wrapping_add(1), Ordering::Release);
+    step!(steps);
+    w.consumer.store(s, Ordering::Release);
+    c.slot = s;
+    c.tail = pos.wrapping_add(1);
+    Ok(Ok(true))
+}
+
+/// A pop's rounds, each deciding on what the cell at the position holds: a message at the
+/// position or later (taken; a later one means the producer lapped the consumer, and the
+/// positions in between count as missed), the slot of a message taken there already (moved
+/// past), nothing yet, or a word that breaks the protocol.
+#[cold]
+#[inline(never)]
+fn pop_rounds<S: Steps>(
+    w: &Words<'_>,
+    c: &mut Consumer,
+    steps: &mut S,
+    mut taking: impl FnMut(u64),
+    from: Rounds,
+) -> Result<Result<Popped, S::Stop>, BadWord> {
+    let Rounds {
+        mut start,
+        mut t,
+        mut seen,
+        mut announced,
+        left,
+    } = from;
     let mut resyncs = 0;
-    let mut announced = false;
-    for _ in 0..POP_ATTEMPTS {
-        step!(steps);
-        // Acquire: pairs with the producer's exchange, so the position word read next is at
-        // least the one written with it. The message's data is acquired by our exchange.
-        let st = w.state_word(t).load(Ordering::Acquire);
-        let pos = position(w.pos_word(t).load(Ordering::Relaxed), st);
+    for _ in 0..left {
+        let (st, pos) = match seen.take() {
+            Some(words) => words,
+            None => {
+                step!(steps);
+                // Acquire: as in `pop_steps_with`.
+                let st = w.state_word(t).load(Ordering::Acquire);
+                (st, position(w.pos_word(t).load(Ordering::Relaxed), st))
+            }
+        };
         let d = distance(pos, t);
         if st & FREE != 0 && d == 0 {
             // Taken already, by a consumer before us that was killed before it moved on: not
@@ -461,40 +715,20 @@ pub(crate) fn pop_steps<S: Steps>(
         if s >= w.slots() || s == c.slot {
             return Err(bad(st, CorruptWord::QueueCellOnPop));
         }
-        step!(steps);
-        // Relaxed: read by a successor only, after the record below orders it.
-        w.pending.store(pos, Ordering::Relaxed);
-        step!(steps);
-        // Release: a successor that sees the pending record sees the position above.
-        w.consumer
-            .store(PENDING | s << SLOT_BITS | c.slot, Ordering::Release);
+        taking(s);
         announced = true;
-        step!(steps);
-        // AcqRel. Acquire pairs with the producer's release exchange: the message is visible.
-        // Release: our reads of the slot we hand back happen before the producer reuses it.
-        if w.state_word(t)
-            .compare_exchange(
-                st,
-                cell(true, pos, c.slot),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        match pop_exchange(w, c, w.state_word(t), st, pos, steps)? {
+            Ok(true) => {
+                c.cell = w.cell_of(c.tail);
+                return Ok(Ok(Popped::Message {
+                    pos,
+                    missed: pos.wrapping_sub(start),
+                }));
+            }
             // The producer overwrote this cell in between: look again.
-            continue;
+            Ok(false) => continue,
+            Err(stop) => return Ok(Err(stop)),
         }
-        step!(steps);
-        // Release: `try_push` compares against it; ordered after the exchange for successors.
-        w.tail.store(pos.wrapping_add(1), Ordering::Release);
-        step!(steps);
-        w.consumer.store(s, Ordering::Release);
-        c.slot = s;
-        c.tail = pos.wrapping_add(1);
-        return Ok(Ok(Popped::Message {
-            pos,
-            missed: pos.wrapping_sub(start),
-        }));
     }
     if announced {
         // Nothing taken after all: the record says again what the consumer holds.
@@ -507,32 +741,38 @@ pub(crate) fn pop_steps<S: Steps>(
 /// Skips to the newest message and takes it: `head` is the producer's published position of
 /// its next message (a hint: a stale one only makes the consumer skip fewer messages).
 /// Everything older that was still unread counts as missed.
-pub(crate) fn latest(w: Words<'_>, c: &mut Consumer, head: u64) -> Result<Popped, BadWord> {
+pub(crate) fn latest(
+    w: &Words<'_>,
+    c: &mut Consumer,
+    head: u64,
+    mut taking: impl FnMut(u64),
+) -> Result<Popped, BadWord> {
     let behind = distance(head, c.tail);
     if behind > 1 {
         let start = c.tail;
         // Pretend we read up to `head - 1`; the skipped messages count as missed.
-        c.tail = head.wrapping_sub(1);
-        match pop(w, c)? {
+        c.seek(w, head.wrapping_sub(1));
+        match pop_with(w, c, &mut taking)? {
             Popped::Message { pos, .. } => {
                 return Ok(Popped::Message {
                     pos,
                     missed: pos.wrapping_sub(start),
                 })
             }
-            Popped::Empty => c.tail = start,
+            Popped::Empty => c.seek(w, start),
         }
     }
-    pop(w, c)
+    pop_with(w, c, taking)
 }
 
 /// Whether a pop would find a message now: the first step of [`pop`], without the exchange.
 /// The wake-up protocol's check: it reads the cell that the producer's push exchanges before
 /// its fence.
-pub(crate) fn has_message(w: Words<'_>, c: &Consumer) -> bool {
+pub(crate) fn has_message(w: &Words<'_>, c: &Consumer) -> bool {
+    let (pos_word, state_word) = w.cell(c.cell);
     // Relaxed: only decides whether to sleep; the pop's exchange acquires the message.
-    let st = w.state_word(c.tail).load(Ordering::Relaxed);
-    let pos = position(w.pos_word(c.tail).load(Ordering::Relaxed), st);
+    let st = state_word.load(Ordering::Relaxed);
+    let pos = position(pos_word.load(Ordering::Relaxed), st);
     st & FREE == 0 && distance(pos, c.tail) >= 0
 }
 
@@ -550,7 +790,7 @@ pub(crate) enum Sighting {
 
 /// How far the queue has come, for tools: the producer's `head` (messages pushed) and the
 /// consumer's `tail` (messages popped or passed over as missed). Writes nothing.
-pub(crate) fn progress(w: Words<'_>) -> (u64, u64) {
+pub(crate) fn progress(w: &Words<'_>) -> (u64, u64) {
     // Relaxed: a snapshot for people and tools, never used to read a slot.
     (
         w.head.load(Ordering::Relaxed),
@@ -560,7 +800,7 @@ pub(crate) fn progress(w: Words<'_>) -> (u64, u64) {
 
 /// An observer's first step for the message at position `q`, or for the oldest one that may
 /// still be in the ring if `q` is older. Writes nothing.
-pub(crate) fn observe(w: Words<'_>, q: u64) -> Sighting {
+pub(crate) fn observe(w: &Words<'_>, q: u64) -> Sighting {
     // Relaxed, then an acquire fence (tools map segments read-only, where only relaxed atomic
     // loads are allowed): pairs with the producer's release store of `head` after the
     // exchange of every position below it: those messages' writes are visible.
@@ -599,7 +839,7 @@ pub(crate) fn observe(w: Words<'_>, q: u64) -> Sighting {
 /// whole. The producer writes a slot only after storing the position it is writing in the
 /// slot's header and a release fence; if the copy saw any such write, the acquire fence here
 /// pairs with that fence and the load below sees the newer position.
-pub(crate) fn observed(w: Words<'_>, pos: u64, slot: u64) -> bool {
+pub(crate) fn observed(w: &Words<'_>, pos: u64, slot: u64) -> bool {
     fence(Ordering::Acquire);
     // Relaxed: ordered by the fence above.
     slot < w.slots() && w.headers[slot as usize].load(Ordering::Relaxed) == pos

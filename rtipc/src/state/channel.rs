@@ -109,8 +109,8 @@ impl Slots {
         // atomically.
         let state = unsafe { &*self.state };
         // SAFETY: as above, three words (checked by `words_from`; a fan-out channel has at
-        // least four there).
-        let seqs = unsafe { std::slice::from_raw_parts(self.seqs, 3) };
+        // least four there), which have the layout of an array of three.
+        let seqs = unsafe { &*self.seqs.cast::<[AtomicU64; 3]>() };
         protocol::Words { state, seqs }
     }
 
@@ -175,10 +175,15 @@ pub(super) struct Channel {
 // handle the only user of its end across processes, so moving it to another thread is sound.
 unsafe impl Send for Channel {}
 
-/// The producer's private state, per protocol.
+/// The producer's private state, per protocol, with its doorbell: both decided at the claim,
+/// so that the common case (one consumer, no notification) costs one test on the data path.
 pub(super) enum ProducerState {
+    /// One consumer, no notification.
     Triple(protocol::Producer),
-    Fanout(fanout::Producer),
+    /// One consumer, with notification.
+    TripleNotify(protocol::Producer, Doorbell),
+    /// Fan-out, with its doorbell if notification is on.
+    Fanout(Box<fanout::Producer>, Option<Doorbell>),
 }
 
 impl ProducerState {
@@ -186,18 +191,28 @@ impl ProducerState {
     #[inline]
     pub fn back(&self) -> u64 {
         match self {
-            ProducerState::Triple(p) => p.back,
-            ProducerState::Fanout(p) => p.back,
+            ProducerState::Triple(p) | ProducerState::TripleNotify(p, _) => p.back,
+            ProducerState::Fanout(p, _) => p.back,
         }
     }
 
     /// The sequence number of the last publish.
     pub fn seq(&self) -> u64 {
         match self {
-            ProducerState::Triple(p) => p.seq,
-            ProducerState::Fanout(p) => p.seq,
+            ProducerState::Triple(p) | ProducerState::TripleNotify(p, _) => p.seq,
+            ProducerState::Fanout(p, _) => p.seq,
         }
     }
+}
+
+/// What a fetch found: the slot the consumer now reads, the sequence number of its data,
+/// whether it is new since the last fetch and how many updates were missed before it.
+#[derive(Clone, Copy)]
+pub(super) struct Got {
+    pub front: u64,
+    pub seq: u64,
+    pub new: bool,
+    pub missed: u64,
 }
 
 /// The consumer's private state, per protocol.
@@ -228,10 +243,7 @@ impl ConsumerState {
 
 impl Channel {
     /// Claims the producer end and takes over the producer's state from the shared words.
-    pub fn producer(
-        seg: &Segment,
-        name: &str,
-    ) -> Result<(Channel, ProducerState, Option<Doorbell>)> {
+    pub fn producer(seg: &Segment, name: &str) -> Result<(Channel, ProducerState)> {
         let ch = seg
             .channel(name, ChannelKind::State, End::Producer)?
             .claim_end(End::Producer)?;
@@ -239,13 +251,18 @@ impl Channel {
             slots: Slots::new(&ch),
             ch,
         };
-        let state = match chan.slots.words() {
-            Words::Triple(w) => protocol::claim_producer(w).map(ProducerState::Triple),
-            Words::Fanout(w) => fanout::claim_producer(w).map(ProducerState::Fanout),
+        let bell = Doorbell::new(&chan.ch);
+        let state = match (chan.slots.words(), bell) {
+            (Words::Triple(w), None) => protocol::claim_producer(w).map(ProducerState::Triple),
+            (Words::Triple(w), Some(bell)) => {
+                protocol::claim_producer(w).map(|p| ProducerState::TripleNotify(p, bell))
+            }
+            (Words::Fanout(w), bell) => {
+                fanout::claim_producer(w).map(|p| ProducerState::Fanout(Box::new(p), bell))
+            }
         }
         .map_err(|b| chan.ch.corrupt(b))?;
-        let bell = Doorbell::new(&chan.ch);
-        Ok((chan, state, bell))
+        Ok((chan, state))
     }
 
     /// Claims consumer end `index`, or the first free one (`None`), and takes over the
@@ -289,37 +306,100 @@ impl Channel {
         })
     }
 
-    /// Publishes the producer's back slot.
-    #[inline]
-    pub fn publish(&mut self, p: &mut ProducerState) -> Result<u64, DataError> {
-        let r = match p {
-            ProducerState::Triple(p) => protocol::publish(self.slots.triple(), p),
-            ProducerState::Fanout(p) => match self.slots.fanout() {
-                Some(w) => fanout::publish(w, p),
-                None => unreachable!("the state matches the channel's protocol"),
-            },
-        };
-        r.map_err(|b| self.corrupt(b))
+    /// Publishes the back slot of a triple-buffer producer without notification: the common
+    /// case, inline.
+    #[inline(always)]
+    pub fn publish_triple(&mut self, p: &mut protocol::Producer) -> Result<u64, DataError> {
+        match protocol::publish(self.slots.triple(), p) {
+            Ok(seq) => Ok(seq),
+            Err(b) => Err(self.corrupt(b)),
+        }
     }
 
-    /// Takes the newest update for consumer state `c`.
+    /// Publishes the back slot of any producer and rings the doorbell, if the channel has one:
+    /// for every producer but the common one, behind the test that sends them here.
     #[inline]
-    pub fn fetch(&mut self, c: &mut ConsumerState) -> Result<Fetched, DataError> {
-        let r = match c {
-            ConsumerState::Triple(c) => protocol::fetch(self.slots.triple(), c),
-            ConsumerState::Fanout(c) => match self.slots.fanout() {
-                Some(w) => fanout::fetch(w, c),
-                None => unreachable!("the state matches the channel's protocol"),
-            },
+    pub fn publish_other(&mut self, p: &mut ProducerState) -> Result<u64, DataError> {
+        let (r, bell) = match p {
+            ProducerState::Triple(p) => (protocol::publish(self.slots.triple(), p), None),
+            ProducerState::TripleNotify(p, bell) => {
+                (protocol::publish(self.slots.triple(), p), Some(&*bell))
+            }
+            ProducerState::Fanout(p, bell) => {
+                let r = match self.slots.fanout() {
+                    Some(w) => fanout::publish(w, p),
+                    None => unreachable!("the state matches the channel's protocol"),
+                };
+                (r, bell.as_ref())
+            }
         };
-        r.map_err(|b| self.corrupt(b))
+        let seq = r.map_err(|b| self.ch.corrupt(b))?;
+        if let Some(bell) = bell {
+            bell.ring();
+        }
+        Ok(seq)
+    }
+
+    /// Takes the newest update for consumer state `c`: `None` if nothing was ever published.
+    #[inline(always)]
+    pub fn fetch(&mut self, c: &mut ConsumerState) -> Result<Option<Got>, DataError> {
+        let (r, front, seq) = match c {
+            ConsumerState::Triple(c) => {
+                let r = protocol::fetch(self.slots.triple(), c);
+                (r, c.front, c.seq)
+            }
+            ConsumerState::Fanout(c) => return self.fetch_fanout(c),
+        };
+        match r {
+            Ok(Fetched::New { missed }) => Ok(Some(Got {
+                front,
+                seq,
+                new: true,
+                missed,
+            })),
+            Ok(Fetched::Unchanged) => Ok(Some(Got {
+                front,
+                seq,
+                new: false,
+                missed: 0,
+            })),
+            Ok(Fetched::Empty) => Ok(None),
+            Err(b) => Err(self.corrupt(b)),
+        }
+    }
+
+    #[inline(never)]
+    fn fetch_fanout(&mut self, c: &mut fanout::Consumer) -> Result<Option<Got>, DataError> {
+        let r = match self.slots.fanout() {
+            Some(w) => fanout::fetch(w, c),
+            None => unreachable!("the state matches the channel's protocol"),
+        };
+        let (front, seq) = (c.front.unwrap_or(0), c.seq);
+        match r {
+            Ok(Fetched::New { missed }) => Ok(Some(Got {
+                front,
+                seq,
+                new: true,
+                missed,
+            })),
+            Ok(Fetched::Unchanged) => Ok(Some(Got {
+                front,
+                seq,
+                new: false,
+                missed: 0,
+            })),
+            Ok(Fetched::Empty) => Ok(None),
+            Err(b) => Err(self.corrupt(b)),
+        }
     }
 
     /// The slot of the newest publish, for `write_from_last`.
     pub fn last_published(&self, p: &ProducerState) -> Option<u64> {
         match p {
-            ProducerState::Triple(p) => protocol::last_published(self.slots.triple(), p),
-            ProducerState::Fanout(p) => fanout::last_published(p),
+            ProducerState::Triple(p) | ProducerState::TripleNotify(p, _) => {
+                protocol::last_published(self.slots.triple(), p)
+            }
+            ProducerState::Fanout(p, _) => fanout::last_published(p),
         }
     }
 

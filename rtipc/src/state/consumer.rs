@@ -5,19 +5,11 @@ use std::ops::Deref;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::channel::{Channel, ConsumerState};
-use super::protocol::Fetched;
+use super::channel::{Channel, ConsumerState, Got};
 use crate::error::{DataError, Result};
 use crate::schema::Object;
 use crate::segment::wake::Bell;
 use crate::segment::Segment;
-
-/// What a fetch found, before it becomes a view: `None` if nothing was ever published.
-#[derive(Clone, Copy)]
-pub(super) struct Got {
-    pub new: bool,
-    pub missed: u64,
-}
 
 /// The consuming end of a state channel, whatever objects it reads: claims the end and
 /// fetches. [`StateConsumer`] and [`MultiStateConsumer`](super::MultiStateConsumer) wrap it.
@@ -41,17 +33,10 @@ impl Fetcher {
     }
 
     /// The protocol step of a fetch: `None` if nothing was ever published.
-    #[inline]
+    #[inline(always)]
     pub fn fetch(&mut self) -> Result<Option<Got>, DataError> {
         self.chan.ch.check()?;
-        match self.chan.fetch(&mut self.c)? {
-            Fetched::Empty => Ok(None),
-            Fetched::Unchanged => Ok(Some(Got {
-                new: false,
-                missed: 0,
-            })),
-            Fetched::New { missed } => Ok(Some(Got { new: true, missed })),
-        }
+        self.chan.fetch(&mut self.c)
     }
 
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
@@ -197,13 +182,13 @@ impl<T: Object> StateConsumer<T> {
         let Some(got) = self.r.fetch()? else {
             return Ok(None);
         };
-        let p = self.r.chan.at::<T>(self.r.c.front(), self.offset);
+        let p = self.r.chan.at::<T>(got.front, self.offset);
         Ok(Some(StateRef {
             // SAFETY: the front slot belongs to the consumer until its next fetch, which the
             // view's borrow of `self` prevents; aligned and in bounds (see `StateMut`); every
             // bit pattern is a valid `T`.
             value: unsafe { &*p },
-            seq: self.r.c.seq(),
+            seq: got.seq,
             new: got.new,
             missed: got.missed,
         }))

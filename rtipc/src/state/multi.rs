@@ -145,7 +145,7 @@ impl MultiStateMut<'_> {
     #[inline]
     pub fn get_mut<T: Object>(&mut self, key: ObjectKey<T>) -> &mut T {
         check_key(&key, self.w.handle);
-        let p = self.w.w.chan.at::<T>(self.w.w.p.back(), key.offset);
+        let p = self.w.w.chan.at::<T>(self.w.w.back, key.offset);
         // SAFETY: the back slot belongs to the producer alone until it is published, the
         // pointer is aligned (slots are cache-line aligned, the key's offset is a multiple of
         // T's alignment, checked at attach) and in bounds; every bit pattern is a valid `T`.
@@ -157,7 +157,9 @@ impl MultiStateMut<'_> {
     /// first update).
     #[inline]
     pub fn publish(self) -> Result<u64, DataError> {
-        self.w.w.publish()
+        let seq = self.w.w.publish()?;
+        self.w.w.write_ahead(0, self.w.w.chan.slots.stride());
+        Ok(seq)
     }
 }
 

@@ -6,32 +6,63 @@ use std::ops::{Deref, DerefMut};
 use super::channel::{Channel, ProducerState};
 use crate::error::{DataError, Result};
 use crate::schema::Object;
-use crate::segment::wake::Doorbell;
 use crate::segment::Segment;
+use crate::sys::mem::WriteAhead;
 
 /// The producing end of a state channel, whatever objects it writes: claims the end and
 /// publishes. [`StateProducer`] and [`MultiStateProducer`](super::MultiStateProducer) wrap it.
 pub(super) struct Publisher {
     pub chan: Channel,
     pub p: ProducerState,
-    bell: Option<Doorbell>,
+    /// The slot the producer writes next: `p`'s, kept here so that `write` finds it without
+    /// asking which protocol `p` runs.
+    pub back: u64,
+    ahead: WriteAhead,
 }
 
 impl Publisher {
     pub fn new(seg: &Segment, name: &str) -> Result<Publisher> {
-        let (chan, p, bell) = Channel::producer(seg, name)?;
-        Ok(Publisher { chan, p, bell })
+        let (chan, p) = Channel::producer(seg, name)?;
+        let back = p.back();
+        Ok(Publisher {
+            chan,
+            p,
+            back,
+            ahead: WriteAhead::new(),
+        })
     }
 
-    /// Publishes the back slot with one compare-and-swap (two when the consumer fetched since
-    /// the last publish); returns its sequence number.
-    #[inline]
+    /// After a publish: asks for the `len` bytes at `offset` of the new back slot, to be
+    /// written, so that they are this core's before the next update is written into them.
+    /// No consumer reads that slot any more (the publish took it back: the triple buffer's old
+    /// middle, or a fan-out slot no consumer holds), so only copies no one has a use for are
+    /// invalidated, while the producer has time to wait.
+    #[inline(always)]
+    pub fn write_ahead(&self, offset: usize, len: usize) {
+        self.ahead.lines(self.chan.at::<u8>(self.back, offset), len);
+    }
+
+    /// Publishes the back slot with one compare-and-swap (more only when the consumer's fetch
+    /// races with it); returns its sequence number. For a view made by `write`, which refused
+    /// a poisoned handle: nothing poisons it in between, as the view borrows it mutably.
+    #[inline(always)]
     pub fn publish(&mut self) -> Result<u64, DataError> {
-        self.chan.ch.check()?;
-        let seq = self.chan.publish(&mut self.p)?;
-        if let Some(bell) = &self.bell {
-            bell.ring();
-        }
+        let seq = match &mut self.p {
+            ProducerState::Triple(p) => {
+                let seq = self.chan.publish_triple(p)?;
+                self.back = p.back;
+                seq
+            }
+            _ => self.publish_other()?,
+        };
+        Ok(seq)
+    }
+
+    /// [`Publisher::publish`] for every producer but the common one: a call.
+    #[inline(never)]
+    fn publish_other(&mut self) -> Result<u64, DataError> {
+        let seq = self.chan.publish_other(&mut self.p)?;
+        self.back = self.p.back();
         Ok(seq)
     }
 
@@ -39,7 +70,7 @@ impl Publisher {
     pub fn copy_last(&mut self) {
         if let Some(last) = self.chan.last_published(&self.p) {
             let from = self.chan.at::<u8>(last, 0);
-            let to = self.chan.at::<u8>(self.p.back(), 0);
+            let to = self.chan.at::<u8>(self.back, 0);
             let len = self.chan.slots.stride();
             // SAFETY: both are whole slots of this channel (`stride` bytes each, in bounds), and
             // distinct (`last_published` never names the back slot). The back slot is the
@@ -103,10 +134,11 @@ impl<T: Object> StateProducer<T> {
     #[inline]
     pub fn write(&mut self) -> Result<StateMut<'_, T>, DataError> {
         self.w.chan.ch.check()?;
-        let ptr = self.w.chan.at(self.w.p.back(), self.offset);
+        let ptr = self.w.chan.at(self.w.back, self.offset);
         Ok(StateMut {
             w: &mut self.w,
             ptr,
+            offset: self.offset,
         })
     }
 
@@ -154,6 +186,8 @@ pub struct StateMut<'a, T: Object> {
     w: &'a mut Publisher,
     /// `T` in the producer's back slot.
     ptr: *mut T,
+    /// Offset of `T` in the slot.
+    offset: usize,
 }
 
 impl<T: Object> StateMut<'_, T> {
@@ -161,7 +195,9 @@ impl<T: Object> StateMut<'_, T> {
     /// first update).
     #[inline]
     pub fn publish(self) -> Result<u64, DataError> {
-        self.w.publish()
+        let seq = self.w.publish()?;
+        self.w.write_ahead(self.offset, size_of::<T>());
+        Ok(seq)
     }
 }
 

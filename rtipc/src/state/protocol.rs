@@ -58,7 +58,7 @@ pub(crate) struct Words<'a> {
     /// The state word.
     pub state: &'a AtomicU64,
     /// The sequence number of the data in each slot.
-    pub seqs: &'a [AtomicU64],
+    pub seqs: &'a [AtomicU64; 3],
 }
 
 /// The producer's private state.
@@ -82,6 +82,29 @@ pub(crate) struct Consumer {
     pub front: u64,
     /// Sequence number of the data in `front` (0: nothing published yet).
     pub seq: u64,
+    /// The word one publish after the word this consumer last left (or found, at its claim):
+    /// its producer's back slot in the middle, dirty, the next sequence number. What a fetch
+    /// finds when the producer published once since; `next_taken` is the word it leaves then.
+    next: u64,
+    next_taken: u64,
+}
+
+impl Consumer {
+    /// A consumer holding `front`, with data `seq`, that last left or found the clean word
+    /// `word`, which names `front` as the consumer's slot and a valid middle besides it.
+    fn new(front: u64, seq: u64, word: u64) -> Consumer {
+        // Wrapping: `word` is valid, so these never wrap; a saturated sequence number makes
+        // a `next` that no word equals.
+        let back = SLOTS.wrapping_sub(word & MID_MASK).wrapping_sub(front) & MID_MASK;
+        let next =
+            back | front << CONS_SHIFT | DIRTY | (word >> SEQ_SHIFT).wrapping_add(1) << SEQ_SHIFT;
+        Consumer {
+            front,
+            seq,
+            next,
+            next_taken: fetched(next),
+        }
+    }
 }
 
 /// What a fetch found.
@@ -144,7 +167,9 @@ pub(crate) fn claim_producer(w: Words<'_>) -> Result<Producer, BadWord> {
     Ok(Producer {
         back: d.back(),
         seq: d.seq,
-        expect: word,
+        // Without a request a consumer may have left: a publish's first exchange never
+        // expects one (see `publish_steps`), so a word with one goes to the checked path.
+        expect: word & !REQ,
         predict_fetched: false,
     })
 }
@@ -157,11 +182,9 @@ pub(crate) fn claim_consumer(w: Words<'_>) -> Result<Consumer, BadWord> {
     // Release: nothing of ours yet; the read-modify-write orders us after every earlier change.
     let word = w.state.fetch_and(!REQ, Ordering::AcqRel);
     let d = Word::decode(word, CorruptWord::StateIndices)?;
-    Ok(Consumer {
-        front: d.cons,
-        // Relaxed: ordered by the acquire above, after the producer's store of it.
-        seq: w.seqs[d.cons as usize].load(Ordering::Relaxed),
-    })
+    // Relaxed: ordered by the acquire above, after the producer's store of it.
+    let seq = w.seqs[d.cons as usize].load(Ordering::Relaxed);
+    Ok(Consumer::new(d.cons, seq, word & !(DIRTY | REQ)))
 }
 
 /// The producer's slot for each value of a word's low four bits (middle, consumer), or 3 when
@@ -190,14 +213,44 @@ const SWAPPED: [u64; 16] = {
     t
 };
 
-/// The bits of a word that hold the sequence number.
-const SEQ_BITS: u64 = !(u64::MAX >> (64 - SEQ_SHIFT));
+/// The bits of a word below the sequence number.
+const FLAG_BITS: u64 = (1 << SEQ_SHIFT) - 1;
+
+/// For each value of a word's six low bits: what to XOR into the word for the consumer's take
+/// of the middle (the two slots swapped, `DIRTY` and `REQ` cleared).
+const TAKEN: [u8; 64] = {
+    let mut t = [0; 64];
+    let mut i = 0;
+    while i < 64 {
+        t[i] = (i as u64 ^ SWAPPED[i & 0xF]) as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The word after the consumer takes the middle of the dirty word `w`: the middle and the
 /// consumer's slot swap places, clean, same sequence number.
 #[inline(always)]
 fn fetched(w: u64) -> u64 {
-    SWAPPED[(w & 0xF) as usize] | w & SEQ_BITS
+    w ^ TAKEN[(w & FLAG_BITS) as usize] as u64
+}
+
+/// The word that publishes slot `back` with sequence number `seq` over the word `cur`: `back`
+/// goes into the middle, dirty; or, if the consumer asked (`REQ`), straight to the consumer,
+/// whose old slot goes into the middle, clean.
+#[inline(always)]
+fn published(cur: u64, back: u64, seq: u64) -> u64 {
+    if cur & REQ == 0 {
+        into_middle(cur, back, seq)
+    } else {
+        (cur >> CONS_SHIFT) & MID_MASK | back << CONS_SHIFT | seq << SEQ_SHIFT
+    }
+}
+
+/// [`published`] for a word without a request: `back` goes into the middle, dirty.
+#[inline(always)]
+fn into_middle(cur: u64, back: u64, seq: u64) -> u64 {
+    back | cur & (MID_MASK << CONS_SHIFT) | DIRTY | seq << SEQ_SHIFT
 }
 
 /// Publishes the producer's back slot: returns its sequence number, and the producer owns a new
@@ -211,6 +264,13 @@ pub(crate) fn publish(w: Words<'_>, p: &mut Producer) -> Result<u64, BadWord> {
 }
 
 /// [`publish`], stoppable at each atomic step.
+///
+/// The first exchange expects a word computed from what this side last wrote: the word its last
+/// publish (or its claim) left, or that word after the consumer took the publish, which only
+/// swaps the middle and the consumer's slot. Its producer slot is `p.back` by construction, so
+/// it is not checked, and it holds no request (a publish leaves none, a fetch clears it, a claim
+/// leaves it out of `expect`): a word with one fails the exchange. Every word read back from
+/// shared memory (a failed exchange) is checked, in [`publish_contended`].
 #[inline]
 pub(crate) fn publish_steps<S: Steps>(
     w: Words<'_>,
@@ -223,50 +283,75 @@ pub(crate) fn publish_steps<S: Steps>(
     w.seqs[p.back as usize].store(seq, Ordering::Relaxed);
     // The word as we expect it: as we left it, or with our last publish taken by the consumer,
     // whichever the last publish found.
-    let mut cur = if p.predict_fetched {
+    let cur = if p.predict_fetched {
         fetched(p.expect)
     } else {
         p.expect
     };
-    for attempt in 0..PUBLISH_ATTEMPTS {
+    let new = into_middle(cur, p.back, seq);
+    step!(steps);
+    // AcqRel. Release: our writes into the back slot and its sequence word happen before any
+    // consumer that acquires this word reads them. Acquire: the consumer's reads of the slot we
+    // receive (its former front, released by its fetch) happen before our next writes into it.
+    // Acquire on failure: the next attempt decides on what it read.
+    match w
+        .state
+        .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => {
+            published_as(p, cur, new, seq);
+            Ok(Ok(seq))
+        }
+        Err(actual) => {
+            p.predict_fetched = actual == fetched(p.expect);
+            publish_contended(w, p, actual, seq, steps)
+        }
+    }
+}
+
+/// The producer's state after its exchange of `cur` for `new` succeeded.
+#[inline(always)]
+fn published_as(p: &mut Producer, cur: u64, new: u64, seq: u64) {
+    // Either way the producer's new slot is the old middle.
+    p.back = cur & MID_MASK;
+    p.seq = seq;
+    p.expect = new;
+    // Release: our writes into the new back slot come after this fence, so an observer whose
+    // copy sees one of them also sees this exchange (see `observed`). A compiler barrier on
+    // x86.
+    fence(Ordering::Release);
+}
+
+/// The rest of a publish whose first exchange found `cur` instead of the word it expected:
+/// each word read back is checked before it is exchanged, at most `PUBLISH_ATTEMPTS` in all.
+#[cold]
+#[inline(never)]
+fn publish_contended<S: Steps>(
+    w: Words<'_>,
+    p: &mut Producer,
+    mut cur: u64,
+    seq: u64,
+    steps: &mut S,
+) -> Result<Result<u64, S::Stop>, BadWord> {
+    for _ in 1..PUBLISH_ATTEMPTS {
         if BACK[(cur & 0xF) as usize] != p.back {
             return Err(BadWord {
                 word: cur,
                 reason: CorruptWord::StateMiddleOnPublish,
             });
         }
-        let new = if cur & REQ == 0 {
-            p.back | cur & (MID_MASK << CONS_SHIFT) | DIRTY | seq << SEQ_SHIFT
-        } else {
-            // The consumer asked: hand it this publish, take its old slot into the middle.
-            (cur >> CONS_SHIFT) & MID_MASK | p.back << CONS_SHIFT | seq << SEQ_SHIFT
-        };
+        let new = published(cur, p.back, seq);
         step!(steps);
-        // AcqRel. Release: our writes into the back slot and its sequence word happen before
-        // any consumer that acquires this word reads them. Acquire: the consumer's reads of the
-        // slot we receive (its former front, released by its fetch) happen before our next
-        // writes into it. Acquire on failure: the next attempt decides on what it read.
+        // AcqRel / Acquire: as in `publish_steps`.
         match w
             .state
             .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                // Either way the producer's new slot is the old middle.
-                p.back = cur & MID_MASK;
-                p.seq = seq;
-                p.expect = new;
-                // Release: our writes into the new back slot come after this fence, so an
-                // observer whose copy sees one of them also sees this exchange (see
-                // `observed`). A compiler barrier on x86.
-                fence(Ordering::Release);
+                published_as(p, cur, new, seq);
                 return Ok(Ok(seq));
             }
-            Err(actual) => {
-                if attempt == 0 {
-                    p.predict_fetched = actual == fetched(p.expect);
-                }
-                cur = actual;
-            }
+            Err(actual) => cur = actual,
         }
     }
     Err(BadWord {
@@ -274,6 +359,29 @@ pub(crate) fn publish_steps<S: Steps>(
         reason: CorruptWord::StateContention,
     })
 }
+
+/// The words a fetch acts on, by their low five bits `b` (middle, consumer's slot, `DIRTY`):
+/// bit `b` of `mask[f]` is set when `b` names slot `f` as the consumer's and a valid middle
+/// besides it, dirty (`TAKE`) or clean (`IDLE`). Entry 3 is empty: no consumer holds slot 3.
+const fn fetch_masks(dirty: bool) -> [u32; 4] {
+    let mut t = [0u32; 4];
+    let mut front = 0;
+    while front < SLOTS {
+        let mut mid = 0;
+        while mid < SLOTS {
+            if mid != front {
+                let b = mid | front << CONS_SHIFT | if dirty { DIRTY } else { 0 };
+                t[front as usize] |= 1 << b;
+            }
+            mid += 1;
+        }
+        front += 1;
+    }
+    t
+}
+const TAKE: [u32; 4] = fetch_masks(true);
+const IDLE: [u32; 4] = fetch_masks(false);
+const LOW_BITS: u64 = MID_MASK | MID_MASK << CONS_SHIFT | DIRTY;
 
 /// Takes the newest published slot, if there is one the consumer has not seen.
 #[inline]
@@ -285,6 +393,14 @@ pub(crate) fn fetch(w: Words<'_>, c: &mut Consumer) -> Result<Fetched, BadWord> 
 }
 
 /// [`fetch`], stoppable at each atomic step.
+///
+/// The common case, a word one publish after the one the consumer left, is the word the
+/// consumer predicted (`c.next`): equal to a word computed from checked ones, so checked, and
+/// the exchange's operands were computed before the load, so that it waits for nothing but the
+/// comparison. Any other word is checked before anything is done with it: its low five bits
+/// must be one of the two dirty words that name the consumer's own slot as the consumer's and
+/// a valid middle besides it (`TAKE`), or one of the two clean ones (`IDLE`: nothing new), or
+/// the word is refused.
 #[inline]
 pub(crate) fn fetch_steps<S: Steps>(
     w: Words<'_>,
@@ -294,13 +410,28 @@ pub(crate) fn fetch_steps<S: Steps>(
     step!(steps);
     // Relaxed: this load only decides whether to exchange; no slot data is read on its account.
     let cur = w.state.load(Ordering::Relaxed);
-    if BACK[(cur & 0xF) as usize] == 3 || (cur >> CONS_SHIFT) & MID_MASK != c.front {
-        return Err(BadWord {
-            word: cur,
-            reason: CorruptWord::StateMiddleOnFetch,
-        });
+    let (next, next_taken) = (c.next, c.next_taken);
+    if cur == next {
+        step!(steps);
+        // AcqRel, as below.
+        if w.state
+            .compare_exchange(next, next_taken, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            return took(c, next & MID_MASK, next >> SEQ_SHIFT, next_taken).map(Ok);
+        }
+        return fetch_contended(w, c, steps);
     }
-    if cur & DIRTY == 0 {
+    let low = (cur & LOW_BITS) as u32;
+    // The mask spares a bounds check: `front` is below 3.
+    let front = (c.front & 3) as usize;
+    if TAKE[front] >> low & 1 == 0 {
+        if IDLE[front] >> low & 1 == 0 {
+            return Err(BadWord {
+                word: cur,
+                reason: CorruptWord::StateMiddleOnFetch,
+            });
+        }
         return Ok(Ok(if c.seq == 0 {
             Fetched::Empty
         } else {
@@ -315,7 +446,7 @@ pub(crate) fn fetch_steps<S: Steps>(
         .is_ok()
     {
         // A dirty word's sequence number is that of the data in its middle.
-        return took(c, cur & MID_MASK, cur >> SEQ_SHIFT).map(Ok);
+        return took(c, cur & MID_MASK, cur >> SEQ_SHIFT, fetched(cur)).map(Ok);
     }
     fetch_contended(w, c, steps)
 }
@@ -348,7 +479,7 @@ fn fetch_contended<S: Steps>(
         Ordering::AcqRel,
         Ordering::Acquire,
     ) {
-        Ok(_) => took(c, d.mid, d.seq).map(Ok),
+        Ok(_) => took(c, d.mid, d.seq, fetched(asked)).map(Ok),
         Err(handed) => {
             // Only a publish that saw our request changes the word now: it gave us its slot.
             let h = Word::decode(handed, CorruptWord::StateMiddleOnFetch)?;
@@ -360,24 +491,27 @@ fn fetch_contended<S: Steps>(
             }
             // Relaxed: ordered after the producer's store by the acquire that gave us the slot.
             let seq = w.seqs[h.cons as usize].load(Ordering::Relaxed);
-            took(c, h.cons, seq).map(Ok)
+            took(c, h.cons, seq, handed).map(Ok)
         }
     }
 }
 
-/// The consumer now holds `slot`, whose data has sequence number `seq`: tells how many updates
-/// were missed.
-#[inline]
-fn took(c: &mut Consumer, slot: u64, seq: u64) -> Result<Fetched, BadWord> {
-    if seq <= c.seq && seq != MAX_SEQ {
+/// The consumer now holds `slot`, whose data has sequence number `seq`, and left the word
+/// `left`: tells how many updates were missed. A number that did not rise is refused, unless
+/// the channel saturated.
+#[inline(always)]
+fn took(c: &mut Consumer, slot: u64, seq: u64, left: u64) -> Result<Fetched, BadWord> {
+    let missed = if seq > c.seq {
+        seq - c.seq - 1
+    } else if seq == MAX_SEQ {
+        0
+    } else {
         return Err(BadWord {
             word: seq,
             reason: CorruptWord::StateSeqBackwards,
         });
-    }
-    let missed = seq.saturating_sub(c.seq).saturating_sub(1);
-    c.front = slot;
-    c.seq = seq;
+    };
+    *c = Consumer::new(slot, seq, left);
     Ok(Fetched::New { missed })
 }
 

@@ -340,3 +340,72 @@ impl AsFd for Mapping {
         self.fd.as_fd()
     }
 }
+
+/// The cache line the prefetches below step by.
+const LINE: usize = 64;
+
+/// Asks the processor to start bringing the cache line at `p` into its cache, to be read: a
+/// hint, which changes no memory, is not an access in the memory model, and never faults,
+/// whatever the address. Nothing on other architectures.
+#[inline(always)]
+pub(crate) fn prefetch_read(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` belongs to SSE, which every x86-64 processor has; it reads nothing
+    // the program can observe and never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// How a producer asks for the lines it will write next, so that they are its own before it
+/// writes them: `PREFETCHW` (each line fetched exclusive, other cores' copies invalidated),
+/// where the processor has it, and nothing elsewhere. Decided once, when a handle is made.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteAhead {
+    on: bool,
+}
+
+impl WriteAhead {
+    /// The most bytes asked for at once, so that the loop after each publish of a large object
+    /// stays short. Measured up to 4 KiB, where asking for the whole object is what gains (a
+    /// 4 KiB round trip: 3.1 times the floor with all 64 lines asked for, 4.1 with 32, 4.4 with
+    /// none).
+    pub(crate) const MAX: usize = 16 << 10;
+
+    /// Whether this processor has `PREFETCHW` (CPUID leaf 0x8000_0001, ECX bit 8: every AMD
+    /// x86-64 processor, Intel from Broadwell on).
+    pub(crate) fn new() -> WriteAhead {
+        #[cfg(target_arch = "x86_64")]
+        let on = core::arch::x86_64::__cpuid(0x8000_0001).ecx >> 8 & 1 == 1;
+        #[cfg(not(target_arch = "x86_64"))]
+        let on = false;
+        WriteAhead { on }
+    }
+
+    /// Asks for the lines of the `len` bytes at `p` (at most [`WriteAhead::MAX`]), to be
+    /// written: a hint, as [`prefetch_read`], which only moves the lines between caches.
+    #[inline(always)]
+    pub(crate) fn lines(self, p: *const u8, len: usize) {
+        if !self.on {
+            return;
+        }
+        let first = p as usize & !(LINE - 1);
+        let end = p as usize + len.min(Self::MAX);
+        let mut line = first;
+        while line < end {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `prefetchw` exists on this processor (checked by `new`); like every
+            // prefetch it reads and writes nothing the program can observe and never faults.
+            unsafe {
+                core::arch::asm!(
+                    "prefetchw [{0}]",
+                    in(reg) line,
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+            line += LINE;
+        }
+    }
+}

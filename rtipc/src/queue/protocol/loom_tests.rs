@@ -63,7 +63,7 @@ impl Shared {
 /// Pushes until `messages` messages are in, killed after `stop` steps and replaced by a
 /// successor that claims the end from the words.
 fn producer(s: &Shared, messages: u64, force: bool, stop: Option<u32>) -> u64 {
-    let mut p = claim_producer(s.w()).unwrap();
+    let mut p = claim_producer(&s.w()).unwrap();
     let mut steps = StopAfter(stop);
     let mut tries = 0;
     while p.head < messages && tries < 2 * messages + 2 {
@@ -76,10 +76,10 @@ fn producer(s: &Shared, messages: u64, force: bool, stop: Option<u32>) -> u64 {
         // Relaxed, as plain writes to the slot: the observers' copies race with them.
         s.mirror[p.slot as usize][0].store(number, Ordering::Relaxed);
         s.mirror[p.slot as usize][1].store(number * 7, Ordering::Relaxed);
-        match push_steps(s.w(), &mut p, force, &mut steps).unwrap() {
+        match push_steps(&s.w(), &mut p, force, &mut steps).unwrap() {
             Ok(_) => {}
             Err(Stopped) => {
-                p = claim_producer(s.w()).unwrap();
+                p = claim_producer(&s.w()).unwrap();
                 steps = StopAfter(None);
             }
         }
@@ -88,11 +88,15 @@ fn producer(s: &Shared, messages: u64, force: bool, stop: Option<u32>) -> u64 {
 }
 
 fn consumer(s: &Shared, pops: usize, stop: Option<u32>) -> (Consumer, u64) {
-    let mut c = claim_consumer(s.w()).unwrap();
+    let mut c = claim_consumer(&s.w()).unwrap();
     let mut steps = StopAfter(stop);
     let mut last = 0;
+    // Whether a successor took over: its first pop may pass over a message its predecessor
+    // took, which is neither delivered nor missed.
+    let mut replaced = false;
     for _ in 0..pops {
-        match pop_steps(s.w(), &mut c, &mut steps).unwrap() {
+        let before = c.tail;
+        match pop_steps(&s.w(), &mut c, &mut steps).unwrap() {
             Ok(Popped::Message { pos, missed }) => {
                 let (n, chk) = s.slots[c.slot as usize].with(|v| {
                     // SAFETY: the consumer owns the slot of its last message.
@@ -102,13 +106,17 @@ fn consumer(s: &Shared, pops: usize, stop: Option<u32>) -> (Consumer, u64) {
                 assert_eq!(chk, n * 7, "torn read");
                 assert!(n > last, "order preserved");
                 assert!(missed <= pos, "missed counts only earlier messages");
+                if !replaced {
+                    assert_eq!(missed, pos - before, "every position passed over is missed");
+                }
                 last = n;
             }
             Ok(Popped::Empty) => {}
             Err(Stopped) => {
-                c = claim_consumer(s.w()).unwrap();
+                c = claim_consumer(&s.w()).unwrap();
                 steps = StopAfter(None);
                 last = last.max(c.tail);
+                replaced = true;
             }
         }
     }
@@ -122,8 +130,12 @@ fn model(capacity: u64, messages: u64, pops: usize, force: bool, ps: Option<u32>
         let prod = loom::thread::spawn(move || producer(&s2, messages, force, ps));
         let (mut c, mut last) = consumer(&s, pops, cs);
         let sent = prod.join().unwrap();
-        // Drain what is left: the newest message always arrives.
-        while let Popped::Message { pos, .. } = pop(s.w(), &mut c).unwrap() {
+        // Drain what is left: the newest message always arrives, and every position before it
+        // was delivered or counted missed.
+        let mut before = c.tail;
+        while let Popped::Message { pos, missed } = pop(&s.w(), &mut c).unwrap() {
+            assert_eq!(missed, pos - before, "every position passed over is missed");
+            before = c.tail;
             let (n, chk) = s.slots[c.slot as usize].with(|v| {
                 // SAFETY: the producer is done; the consumer owns the slot.
                 unsafe { *v }
@@ -173,7 +185,7 @@ fn observer(s: &Shared, looks: usize) -> (Vec<u64>, u64) {
     for _ in 0..looks {
         // Let the others run first (see the state models).
         loom::thread::yield_now();
-        match observe(s.w(), q) {
+        match observe(&s.w(), q) {
             Sighting::NotYet => {}
             Sighting::Gone { pos } => {
                 missed += pos + 1 - q;
@@ -185,7 +197,7 @@ fn observer(s: &Shared, looks: usize) -> (Vec<u64>, u64) {
                     s.mirror[slot as usize][0].load(Ordering::Relaxed),
                     s.mirror[slot as usize][1].load(Ordering::Relaxed),
                 );
-                if observed(s.w(), pos, slot) {
+                if observed(&s.w(), pos, slot) {
                     assert_eq!(copy, (pos + 1, (pos + 1) * 7), "an accepted copy is whole");
                     missed += pos - q;
                     seen.push(pos);

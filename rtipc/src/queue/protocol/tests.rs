@@ -60,39 +60,39 @@ impl Shared {
 #[test]
 fn empty_full_overwrite_and_wrap() {
     let s = Shared::new(4);
-    let mut p = claim_producer(s.w()).unwrap();
-    let mut c = claim_consumer(s.w()).unwrap();
-    assert_eq!(pop(s.w(), &mut c), Ok(Popped::Empty));
+    let mut p = claim_producer(&s.w()).unwrap();
+    let mut c = claim_consumer(&s.w()).unwrap();
+    assert_eq!(pop(&s.w(), &mut c), Ok(Popped::Empty));
     for _ in 0..4 {
         assert_eq!(
-            push(s.w(), &mut p, false),
+            push(&s.w(), &mut p, false),
             Ok(Pushed::Done { overwrote: false })
         );
     }
-    assert_eq!(push(s.w(), &mut p, false), Ok(Pushed::Full));
+    assert_eq!(push(&s.w(), &mut p, false), Ok(Pushed::Full));
     for _ in 0..2 {
         assert_eq!(
-            push(s.w(), &mut p, true),
+            push(&s.w(), &mut p, true),
             Ok(Pushed::Done { overwrote: true })
         );
     }
     // After an overwrite, `try_push` says full, it does not call the queue corrupt.
-    assert_eq!(push(s.w(), &mut p, false), Ok(Pushed::Full));
+    assert_eq!(push(&s.w(), &mut p, false), Ok(Pushed::Full));
     for (pos, missed) in [(2, 2), (3, 0), (4, 0), (5, 0)] {
         assert_eq!(
-            pop(s.w(), &mut c),
+            pop(&s.w(), &mut c),
             Ok(Popped::Message { pos, missed }),
             "pop of {pos}"
         );
     }
-    assert_eq!(pop(s.w(), &mut c), Ok(Popped::Empty));
+    assert_eq!(pop(&s.w(), &mut c), Ok(Popped::Empty));
     for i in 6..1000 {
         assert!(matches!(
-            push(s.w(), &mut p, false),
+            push(&s.w(), &mut p, false),
             Ok(Pushed::Done { overwrote: false })
         ));
         assert_eq!(
-            pop(s.w(), &mut c),
+            pop(&s.w(), &mut c),
             Ok(Popped::Message { pos: i, missed: 0 })
         );
     }
@@ -102,7 +102,7 @@ fn empty_full_overwrite_and_wrap() {
 #[test]
 fn a_consumer_lapped_many_times_reads_exact_positions() {
     let s = Shared::new(4);
-    let mut c = claim_consumer(s.w()).unwrap();
+    let mut c = claim_consumer(&s.w()).unwrap();
     // Far more than 2^39 positions would take too long; start the ring just before a multiple
     // of 2^39 instead, as a producer that has run that long would have left it.
     let start = (1u64 << 39) * 3 - 4;
@@ -112,11 +112,11 @@ fn a_consumer_lapped_many_times_reads_exact_positions() {
         s.cells[2 * i as usize + 1].store(cell(true, pos, i), Ordering::Relaxed);
     }
     s.words[0].store(start, Ordering::Relaxed);
-    let mut p = claim_producer(s.w()).unwrap();
+    let mut p = claim_producer(&s.w()).unwrap();
     for _ in 0..10 {
-        push(s.w(), &mut p, true).unwrap();
+        push(&s.w(), &mut p, true).unwrap();
     }
-    match pop(s.w(), &mut c) {
+    match pop(&s.w(), &mut c) {
         Ok(Popped::Message { pos, missed }) => {
             assert_eq!(pos, start + 6, "the oldest message still in the ring");
             assert_eq!(missed, pos, "everything before it is missed");
@@ -132,9 +132,9 @@ fn successors_resolve_every_kill_point_of_a_push() {
     // no cell holds, and the message must be pushed at most once.
     for stop in 0..9 {
         let s = Shared::new(2);
-        let mut p = claim_producer(s.w()).unwrap();
-        let mut c = claim_consumer(s.w()).unwrap();
-        push(s.w(), &mut p, true).unwrap();
+        let mut p = claim_producer(&s.w()).unwrap();
+        let mut c = claim_consumer(&s.w()).unwrap();
+        push(&s.w(), &mut p, true).unwrap();
         struct Stop(u32);
         impl Steps for Stop {
             type Stop = Stopped;
@@ -148,12 +148,12 @@ fn successors_resolve_every_kill_point_of_a_push() {
                 }
             }
         }
-        let _ = push_steps(s.w(), &mut p, true, &mut Stop(stop)).unwrap();
-        let mut p2 = claim_producer(s.w()).unwrap();
+        let _ = push_steps(&s.w(), &mut p, true, &mut Stop(stop)).unwrap();
+        let mut p2 = claim_producer(&s.w()).unwrap();
         s.owned_once(&p2, &c);
-        push(s.w(), &mut p2, true).unwrap();
+        push(&s.w(), &mut p2, true).unwrap();
         let mut last = 0;
-        while let Ok(Popped::Message { pos, .. }) = pop(s.w(), &mut c) {
+        while let Ok(Popped::Message { pos, .. }) = pop(&s.w(), &mut c) {
             assert!(pos >= last);
             last = pos;
         }
@@ -167,10 +167,10 @@ fn successors_resolve_every_kill_point_of_a_pop() {
     for stop in 0..7 {
         for pushes_after in [0, 1, 2, 5] {
             let s = Shared::new(2);
-            let mut p = claim_producer(s.w()).unwrap();
-            let mut c = claim_consumer(s.w()).unwrap();
-            push(s.w(), &mut p, true).unwrap();
-            push(s.w(), &mut p, true).unwrap();
+            let mut p = claim_producer(&s.w()).unwrap();
+            let mut c = claim_consumer(&s.w()).unwrap();
+            push(&s.w(), &mut p, true).unwrap();
+            push(&s.w(), &mut p, true).unwrap();
             struct Stop(u32);
             impl Steps for Stop {
                 type Stop = Stopped;
@@ -184,16 +184,16 @@ fn successors_resolve_every_kill_point_of_a_pop() {
                     }
                 }
             }
-            let _ = pop_steps(s.w(), &mut c, &mut Stop(stop)).unwrap();
+            let _ = pop_steps_with(&s.w(), &mut c, &mut Stop(stop), |_| {}).unwrap();
             // The producer goes on while the consumer is dead, lapping its cell.
             for _ in 0..pushes_after {
-                push(s.w(), &mut p, true).unwrap();
+                push(&s.w(), &mut p, true).unwrap();
             }
-            let mut c2 = claim_consumer(s.w()).unwrap();
+            let mut c2 = claim_consumer(&s.w()).unwrap();
             s.owned_once(&p, &c2);
             for _ in 0..3 {
-                push(s.w(), &mut p, true).unwrap();
-                let _ = pop(s.w(), &mut c2).unwrap();
+                push(&s.w(), &mut p, true).unwrap();
+                let _ = pop(&s.w(), &mut c2).unwrap();
                 s.owned_once(&p, &c2);
             }
         }
@@ -220,13 +220,13 @@ fn every_probed_word_is_a_value_or_an_error() {
         for &v in &probes {
             let s = Shared::new(3);
             s.words[word].store(v, Ordering::Relaxed);
-            if let Ok(mut p) = claim_producer(s.w()) {
-                let _ = push(s.w(), &mut p, false);
-                let _ = push(s.w(), &mut p, true);
+            if let Ok(mut p) = claim_producer(&s.w()) {
+                let _ = push(&s.w(), &mut p, false);
+                let _ = push(&s.w(), &mut p, true);
             }
-            if let Ok(mut c) = claim_consumer(s.w()) {
-                let _ = pop(s.w(), &mut c);
-                let _ = latest(s.w(), &mut c, v);
+            if let Ok(mut c) = claim_consumer(&s.w()) {
+                let _ = pop(&s.w(), &mut c);
+                let _ = latest(&s.w(), &mut c, v, |_| {});
             }
         }
     }
@@ -235,11 +235,11 @@ fn every_probed_word_is_a_value_or_an_error() {
             let s = Shared::new(3);
             s.cells[i].store(v, Ordering::Relaxed);
             s.headers[i % 5].store(v, Ordering::Relaxed);
-            let mut p = claim_producer(s.w()).unwrap();
-            let mut c = claim_consumer(s.w()).unwrap();
+            let mut p = claim_producer(&s.w()).unwrap();
+            let mut c = claim_consumer(&s.w()).unwrap();
             for _ in 0..4 {
-                let _ = push(s.w(), &mut p, true);
-                let _ = pop(s.w(), &mut c);
+                let _ = push(&s.w(), &mut p, true);
+                let _ = pop(&s.w(), &mut c);
             }
         }
     }
@@ -248,19 +248,19 @@ fn every_probed_word_is_a_value_or_an_error() {
 #[test]
 fn bad_words_are_errors() {
     let s = Shared::new(2);
-    let mut p = claim_producer(s.w()).unwrap();
+    let mut p = claim_producer(&s.w()).unwrap();
     s.cells[1].store(7, Ordering::Relaxed);
-    assert!(push(s.w(), &mut p, true).is_err(), "slot out of range");
+    assert!(push(&s.w(), &mut p, true).is_err(), "slot out of range");
     let s = Shared::new(2);
-    let mut p = claim_producer(s.w()).unwrap();
+    let mut p = claim_producer(&s.w()).unwrap();
     s.words[2].store(100, Ordering::Relaxed);
-    assert!(push(s.w(), &mut p, false).is_err(), "tail ahead of head");
+    assert!(push(&s.w(), &mut p, false).is_err(), "tail ahead of head");
 }
 
 #[test]
 fn try_push_reads_the_tail_only_when_the_queue_looks_full() {
     let s = Shared::new(4);
-    let w = s.w();
+    let w = &s.w();
     let mut p = claim_producer(w).unwrap();
     let mut c = claim_consumer(w).unwrap();
     for _ in 0..4 {
@@ -304,4 +304,22 @@ fn try_push_reads_the_tail_only_when_the_queue_looks_full() {
         "the tail is ahead of the head"
     );
     s.owned_once(&p2, &c);
+}
+
+#[test]
+fn the_kept_cell_is_the_position_modulo_the_capacity_across_2_64() {
+    // Each side steps its cell instead of dividing; a capacity that does not divide 2^64 puts
+    // 2^64 - 1 and 0 in the same cell, and the step must agree with the division there too.
+    for capacity in 1..=7u64 {
+        let s = Shared::new(capacity);
+        let w = &s.w();
+        let from = u64::MAX - 2 * capacity;
+        let mut cell = w.cell_of(from);
+        let mut at = from;
+        for _ in 0..4 * capacity {
+            at = at.wrapping_add(1);
+            cell = w.next_cell(cell, at);
+            assert_eq!(cell, at % capacity, "capacity {capacity}, position {at:#x}");
+        }
+    }
 }

@@ -61,8 +61,10 @@ impl Doorbell {
         Shared::new(ch, 0).map(|shared| Doorbell { shared, others })
     }
 
-    /// Call after every publish: one fence and one load per consumer unless one waits.
-    #[inline]
+    /// Call after every publish: one fence and one load per consumer unless one waits. Out of
+    /// line: the fence costs far more than the call, and the publish of a channel without
+    /// notification then carries only the test for it.
+    #[inline(never)]
     pub(crate) fn ring(&self) {
         let how = protocol::after_publish(self.shared.waiting());
         if how != 0 {
