@@ -132,9 +132,10 @@ impl<T: Object> QueueConsumer<T> {
     /// `None`: no limit). Needs a channel created with
     /// [`ChannelSpec::notify`](crate::ChannelSpec::notify); see [`notify`](crate::notify).
     ///
-    /// Fails with [`Error::NoProducer`](crate::Error::NoProducer) when the producer it saw is gone and no message is
-    /// left (it looks at the start and at least every 100 ms while it sleeps); a producer that
-    /// has not started yet is waited for, as in [`StateConsumer::wait`](crate::StateConsumer::wait).
+    /// Fails with [`Error::NoProducer`](crate::Error::NoProducer) when the producer it saw is
+    /// gone and no message is left (it looks at the start and at least every 100 ms while it
+    /// sleeps); a producer that has not started yet is waited for, as in
+    /// [`StateConsumer::wait`](crate::StateConsumer::wait).
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let (w, c) = (self.chan.words(), self.c);
         let has_data = move || protocol::has_message(w, &c);

@@ -817,8 +817,9 @@ pub(crate) fn observe(w: &Words<'_>, q: u64) -> Sighting {
     };
     // The candidates: the slot in the cell, if the cell holds the message; the slot the
     // consumer is taking; the consumer's slot. They are read at different moments and may
-    // disagree; the header decides (a slot that never held a message has `NO_MESSAGE`). Relaxed: the header decides, and the acquire above
-    // already made the message's data visible.
+    // disagree; the header decides (a slot that never held a message has `NO_MESSAGE`).
+    // Relaxed: the header decides, and the acquire above already made the message's data
+    // visible.
     let st = w.state_word(q).load(Ordering::Relaxed);
     let pos = position(w.pos_word(q).load(Ordering::Relaxed), st);
     let rec = w.consumer.load(Ordering::Relaxed);
