@@ -67,6 +67,8 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     let where_clause = where_clause(&private, fields);
     let copy_impls = copy_impls(&private, ident, &where_clause, &[]);
     let no_padding = no_padding(input, &private, fields);
+    let revisions = revision_checks(input, &private, fields);
+    let appendable = input.attrs.appendable.is_some();
     let lints = lints();
     quote! {
         #lints
@@ -92,6 +94,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                     align: #private::core::mem::align_of::<#ident>()
                         as #private::core::primitive::u64,
                     fields: #private::Cow::Borrowed(&[#(#field_schemas),*]),
+                    appendable: #appendable,
                 };
                 const FINGERPRINT: #private::core::primitive::u64 =
                     #private::fingerprint(<Self as #krate::Object>::SCHEMA);
@@ -115,8 +118,62 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
             }
 
             #no_padding
+
+            #revisions
         };
     }
+}
+
+/// For an appendable type, a check at each revision's end: the fields of every earlier
+/// revision must end where their alignment allows the struct to end, so that the earlier
+/// revision had no padding at its end and its size is where the next revision's fields start.
+/// (Padding between fields, an appended field aligned more strictly than the end before it,
+/// is refused by the padding checks of the whole struct.)
+fn revision_checks(input: &Input<'_>, private: &TokenStream, fields: &[Field<'_>]) -> TokenStream {
+    if input.attrs.appendable.is_none() {
+        return TokenStream::new();
+    }
+    let core = quote!(#private::core);
+    let ident = input.ident;
+    let since = |f: &Field<'_>| f.since.map_or(1, |(n, _)| n);
+    let mut checks = Vec::new();
+    for index in 1..fields.len() {
+        let (last, next) = (&fields[index - 1], &fields[index]);
+        if since(next) <= since(last) {
+            continue;
+        }
+        let end = field_end(&core, ident, last);
+        let aligns: Vec<TokenStream> = fields[..index]
+            .iter()
+            .map(|f| {
+                let ty = f.ty;
+                quote!(#core::mem::align_of::<#ty>())
+            })
+            .collect();
+        let message = format!(
+            "revision {} of `{}` would end in padding: its last field `{}` ends at a byte that \
+             is not a multiple of its alignment, so `{}` cannot be appended after it; add an \
+             explicit padding field to revision {}",
+            since(last),
+            unraw(ident),
+            last.name,
+            next.name,
+            since(last)
+        );
+        let span = next.since.map_or_else(|| next.span(), |(_, s)| s);
+        checks.push(quote_spanned! {span=>
+            const _: () = {
+                let mut align = 1;
+                #(
+                    if #aligns > align {
+                        align = #aligns;
+                    }
+                )*
+                #core::assert!((#end) % align == 0, #message);
+            };
+        });
+    }
+    quote!(#(#checks)*)
 }
 
 /// The impls for a `#[rtipc(region)]` type: `Region` and `RegionField` (so that region types
@@ -156,6 +213,7 @@ fn expand_region(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
                     align: #private::core::mem::align_of::<#ident>()
                         as #private::core::primitive::u64,
                     fields: #private::Cow::Borrowed(&[#(#field_schemas),*]),
+                    appendable: false,
                 };
                 const FINGERPRINT: #private::core::primitive::u64 =
                     #private::fingerprint(<Self as #krate::Region>::SCHEMA);
@@ -208,6 +266,7 @@ fn field_schemas(
             let ty = field.ty;
             let member = &field.member;
             let field_name = &field.name;
+            let since = field.since.map_or(1, |(n, _)| n);
             quote! {
                 #private::Field {
                     name: #private::Cow::Borrowed(#field_name),
@@ -216,6 +275,7 @@ fn field_schemas(
                     size: #private::core::mem::size_of::<#ty>()
                         as #private::core::primitive::u64,
                     ty: #private::field_type(<#ty as #private::#trait_name>::TYPE),
+                    since: #since,
                 }
             }
         })
@@ -279,6 +339,7 @@ pub(crate) fn fallback(input: &DeriveInput) -> TokenStream {
                     size: 0,
                     align: 1,
                     fields: #private::Cow::Borrowed(&[]),
+                    appendable: false,
                 };
                 const FINGERPRINT: #private::core::primitive::u64 = 0;
                 fn __rtipc_sealed(_: #private::Sealed) {}

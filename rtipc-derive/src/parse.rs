@@ -70,8 +70,8 @@ pub(crate) struct Field<'a> {
     /// The field's name in the schema: its identifier, or `"0"`, `"1"`, ...
     pub name: String,
     pub ty: &'a Type,
-    /// `#[rtipc(...)]` attributes on the field, which are not allowed.
-    pub rtipc_attrs: Vec<&'a Attribute>,
+    /// `#[rtipc(since = N)]`: the revision that added the field, and where the key is.
+    pub since: Option<(u32, Span)>,
 }
 
 impl Field<'_> {
@@ -115,6 +115,8 @@ pub(crate) struct Attrs {
     pub krate_malformed: bool,
     /// `region`: a type for a shared region, whose fields may be atomics (where the key is).
     pub region: Option<Span>,
+    /// `appendable`: later revisions may append fields (where the key is).
+    pub appendable: Option<Span>,
 }
 
 /// `Clone` or `Copy` in a `#[derive(...)]` that follows `#[derive(Object)]`, which implements
@@ -146,7 +148,7 @@ impl CopyTrait {
 
 pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Input<'a> {
     let shape = match &input.data {
-        Data::Struct(data) => Shape::Struct(parse_fields(&data.fields)),
+        Data::Struct(data) => Shape::Struct(parse_fields(&data.fields, errors)),
         Data::Enum(data) => Shape::Enum(data.enum_token.span),
         Data::Union(data) => Shape::Union(data.union_token.span),
     };
@@ -160,7 +162,7 @@ pub(crate) fn parse<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Input<'a
     }
 }
 
-fn parse_fields(fields: &Fields) -> Vec<Field<'_>> {
+fn parse_fields<'a>(fields: &'a Fields, errors: &mut Errors) -> Vec<Field<'a>> {
     fields
         .iter()
         .enumerate()
@@ -181,14 +183,60 @@ fn parse_fields(fields: &Fields) -> Vec<Field<'_>> {
                 member,
                 name,
                 ty: &field.ty,
-                rtipc_attrs: field
-                    .attrs
-                    .iter()
-                    .filter(|attr| attr.path().is_ident("rtipc"))
-                    .collect(),
+                since: parse_since(&field.attrs, errors),
             }
         })
         .collect()
+}
+
+const FIELD_ATTR_SHAPE: &str = "expected `#[rtipc(since = <revision>)]`, the only key a field \
+                                takes (the others go on the struct)";
+
+/// `#[rtipc(since = N)]` on a field: the only key a field takes.
+fn parse_since(attrs: &[Attribute], errors: &mut Errors) -> Option<(u32, Span)> {
+    let mut since = None;
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("rtipc")) {
+        let Meta::List(_) = &attr.meta else {
+            errors.add_spanned(attr, FIELD_ATTR_SHAPE);
+            continue;
+        };
+        let settings = match attr.parse_args_with(parse_settings) {
+            Ok(settings) => settings,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        for setting in settings {
+            if !setting.key.is_ident("since") {
+                errors.add_spanned(&setting.key, FIELD_ATTR_SHAPE);
+                continue;
+            }
+            if since.is_some() {
+                errors.add_spanned(
+                    &setting.key,
+                    "duplicate key `since` in `#[rtipc(...)]`; give it once",
+                );
+                continue;
+            }
+            let value = setting.value.clone().map(ungroup);
+            let revision = match value.as_ref().and_then(literal) {
+                Some(Lit::Int(int)) if matches!(int.suffix(), "" | "u32") => {
+                    int.base10_parse::<u32>().ok().filter(|&n| n >= 1)
+                }
+                _ => None,
+            };
+            match revision {
+                Some(n) => since = Some((n, setting.key.span())),
+                None => errors.add_spanned(
+                    &setting.tokens,
+                    "`since` is the revision that added the field: an integer from 1, such as \
+                     `since = 2`",
+                ),
+            }
+        }
+    }
+    since
 }
 
 fn parse_repr(attrs: &[Attribute], errors: &mut Errors) -> Vec<ReprItem> {
@@ -224,11 +272,12 @@ fn parse_repr(attrs: &[Attribute], errors: &mut Errors) -> Vec<ReprItem> {
 const ATTR_SHAPE: &str = "expected `#[rtipc(id = <integer>, name = \"<name>\", crate = <path>)]`";
 
 /// The keys that `#[rtipc(...)]` accepts, each with an example of its value.
-const KEYS: [(&str, &str); 4] = [
+const KEYS: [(&str, &str); 5] = [
     ("id", "id = 42"),
     ("name", "name = \"JointState\""),
     ("crate", "crate = my_crate::rtipc"),
     ("region", "region"),
+    ("appendable", "appendable"),
 ];
 
 /// One setting of `#[rtipc(...)]` as written: a key, then `= value` or anything else up to the
@@ -318,7 +367,7 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                 errors.add_spanned(
                     path,
                     format_args!(
-                        "unknown key `{key}` in `#[rtipc(...)]`; expected `id`, `name`, `crate` or `region`"
+                        "unknown key `{key}` in `#[rtipc(...)]`; expected `id`, `name`, `crate`, `region` or `appendable`"
                     ),
                 );
                 continue;
@@ -331,6 +380,16 @@ fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
                 continue;
             }
             seen.push(key.clone());
+            if key == "appendable" {
+                if setting.value.is_some() {
+                    errors.add_spanned(
+                        &setting.tokens,
+                        "`appendable` takes no value: write `#[rtipc(appendable)]`",
+                    );
+                }
+                out.appendable = Some(path.span());
+                continue;
+            }
             if key == "region" {
                 if setting.value.is_some() {
                     errors.add_spanned(

@@ -9,7 +9,7 @@
 
 use syn::{GenericParam, Type, TypePath};
 
-use crate::parse::{Errors, Input, ReprKind, Shape};
+use crate::parse::{Errors, Field, Input, ReprKind, Shape};
 
 pub(crate) const NEEDS_REPR: &str =
     "`#[derive(Object)]` requires `#[repr(C)]` or `#[repr(transparent)]`";
@@ -53,13 +53,57 @@ pub(crate) fn validate(input: &Input<'_>, errors: &mut Errors) {
         );
     }
     for field in fields {
-        for attr in &field.rtipc_attrs {
-            errors.add_spanned(
-                attr,
-                "`#[rtipc(...)]` is not allowed on a field; put it on the struct",
-            );
-        }
         validate_type(field.ty, errors);
+    }
+    validate_revisions(input, fields, errors);
+}
+
+/// `#[rtipc(since = N)]`: only in an appendable type, never on the first field, and never
+/// lower than an earlier field's revision (fields without it are revision 1), so that every
+/// revision's fields are a prefix of the next one's. `appendable` and `region` exclude each
+/// other: a region is shared in place by every build that maps it.
+fn validate_revisions(input: &Input<'_>, fields: &[Field<'_>], errors: &mut Errors) {
+    if let (Some(span), Some(_)) = (input.attrs.appendable, input.attrs.region) {
+        errors.add(
+            span,
+            "`appendable` does not apply to a `region` type: every build maps a region whole",
+        );
+    }
+    let mut previous: Option<(u32, &Field<'_>)> = None;
+    for (index, field) in fields.iter().enumerate() {
+        let since = field.since.map_or(1, |(n, _)| n);
+        if let Some((_, span)) = field.since {
+            if input.attrs.appendable.is_none() {
+                errors.add(
+                    span,
+                    "`since` needs `#[rtipc(appendable)]` on the struct: only an appendable \
+                     type has revisions",
+                );
+            } else if index == 0 {
+                errors.add(
+                    span,
+                    "the first field belongs to revision 1: a later revision appends fields \
+                     after those of revision 1, so `since` cannot be on the first field",
+                );
+            }
+        }
+        if let Some((before, prev)) = previous {
+            if since < before {
+                let span = field.since.map_or_else(|| field.span(), |(_, s)| s);
+                errors.add(
+                    span,
+                    format_args!(
+                        "field `{}` is revision {since} but follows `{}` of revision {before}: \
+                         revisions only append fields at the end, so `since` never decreases \
+                         (a field without `since` is revision 1)",
+                        field.name, prev.name
+                    ),
+                );
+            }
+        }
+        if previous.is_none_or(|(before, _)| since >= before) {
+            previous = Some((since, field));
+        }
     }
 }
 

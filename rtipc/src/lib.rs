@@ -96,8 +96,8 @@ pub use crate::{
     record::{RecordConsumer, RecordMut, RecordProducer, RecordRef},
     segment::{lock_all_memory, Segment, SegmentBuilder, SysvKey},
     state::{
-        MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey,
-        StateConsumer, StateMut, StateProducer, StateRef,
+        Copied, MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey,
+        StateConsumer, StateCopier, StateMut, StateProducer, StateRef,
     },
 };
 /// Derives [`Object`](trait@Object) for a plain struct, with its schema, id and fingerprint.

@@ -41,6 +41,7 @@ fn layout(name: &str, fields: Vec<(String, FieldType)>) -> Schema {
             offset,
             size,
             ty,
+            since: 1,
         });
         offset += size;
         align = align.max(a);
@@ -50,6 +51,7 @@ fn layout(name: &str, fields: Vec<(String, FieldType)>) -> Schema {
         size: offset.next_multiple_of(align),
         align,
         fields: Cow::Owned(out),
+        appendable: false,
     }
 }
 
@@ -85,20 +87,24 @@ static VEC3: Schema = Schema {
             offset: 0,
             size: 4,
             ty: FieldType::Primitive(Primitive::F32),
+            since: 1,
         },
         Field {
             name: Cow::Borrowed("y"),
             offset: 4,
             size: 4,
             ty: FieldType::Primitive(Primitive::F32),
+            since: 1,
         },
         Field {
             name: Cow::Borrowed("z"),
             offset: 8,
             size: 4,
             ty: FieldType::Primitive(Primitive::F32),
+            since: 1,
         },
     ]),
+    appendable: false,
 };
 
 /// A compile-time constant, the way `#[derive(Object)]` emits schemas.
@@ -112,6 +118,7 @@ static BODY: Schema = Schema {
             offset: 0,
             size: 12,
             ty: FieldType::Object(Link::Static(&VEC3)),
+            since: 1,
         },
         Field {
             name: Cow::Borrowed("flags"),
@@ -121,20 +128,24 @@ static BODY: Schema = Schema {
                 elem: Link::Static(&FieldType::Primitive(Primitive::U8)),
                 len: 4,
             },
+            since: 1,
         },
         Field {
             name: Cow::Borrowed("stamp"),
             offset: 16,
             size: 8,
             ty: FieldType::Primitive(Primitive::U64),
+            since: 1,
         },
         Field {
             name: Cow::Borrowed("mass"),
             offset: 24,
             size: 8,
             ty: FieldType::Primitive(Primitive::F64),
+            since: 1,
         },
     ]),
+    appendable: false,
 };
 
 fn all_primitives() -> Schema {

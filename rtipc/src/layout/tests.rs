@@ -27,6 +27,7 @@ fn schema_of(name: &str, mut prims: Vec<Primitive>) -> Schema {
                 offset,
                 size: p.size(),
                 ty: FieldType::Primitive(*p),
+                since: 1,
             };
             offset += p.size();
             f
@@ -43,6 +44,7 @@ fn schema_of(name: &str, mut prims: Vec<Primitive>) -> Schema {
             offset: at,
             size: 1,
             ty: FieldType::Primitive(Primitive::U8),
+            since: 1,
         });
         at += 1;
     }
@@ -51,6 +53,7 @@ fn schema_of(name: &str, mut prims: Vec<Primitive>) -> Schema {
         size,
         align,
         fields: Cow::Owned(fields),
+        appendable: false,
     }
 }
 

@@ -285,7 +285,8 @@ impl<T: Object> Typed<T> {
                 found: format!("a {} channel", ch.info.kind),
             });
         }
-        let offset = ch.object::<T>()?;
+        // An earlier revision of an appendable type than the segment's copies its prefix.
+        let offset = ch.object_for::<T>(crate::segment::claim::Use::Read)?.offset;
         let size = size_of::<T>() as u64;
         let core = Core::new(seg, name, Some((offset, offset + size)))?;
         Ok(Typed {

@@ -9,6 +9,7 @@ use super::protocol::Words;
 use crate::error::{DataError, Result};
 use crate::layout::{queue_ctrl, ChannelKind, End};
 use crate::schema::Object;
+use crate::segment::claim::{Found, Use};
 use crate::segment::{ChannelRef, EndHandle, Segment};
 use crate::sync::BadWord;
 
@@ -97,17 +98,21 @@ impl<T> Deref for Channel<T> {
 }
 
 impl<T: Object> Channel<T> {
-    /// Claims `end` of queue `name` and checks `T`.
-    pub fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel<T>> {
+    /// Claims `end` of queue `name` and checks `T` for `usage` (see [`Use`]); returns the
+    /// object as found.
+    pub fn claim(seg: &Segment, name: &str, end: End, usage: Use) -> Result<(Channel<T>, Found)> {
         let ch = seg.channel(name, ChannelKind::Queue, end)?;
         // The layout allows exactly one object in a queue, at offset 0.
-        ch.object::<T>()?;
+        let found = ch.object_for::<T>(usage)?;
         let ch = ch.claim_end(end)?;
-        Ok(Channel {
-            ring: Ring::new(&ch),
-            ch,
-            _t: PhantomData,
-        })
+        Ok((
+            Channel {
+                ring: Ring::new(&ch),
+                ch,
+                _t: PhantomData,
+            },
+            found,
+        ))
     }
 
     /// The object in slot `slot`.

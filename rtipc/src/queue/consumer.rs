@@ -9,7 +9,9 @@ use super::channel::Channel;
 use super::protocol::{self, Consumer, Popped};
 use crate::error::{DataError, Result};
 use crate::layout::End;
+use crate::schema::Evolution;
 use crate::schema::Object;
+use crate::segment::claim::Use;
 use crate::segment::wake::Bell;
 use crate::segment::Segment;
 use crate::sys::mem::prefetch_read;
@@ -22,6 +24,7 @@ pub struct QueueConsumer<T: Object> {
     bell: Option<Bell>,
     /// Whether a wait saw a producer (for reporting one gone).
     producer_seen: bool,
+    evolution: Option<Evolution>,
 }
 
 impl<T: Object> std::fmt::Debug for QueueConsumer<T> {
@@ -35,9 +38,11 @@ impl<T: Object> std::fmt::Debug for QueueConsumer<T> {
 }
 
 impl<T: Object> QueueConsumer<T> {
-    /// Claims the consuming end of queue `name` and checks `T` against its schema.
+    /// Claims the consuming end of queue `name` and checks `T` against its schema. `T` may be
+    /// an earlier revision of an [appendable](crate::schema::Schema::appendable) type than the
+    /// segment's: it reads its fields in place ([`QueueConsumer::evolution`]).
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
-        let mut chan = Channel::claim(seg, name, End::Consumer)?;
+        let (mut chan, found) = Channel::claim(seg, name, End::Consumer, Use::Read)?;
         let c = protocol::claim_consumer(chan.words()).map_err(|b| chan.corrupt(b))?;
         let bell = Bell::new(&chan.ch, 0);
         Ok(QueueConsumer {
@@ -45,7 +50,14 @@ impl<T: Object> QueueConsumer<T> {
             c,
             bell,
             producer_seen: false,
+            evolution: found.evolution,
         })
+    }
+
+    /// How `T` relates to the segment's revision of it: `None` when they are the same layout,
+    /// otherwise both revisions and the fields of the segment's that this consumer ignores.
+    pub fn evolution(&self) -> Option<&Evolution> {
+        self.evolution.as_ref()
     }
 
     /// Takes the oldest unread message: `None` if there is none. The view is valid until the

@@ -6,7 +6,9 @@ use super::channel::Channel;
 use super::protocol::{self, Producer, Pushed};
 use crate::error::{DataError, Result};
 use crate::layout::End;
+use crate::schema::Evolution;
 use crate::schema::Object;
+use crate::segment::claim::Use;
 use crate::segment::wake::Doorbell;
 use crate::segment::Segment;
 use crate::sys::mem::WriteAhead;
@@ -43,6 +45,10 @@ pub struct QueueProducer<T: Object> {
     p: Producer,
     bell: Option<Doorbell>,
     ahead: WriteAhead,
+    /// The bytes of the segment's message past `T` (an earlier revision of an appendable
+    /// type), zeroed on every push; 0 otherwise.
+    tail: usize,
+    evolution: Option<Evolution>,
 }
 
 impl<T: Object> std::fmt::Debug for QueueProducer<T> {
@@ -57,8 +63,12 @@ impl<T: Object> std::fmt::Debug for QueueProducer<T> {
 
 impl<T: Object> QueueProducer<T> {
     /// Claims the producing end of queue `name` and checks `T` against its schema.
+    ///
+    /// `T` may be an earlier revision of an [appendable](crate::schema::Schema::appendable)
+    /// type than the segment's: the producer writes its fields in place and zeroes the rest
+    /// of every message it pushes ([`QueueProducer::evolution`]).
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
-        let mut chan = Channel::claim(seg, name, End::Producer)?;
+        let (mut chan, found) = Channel::claim(seg, name, End::Producer, Use::Write)?;
         let p = protocol::claim_producer(chan.words()).map_err(|b| chan.corrupt(b))?;
         let bell = Doorbell::new(&chan.ch);
         Ok(QueueProducer {
@@ -66,7 +76,15 @@ impl<T: Object> QueueProducer<T> {
             p,
             bell,
             ahead: WriteAhead::new(),
+            tail: (found.size as usize).saturating_sub(size_of::<T>()),
+            evolution: found.evolution,
         })
+    }
+
+    /// How `T` relates to the segment's revision of it: `None` when they are the same layout,
+    /// otherwise both revisions and the fields this producer zeroes.
+    pub fn evolution(&self) -> Option<&Evolution> {
+        self.evolution.as_ref()
     }
 
     /// The slot of the next message, in place: it holds an old message (or zeros), so write
@@ -115,6 +133,9 @@ impl<T: Object> QueueProducer<T> {
     /// poisons it in between, as the view borrows it mutably.
     #[inline(always)]
     fn push(&mut self, force: bool) -> Result<Option<bool>, DataError> {
+        if self.tail != 0 {
+            self.zero_tail();
+        }
         match protocol::push(self.chan.words(), &mut self.p, force) {
             Ok(Pushed::Full) => Ok(None),
             Ok(Pushed::Done { overwrote }) => {
@@ -129,6 +150,18 @@ impl<T: Object> QueueProducer<T> {
             }
             Err(b) => Err(self.chan.corrupt(b)),
         }
+    }
+}
+
+impl<T: Object> QueueProducer<T> {
+    /// Zeroes the segment's message past an earlier revision's end in the producer's slot.
+    #[cold]
+    fn zero_tail(&self) {
+        let p = self.chan.slot(self.p.slot).wrapping_add(size_of::<T>());
+        // SAFETY: the producer's slot is its own until pushed; the object is at offset 0 and
+        // `size_of::<T>() + tail` is the segment's object size, inside the slot (checked by the
+        // parser); `u8` needs no alignment.
+        unsafe { std::ptr::write_bytes(p, 0, self.tail) };
     }
 }
 

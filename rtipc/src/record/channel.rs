@@ -32,7 +32,7 @@ impl<T: Object> Channel<T> {
     pub fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel<T>> {
         let ch = seg.channel(name, ChannelKind::Record, end)?;
         // The layout allows exactly one element type, at offset 0.
-        ch.object::<T>()?;
+        ch.object_for::<T>(crate::segment::claim::Use::Elements)?;
         let ch = ch.claim_end(end)?;
         // The parser checked the ring against the element: a multiple of the cache line and
         // of two record blocks, room for two records of one element.

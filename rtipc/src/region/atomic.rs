@@ -50,7 +50,9 @@ macro_rules! atomics {
                     offset: 0,
                     size: $size,
                     ty: FieldType::Primitive(Primitive::$prim),
+                    since: 1,
                 }]),
+                appendable: false,
             }));
         }
 

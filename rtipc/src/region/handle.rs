@@ -26,13 +26,16 @@ impl<T: Region> SharedRegion<T> {
     /// A handle on region `name` of `seg`, with `T` checked against its schema.
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
         let ch = seg.region_channel(name)?;
-        let offset = ch.object_like(
-            T::ID,
-            T::SCHEMA,
-            size_of::<T>() as u64,
-            align_of::<T>() as u64,
-            T::FINGERPRINT,
-        )?;
+        let offset = ch
+            .object_like(
+                T::ID,
+                T::SCHEMA,
+                size_of::<T>() as u64,
+                align_of::<T>() as u64,
+                T::FINGERPRINT,
+                crate::segment::claim::Use::Exact,
+            )?
+            .offset;
         // The object lies in slot 0 (`object_like` checked its size against ours, and the
         // parser its offset, size and alignment against the slot).
         let ptr = ch

@@ -28,6 +28,7 @@ use std::fmt;
 
 mod codec;
 mod diff;
+mod evolve;
 mod gen;
 pub(crate) mod object;
 
@@ -36,6 +37,7 @@ pub use codec::{
     MAX_ENCODED_LEN, MAX_FIELDS, MAX_NAME_LEN,
 };
 pub use diff::{diff, Difference, SchemaDiff};
+pub use evolve::{prefix, Evolution, NotPrefix};
 pub(crate) use gen::json_string;
 pub use gen::{c_header, json, rust_declaration};
 pub(crate) use object::{Object, Region};
@@ -239,6 +241,10 @@ pub struct Field {
     pub size: u64,
     /// The field's type.
     pub ty: FieldType,
+    /// The revision of the type in which the field was added: `#[rtipc(since = N)]`, 1 for
+    /// every field declared without it (and for every field of a type that is not
+    /// [appendable](Schema::appendable)).
+    pub since: u32,
 }
 
 /// The full layout of an object type.
@@ -252,6 +258,10 @@ pub struct Schema {
     pub align: u64,
     /// The fields in declaration order.
     pub fields: Cow<'static, [Field]>,
+    /// `#[rtipc(appendable)]`: later revisions of the type may append fields at its end, and
+    /// a peer built with an earlier or later revision may attach (see [`prefix`]). A type
+    /// that is not appendable matches exactly or not at all.
+    pub appendable: bool,
 }
 
 impl Schema {
@@ -268,6 +278,21 @@ impl Schema {
     /// The schema's [`fingerprint`].
     pub const fn fingerprint(&self) -> u64 {
         fingerprint(self)
+    }
+
+    /// The type's revision: the highest `since` of its fields (1 for a type that is not
+    /// appendable).
+    pub const fn revision(&self) -> u32 {
+        let fields = self.fields();
+        let mut rev = 1;
+        let mut i = 0;
+        while i < fields.len() {
+            if fields[i].since > rev {
+                rev = fields[i].since;
+            }
+            i += 1;
+        }
+        rev
     }
 }
 
@@ -361,7 +386,9 @@ pub const fn id_from_name(name: &str) -> u64 {
 /// The 64-bit fingerprint of a schema's layout.
 ///
 /// It covers the object's size and alignment and, for every field in order, its name, offset,
-/// size and type, recursing into arrays and nested objects. It does not cover the type's own
+/// size and type, recursing into arrays and nested objects; for an
+/// [appendable](Schema::appendable) type, also that it is appendable and each field's
+/// revision. It does not cover the type's own
 /// name nor the names of nested types: renaming a struct keeps its fingerprint, renaming,
 /// reordering or retyping a field changes it. It is a `const fn`, so `#[derive(Object)]` computes
 /// it at compile time.
@@ -381,7 +408,15 @@ const fn hash_schema(mut h: Hasher, s: &Schema) -> Hasher {
         let f = &fields[i];
         h = h.str(f.name()).u64(f.offset).u64(f.size);
         h = hash_type(h, &f.ty);
+        // Only appendable types hash their revisions, so that every other type keeps the
+        // fingerprint it had before revisions existed.
+        if s.appendable {
+            h = h.byte(b'R').u64(f.since as u64);
+        }
         i += 1;
+    }
+    if s.appendable {
+        h = h.byte(b'X');
     }
     h
 }
@@ -408,14 +443,17 @@ mod tests {
                 offset: 0,
                 size: 4,
                 ty: FieldType::Primitive(Primitive::U32),
+                since: 1,
             },
             Field {
                 name: Cow::Borrowed("b"),
                 offset: 4,
                 size: 4,
                 ty: FieldType::Primitive(Primitive::F32),
+                since: 1,
             },
         ]),
+        appendable: false,
     };
 
     #[test]
@@ -425,6 +463,13 @@ mod tests {
         }
         assert_eq!(Primitive::from_tag(0), None);
         assert_eq!(Primitive::from_tag(11), None);
+    }
+
+    /// A type that is not appendable keeps the fingerprint it had before revisions existed:
+    /// this value was computed by an independent implementation of the hash.
+    #[test]
+    fn fingerprints_of_types_that_are_not_appendable_are_unchanged() {
+        assert_eq!(fingerprint(&INNER), 0x5fe5_12d4_dfec_5a4b);
     }
 
     #[test]

@@ -50,19 +50,26 @@ impl ChannelRef {
             .ptr(self.info.buffer_offset + index * stride, stride)
     }
 
-    /// Finds `T` among the channel's objects and checks it against ours; returns its offset in
-    /// the slot.
+    /// Finds `T` among the channel's objects and checks it against ours exactly; returns its
+    /// offset in the slot.
     pub fn object<T: Object>(&self) -> Result<u64> {
+        self.object_for::<T>(Use::Exact).map(|found| found.offset)
+    }
+
+    /// Finds `T` among the channel's objects and checks it against ours for `usage`: exactly,
+    /// or, for an appendable type, by the prefix rule where `usage` allows it.
+    pub fn object_for<T: Object>(&self, usage: Use) -> Result<Found> {
         self.object_like(
             T::ID,
             T::SCHEMA,
             size_of::<T>() as u64,
             align_of::<T>() as u64,
             T::FINGERPRINT,
+            usage,
         )
     }
 
-    /// [`ChannelRef::object`] for a type described by its id, schema, size, alignment and
+    /// [`ChannelRef::object_for`] for a type described by its id, schema, size, alignment and
     /// fingerprint (a [`Region`](crate::Region) type).
     pub fn object_like(
         &self,
@@ -71,7 +78,8 @@ impl ChannelRef {
         size: u64,
         align: u64,
         fingerprint: u64,
-    ) -> Result<u64> {
+        usage: Use,
+    ) -> Result<Found> {
         let c = &self.info;
         let object = schema.name().to_owned();
         let Some(o) = c.objects.iter().find(|o| o.id == id) else {
@@ -89,14 +97,70 @@ impl ChannelRef {
                 id,
             });
         };
-        if o.size != size || o.align != align || o.fingerprint != fingerprint {
-            return Err(Error::SchemaMismatch {
-                channel: c.name.clone(),
-                object,
-                diff: schema::diff(schema, &o.schema),
+        let mismatch = |diff: schema::SchemaDiff| Error::SchemaMismatch {
+            channel: c.name.clone(),
+            object: object.clone(),
+            diff,
+        };
+        // The fast path: the same layout.
+        if o.size == size && o.align == align && o.fingerprint == fingerprint {
+            return Ok(Found {
+                offset: o.offset,
+                size: o.size,
+                evolution: None,
             });
         }
-        Ok(o.offset)
+        let diff = schema::diff(schema, &o.schema);
+        let evolution = match schema::prefix(schema, &o.schema) {
+            Ok(e) => e,
+            // The diff carries the prefix rule's reason.
+            Err(_) => return Err(mismatch(diff)),
+        };
+        let ours_older = evolution.ours_is_older();
+        let refusal = match usage {
+            Use::Exact => Some(
+                "this handle needs the exact layout; the prefix rule of appendable types \
+                 applies to `StateProducer`, `StateConsumer`, `StateCopier`, `QueueProducer`, \
+                 `QueueConsumer` and observers"
+                    .to_owned(),
+            ),
+            Use::Elements => Some(
+                "a record channel's records are arrays of this type, and a revision that \
+                 appends fields moves every element after the first: its elements must match \
+                 exactly (declare a new channel for a new revision)"
+                    .to_owned(),
+            ),
+            Use::Read if !ours_older => Some(format!(
+                "the prefix rule applies, but this consumer's type ({evolution}) has fields \
+                 the segment's slots do not: it cannot read them in place; read the \
+                 segment's revision with a build of that revision, or use the copying form, \
+                 which fills the missing fields with zeros"
+            )),
+            Use::Write if !ours_older => Some(format!(
+                "the prefix rule applies, but this producer's type ({evolution}) is longer \
+                 than the segment's slots: a producer may only be of the segment's revision \
+                 or an earlier one"
+            )),
+            _ => None,
+        };
+        if let Some(reason) = refusal {
+            return Err(mismatch(diff.with_reason(reason)));
+        }
+        // The slot holds the segment's revision at `o.offset`, aligned for it; ours is a
+        // prefix (or, copied, any revision), whose alignment the slot's must cover when it is
+        // used in place.
+        if usage != Use::Copy && (o.align < align || o.offset % align != 0) {
+            return Err(mismatch(diff.with_reason(format!(
+                "the prefix rule applies ({evolution}), but the segment's object is aligned to \
+                 {} bytes and this build's type needs {align}",
+                o.align
+            ))));
+        }
+        Ok(Found {
+            offset: o.offset,
+            size: o.size,
+            evolution: Some(evolution),
+        })
     }
 
     /// How many consumer ends the channel has (more than one: a fan-out state channel).
@@ -130,6 +194,36 @@ impl ChannelRef {
             poisoned: false,
         })
     }
+}
+
+/// How a handle uses an object, which decides what the prefix rule of appendable types
+/// allows it ([`schema::prefix`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// The exact layout only.
+    Exact,
+    /// Read in place: our type may be an earlier revision than the segment's.
+    Read,
+    /// Written in place, the rest of the segment's object zeroed on every publish: our type
+    /// may be an earlier revision than the segment's.
+    Write,
+    /// Copied out, missing fields zero: any revision.
+    Copy,
+    /// The element of a record channel's arrays: the exact layout, as every element's place
+    /// depends on the element's size.
+    Elements,
+}
+
+/// An object found in a channel for a handle: where it is in the slot, its size there (the
+/// segment's revision), and, when the revisions differ, how.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// The object's offset in the slot.
+    pub offset: u64,
+    /// The object's size in the slot: the segment's revision's size.
+    pub size: u64,
+    /// How our revision relates to the segment's, when they differ.
+    pub evolution: Option<schema::Evolution>,
 }
 
 /// What every channel handle holds: the validated channel, its claim on one end, and whether

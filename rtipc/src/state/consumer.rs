@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::channel::{Channel, ConsumerState, Got};
 use crate::error::{DataError, Result};
+use crate::schema::Evolution;
 use crate::schema::Object;
+use crate::segment::claim::Use;
 use crate::segment::wake::Bell;
 use crate::segment::Segment;
 
@@ -132,6 +134,8 @@ pub struct StateConsumer<T: Object> {
     r: Fetcher,
     /// Offset of `T` in the slot, checked against the schema by `new`.
     offset: usize,
+    /// How `T` relates to the segment's revision of it, when they differ.
+    evolution: Option<Evolution>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -161,12 +165,22 @@ impl<T: Object> StateConsumer<T> {
     }
 
     fn with(r: Fetcher) -> Result<Self> {
-        let offset = r.chan.ch.object::<T>()? as usize;
+        let found = r.chan.ch.object_for::<T>(Use::Read)?;
         Ok(StateConsumer {
             r,
-            offset,
+            offset: found.offset as usize,
+            evolution: found.evolution,
             _t: PhantomData,
         })
+    }
+
+    /// How `T` relates to the segment's revision of it: `None` when they are the same layout,
+    /// otherwise both revisions and the fields of the segment's that this consumer ignores.
+    /// (`T` may be an earlier revision of an [appendable](crate::schema::Schema::appendable)
+    /// type than the segment's; a later one is refused, and read by
+    /// [`StateCopier`] instead.)
+    pub fn evolution(&self) -> Option<&Evolution> {
+        self.evolution.as_ref()
     }
 
     /// Which consumer end this handle holds (0 unless the channel is fan-out).
@@ -196,6 +210,91 @@ impl<T: Object> StateConsumer<T> {
 }
 
 waiting!(StateConsumer<T: Object>);
+
+/// A consuming end of a state channel that copies each update out: for a type that is a later
+/// revision of an [appendable](crate::schema::Schema::appendable) type than the segment's (or
+/// any revision). The fields the segment's revision does not have are zero in the copy, and
+/// [`Copied::revision`] says which revision was received.
+///
+/// `StateConsumer` refuses a later revision, since its slots do not hold the fields that
+/// revision adds; this handle reads the segment's revision, as many bytes of it as `T` has.
+pub struct StateCopier<T: Object> {
+    r: Fetcher,
+    offset: usize,
+    /// How many bytes of the slot's object are copied: the shorter of the two revisions.
+    len: usize,
+    /// The segment's revision.
+    revision: u32,
+    evolution: Option<Evolution>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Object> StateCopier<T> {
+    /// Claims a consuming end of state channel `name` (the first free one of a fan-out
+    /// channel) and checks `T` against its schema: the same layout, or a revision of the same
+    /// appendable type.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let r = Fetcher::new(seg, name, None)?;
+        let found = r.chan.ch.object_for::<T>(Use::Copy)?;
+        let ours = size_of::<T>();
+        Ok(StateCopier {
+            offset: found.offset as usize,
+            len: ours.min(found.size as usize),
+            revision: found
+                .evolution
+                .as_ref()
+                .map_or(T::SCHEMA.revision(), |e| e.theirs),
+            evolution: found.evolution,
+            r,
+            _t: PhantomData,
+        })
+    }
+
+    /// How `T` relates to the segment's revision of it; see [`StateConsumer::evolution`].
+    pub fn evolution(&self) -> Option<&Evolution> {
+        self.evolution.as_ref()
+    }
+
+    /// Takes the newest update and copies it out: `None` if nothing was ever published.
+    pub fn fetch(&mut self) -> Result<Option<Copied<T>>, DataError> {
+        let Some(got) = self.r.fetch()? else {
+            return Ok(None);
+        };
+        let p = self.r.chan.at::<u8>(got.front, self.offset);
+        let mut value = T::zeroed();
+        // SAFETY: the front slot belongs to the consumer until its next fetch (`&mut self`);
+        // `self.len` bytes from `p` lie inside the segment's object, and inside `value`
+        // (`len` is at most both sizes); every bit pattern is a valid `T` and its other bytes
+        // stay zero.
+        unsafe { std::ptr::copy_nonoverlapping(p, (&mut value as *mut T).cast::<u8>(), self.len) };
+        Ok(Some(Copied {
+            value,
+            seq: got.seq,
+            new: got.new,
+            missed: got.missed,
+            revision: self.revision,
+        }))
+    }
+}
+
+waiting!(StateCopier<T: Object>);
+
+/// An update copied out by [`StateCopier`].
+#[derive(Clone, Copy, Debug)]
+pub struct Copied<T> {
+    /// The object, the fields the received revision lacks zero.
+    pub value: T,
+    /// The update's sequence number.
+    pub seq: u64,
+    /// Whether it is new since the previous fetch.
+    pub new: bool,
+    /// How many updates were overwritten before this one (0 if not new).
+    pub missed: u64,
+    /// The revision of the type that the segment holds, so the one received; fields added
+    /// after it are zero. (A producer of an earlier revision than the segment's zeroes the
+    /// fields it does not have as well.)
+    pub revision: u32,
+}
 
 /// A fetched update of one object, read in place; derefs to `&T`. Valid until the next fetch.
 ///

@@ -27,7 +27,7 @@ mod producer;
 
 #[cfg(not(loom))]
 pub use self::{
-    consumer::{StateConsumer, StateRef},
+    consumer::{Copied, StateConsumer, StateCopier, StateRef},
     multi::{MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey},
     producer::{StateMut, StateProducer},
 };

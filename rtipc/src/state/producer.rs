@@ -5,7 +5,9 @@ use std::ops::{Deref, DerefMut};
 
 use super::channel::{Channel, ProducerState};
 use crate::error::{DataError, Result};
+use crate::schema::Evolution;
 use crate::schema::Object;
+use crate::segment::claim::{Found, Use};
 use crate::segment::Segment;
 use crate::sys::mem::WriteAhead;
 
@@ -103,7 +105,28 @@ pub struct StateProducer<T: Object> {
     w: Publisher,
     /// Offset of `T` in the slot, checked against the schema by `new`.
     offset: usize,
+    /// The bytes of the segment's revision of the object after `T`, when `T` is an earlier
+    /// revision of an appendable type: zeroed on every publish. Empty otherwise.
+    tail: Tail,
+    /// How `T` relates to the segment's revision of it, when they differ.
+    evolution: Option<Evolution>,
     _t: PhantomData<fn() -> T>,
+}
+
+/// The bytes of a slot's object past an earlier revision's end: `(offset in the slot, len)`.
+#[derive(Clone, Copy)]
+struct Tail(usize, usize);
+
+impl Tail {
+    fn of<T>(found: &Found) -> Tail {
+        let ours = size_of::<T>();
+        // `found.size >= ours`: the prefix rule let a producer attach only with a revision no
+        // longer than the segment's, whose size the parser checked against the slot.
+        Tail(
+            found.offset as usize + ours,
+            (found.size as usize).saturating_sub(ours),
+        )
+    }
 }
 
 impl<T: Object> std::fmt::Debug for StateProducer<T> {
@@ -118,14 +141,27 @@ impl<T: Object> std::fmt::Debug for StateProducer<T> {
 
 impl<T: Object> StateProducer<T> {
     /// Claims the producing end of state channel `name` and checks `T` against its schema.
+    ///
+    /// `T` may be an earlier revision of an [appendable](crate::schema::Schema::appendable)
+    /// type than the segment's: the producer writes its fields in place and zeroes the rest
+    /// of the segment's object on every publish, so a consumer of the later revision reads
+    /// zeros there, never a value left by an earlier producer ([`StateProducer::evolution`]).
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
         let w = Publisher::new(seg, name)?;
-        let offset = w.chan.ch.object::<T>()? as usize;
+        let found = w.chan.ch.object_for::<T>(Use::Write)?;
         Ok(StateProducer {
+            offset: found.offset as usize,
+            tail: Tail::of::<T>(&found),
+            evolution: found.evolution,
             w,
-            offset,
             _t: PhantomData,
         })
+    }
+
+    /// How `T` relates to the segment's revision of it: `None` when they are the same layout,
+    /// otherwise both revisions and the fields of the segment's that this producer zeroes.
+    pub fn evolution(&self) -> Option<&Evolution> {
+        self.evolution.as_ref()
     }
 
     /// The back slot, in place: it holds the update published two publishes ago (or zeros),
@@ -139,6 +175,7 @@ impl<T: Object> StateProducer<T> {
             w: &mut self.w,
             ptr,
             offset: self.offset,
+            tail: self.tail,
         })
     }
 
@@ -188,6 +225,8 @@ pub struct StateMut<'a, T: Object> {
     ptr: *mut T,
     /// Offset of `T` in the slot.
     offset: usize,
+    /// The segment's object past `T`, zeroed before the publish.
+    tail: Tail,
 }
 
 impl<T: Object> StateMut<'_, T> {
@@ -195,10 +234,23 @@ impl<T: Object> StateMut<'_, T> {
     /// first update).
     #[inline]
     pub fn publish(self) -> Result<u64, DataError> {
+        if self.tail.1 != 0 {
+            zero_tail(self.w, self.tail);
+        }
         let seq = self.w.publish()?;
         self.w.write_ahead(self.offset, size_of::<T>());
         Ok(seq)
     }
+}
+
+/// Zeroes the segment's object past an earlier revision's end in the back slot.
+#[cold]
+fn zero_tail(w: &Publisher, Tail(offset, len): Tail) {
+    let p = w.chan.at::<u8>(w.back, offset);
+    // SAFETY: the back slot is the producer's alone until it is published; `offset + len` is
+    // the end of the segment's object, inside the slot (checked by the parser); `u8` needs no
+    // alignment.
+    unsafe { std::ptr::write_bytes(p, 0, len) };
 }
 
 impl<T: Object> Deref for StateMut<'_, T> {

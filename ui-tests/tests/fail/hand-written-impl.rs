@@ -14,6 +14,7 @@ unsafe impl rtipc::Object for Pose {
         size: 4,
         align: 4,
         fields: std::borrow::Cow::Borrowed(&[]),
+        appendable: false,
     };
     const FINGERPRINT: u64 = 0;
 }

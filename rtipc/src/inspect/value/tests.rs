@@ -126,7 +126,9 @@ fn short_bytes_huge_and_outside_schemas_are_errors() {
                 elem: Link::Owned(Box::new(FieldType::Primitive(Primitive::U8))),
                 len: 1 << 24,
             },
+            since: 1,
         }]),
+        appendable: false,
     };
     assert!(matches!(
         Value::decode(&huge, &[]),
@@ -162,14 +164,17 @@ fn short_bytes_huge_and_outside_schemas_are_errors() {
                     elem: Link::Owned(Box::new(empty)),
                     len: 1 << 62,
                 },
+                since: 1,
             },
             Field {
                 name: Cow::Borrowed("b"),
                 offset: 0,
                 size: 1,
                 ty: FieldType::Primitive(Primitive::U8),
+                since: 1,
             },
         ]),
+        appendable: false,
     };
     assert!(matches!(
         Value::decode(&zeros, &[7]),
@@ -192,7 +197,9 @@ fn short_bytes_huge_and_outside_schemas_are_errors() {
             offset: 2,
             size: 4,
             ty: FieldType::Primitive(Primitive::U32),
+            since: 1,
         }]),
+        appendable: false,
     };
     assert_eq!(
         Value::decode(&outside, &[0; 8]).unwrap_err(),

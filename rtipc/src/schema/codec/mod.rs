@@ -22,8 +22,13 @@ pub const MAX_ENCODED_LEN: usize = 1 << 20;
 
 /// The four bytes every encoding starts with.
 pub const MAGIC: [u8; 4] = *b"RTSC";
-/// The format version that [`encode`] writes and [`decode`] reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version that [`encode`] writes and [`decode`] reads: 2, which carries
+/// the revisions of appendable types. [`encode`] writes version 1 for every schema without an
+/// appendable type in it, so that builds that read only version 1 still read those.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The flags byte of a schema in format version 2: the type is `#[rtipc(appendable)]`.
+const FLAG_APPENDABLE: u8 = 1;
 
 /// The type tag of an array.
 const TAG_ARRAY: u8 = 0x40;
@@ -85,11 +90,13 @@ impl std::error::Error for DecodeError {}
 /// ```text
 /// encoding := magic version schema
 /// magic    := "RTSC"                      4 bytes: 0x52 0x54 0x53 0x43
-/// version  := u16                         1 for this format (FORMAT_VERSION)
+/// version  := u16                         1, or 2 when any type in it is appendable
 ///
 /// schema   := name                        the type's name
 ///             size:  u64                  size_of the type, in bytes
 ///             align: u64                  align_of the type, in bytes
+///             flags: u8                   version 2 only: bit 0 set for an appendable type,
+///                                         the other bits zero
 ///             count: u32                  number of fields
 ///             field * count               in declaration order
 ///
@@ -97,6 +104,9 @@ impl std::error::Error for DecodeError {}
 ///             offset: u64                 byte offset from the start of the object
 ///             size:   u64                 size of the field, in bytes
 ///             type
+///             since: u32                  version 2 only: the revision that added the field
+///                                         (1 for every field of a type not appendable; never
+///                                         less than the previous field's; 1 for the first)
 ///
 /// name     := len: u32, len bytes of UTF-8 (no terminating NUL)
 ///
@@ -120,17 +130,38 @@ impl std::error::Error for DecodeError {}
 ///
 /// If a name is 4 GiB or longer or a schema has 2³² fields or more.
 pub fn encode(schema: &Schema) -> Vec<u8> {
+    let v2 = has_revisions(schema);
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    encode_schema(&mut out, schema);
+    out.extend_from_slice(&(if v2 { 2u16 } else { 1 }).to_le_bytes());
+    encode_schema(&mut out, schema, v2);
     out
 }
 
-fn encode_schema(out: &mut Vec<u8>, schema: &Schema) {
+/// Whether a schema needs format version 2: an appendable type, or a field of a revision
+/// other than 1, anywhere in it.
+fn has_revisions(schema: &Schema) -> bool {
+    fn ty(t: &FieldType) -> bool {
+        match t {
+            FieldType::Primitive(_) => false,
+            FieldType::Array { elem, .. } => ty(elem),
+            FieldType::Object(s) => has_revisions(s),
+        }
+    }
+    schema.appendable || schema.fields().iter().any(|f| f.since != 1 || ty(&f.ty))
+}
+
+fn encode_schema(out: &mut Vec<u8>, schema: &Schema, v2: bool) {
     encode_name(out, schema.name());
     out.extend_from_slice(&schema.size.to_le_bytes());
     out.extend_from_slice(&schema.align.to_le_bytes());
+    if v2 {
+        out.push(if schema.appendable {
+            FLAG_APPENDABLE
+        } else {
+            0
+        });
+    }
     let fields = schema.fields();
     let count = u32::try_from(fields.len()).expect("a schema has fewer than 2^32 fields");
     out.extend_from_slice(&count.to_le_bytes());
@@ -138,21 +169,24 @@ fn encode_schema(out: &mut Vec<u8>, schema: &Schema) {
         encode_name(out, field.name());
         out.extend_from_slice(&field.offset.to_le_bytes());
         out.extend_from_slice(&field.size.to_le_bytes());
-        encode_type(out, &field.ty);
+        encode_type(out, &field.ty, v2);
+        if v2 {
+            out.extend_from_slice(&field.since.to_le_bytes());
+        }
     }
 }
 
-fn encode_type(out: &mut Vec<u8>, ty: &FieldType) {
+fn encode_type(out: &mut Vec<u8>, ty: &FieldType, v2: bool) {
     match ty {
         FieldType::Primitive(p) => out.push(p.tag()),
         FieldType::Array { elem, len } => {
             out.push(TAG_ARRAY);
             out.extend_from_slice(&len.to_le_bytes());
-            encode_type(out, elem);
+            encode_type(out, elem, v2);
         }
         FieldType::Object(schema) => {
             out.push(TAG_OBJECT);
-            encode_schema(out, schema);
+            encode_schema(out, schema, v2);
         }
     }
 }
@@ -172,8 +206,10 @@ fn encode_name(out: &mut Vec<u8>, name: &str) {
 /// the input's length at most, and runs in time linear in the input's length. It rejects, with a [`DecodeError`] naming the byte offset and
 /// the problem:
 ///
-/// - inputs longer than [`MAX_ENCODED_LEN`], a wrong magic, a version other than
+/// - inputs longer than [`MAX_ENCODED_LEN`], a wrong magic, a version other than 1 and
 ///   [`FORMAT_VERSION`], inputs that end early and trailing bytes after the schema;
+/// - unknown flags, revision 0, a revision other than 1 in a type that is not appendable or
+///   for the first field, and a revision lower than the previous field's;
 /// - names longer than [`MAX_NAME_LEN`] bytes or not valid UTF-8, schemas with more than
 ///   [`MAX_FIELDS`] fields, and types nested deeper than [`MAX_DEPTH`] arrays and objects;
 /// - unknown type tags;
@@ -196,7 +232,11 @@ pub fn decode(bytes: &[u8]) -> Result<Schema, DecodeError> {
             ),
         });
     }
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        v2: false,
+    };
 
     let head = &bytes[..bytes.len().min(MAGIC.len())];
     if head != &MAGIC[..head.len()] {
@@ -212,16 +252,17 @@ pub fn decode(bytes: &[u8]) -> Result<Schema, DecodeError> {
     r.take(MAGIC.len(), format_args!("magic"))?;
     let version_at = r.pos;
     let version = r.u16(format_args!("format version"))?;
-    if version != FORMAT_VERSION {
+    if version != 1 && version != 2 {
         return Err(r.error(
             version_at,
             DecodeErrorKind::UnsupportedVersion,
             format!(
-                "schema format version {version} is not supported (this build reads version \
-                 {FORMAT_VERSION}); build both sides with compatible rtipc versions"
+                "schema format version {version} is not supported (this build reads versions \
+                 1 and {FORMAT_VERSION}); build both sides with compatible rtipc versions"
             ),
         ));
     }
+    r.v2 = version == 2;
 
     let schema = r.schema(0)?;
     if r.pos != bytes.len() {
@@ -243,6 +284,8 @@ pub fn decode(bytes: &[u8]) -> Result<Schema, DecodeError> {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Format version 2: schemas carry flags and fields their revisions.
+    v2: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -352,6 +395,19 @@ impl<'a> Reader<'a> {
         let fsize_at = self.pos;
         let fsize = self.u64(format_args!("size of field `{field_name}`"))?;
         let decoded = self.ty(depth, field_name)?;
+        let since_at = self.pos;
+        let since = if self.v2 {
+            self.u32(format_args!("revision of field `{field_name}`"))?
+        } else {
+            1
+        };
+        if since == 0 {
+            return Err(self.error(
+                since_at,
+                DecodeErrorKind::InvalidLayout,
+                format!("field `{field_name}` has revision 0; revisions start at 1"),
+            ));
+        }
 
         if fsize != decoded.size {
             return Err(self.error(
@@ -402,6 +458,7 @@ impl<'a> Reader<'a> {
             offset,
             size: fsize,
             ty: decoded.ty,
+            since,
         };
         Ok((field, (offset, end, field_at)))
     }
@@ -427,6 +484,20 @@ impl<'a> Reader<'a> {
                 format!("`{name}` is {size} bytes, not a multiple of its alignment {align}"),
             ));
         }
+        let flags_at = self.pos;
+        let flags = if self.v2 {
+            self.u8(format_args!("flags of `{name}`"))?
+        } else {
+            0
+        };
+        if flags & !FLAG_APPENDABLE != 0 {
+            return Err(self.error(
+                flags_at,
+                DecodeErrorKind::InvalidLayout,
+                format!("`{name}` has flags {flags:#04x}; only bit 0 (appendable) is defined"),
+            ));
+        }
+        let appendable = flags & FLAG_APPENDABLE != 0;
         let count_at = self.pos;
         let count = self.u32(format_args!("field count of `{name}`"))?;
         if count > MAX_FIELDS {
@@ -457,6 +528,25 @@ impl<'a> Reader<'a> {
         let mut spans = Vec::with_capacity(count);
         for index in 0..count {
             let (field, span) = self.field(depth, name, size, align, index, &mut names)?;
+            // Revisions: 1 throughout a type that is not appendable; in an appendable one, 1
+            // for the first field and never decreasing.
+            let before = fields.last().map_or(1, |f: &Field| f.since);
+            if ((!appendable || index == 0) && field.since != 1) || field.since < before {
+                return Err(self.error(
+                    span.2,
+                    DecodeErrorKind::InvalidLayout,
+                    format!(
+                        "field `{}` of `{name}` has revision {} after revision {before}{}",
+                        field.name,
+                        field.since,
+                        if appendable {
+                            ""
+                        } else {
+                            " in a type that is not appendable"
+                        }
+                    ),
+                ));
+            }
             spans.push((span.0, span.1, span.2, index));
             fields.push(field);
         }
@@ -484,6 +574,7 @@ impl<'a> Reader<'a> {
             size,
             align,
             fields: Cow::Owned(fields),
+            appendable,
         })
     }
 

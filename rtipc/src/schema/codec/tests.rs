@@ -13,14 +13,17 @@ fn point() -> Schema {
                 offset: 0,
                 size: 4,
                 ty: FieldType::Primitive(Primitive::F32),
+                since: 1,
             },
             Field {
                 name: Cow::Borrowed("y"),
                 offset: 4,
                 size: 4,
                 ty: FieldType::Primitive(Primitive::F32),
+                since: 1,
             },
         ]),
+        appendable: false,
     }
 }
 
@@ -67,7 +70,9 @@ fn decoded_schemas_are_owned() {
                 elem: Link::Owned(Box::new(FieldType::Object(Link::Owned(Box::new(point()))))),
                 len: 2,
             },
+            since: 1,
         }]),
+        appendable: false,
     };
     let decoded = decode(&encode(&outer)).unwrap();
     assert_eq!(decoded, outer);

@@ -83,6 +83,24 @@ pub enum Difference {
         /// The peer's number of elements.
         theirs: u64,
     },
+    /// One side's type is `#[rtipc(appendable)]` and the other's is not.
+    Appendable {
+        /// Path of the object; empty for the top-level one.
+        object: String,
+        /// Whether ours is appendable.
+        ours: bool,
+        /// Whether the peer's is.
+        theirs: bool,
+    },
+    /// A field was added in another revision here than in the peer's schema.
+    Revision {
+        /// Path of the field.
+        field: String,
+        /// Its revision in our schema.
+        ours: u32,
+        /// Its revision in the peer's schema.
+        theirs: u32,
+    },
     /// The type names differ. A [note](SchemaDiff::notes) only: names are not part of the
     /// layout.
     TypeName {
@@ -159,6 +177,32 @@ impl fmt::Display for Difference {
                 f,
                 "field `{field}`: array of {ours} elements here, {theirs} in the peer's schema"
             ),
+            Difference::Appendable {
+                object,
+                ours,
+                theirs,
+            } => {
+                if object.is_empty() {
+                    f.write_str("the type")?;
+                } else {
+                    write!(f, "`{object}`")?;
+                }
+                let is = |a: &bool| if *a { "is" } else { "is not" };
+                write!(
+                    f,
+                    " {} appendable here and {} in the peer's schema",
+                    is(ours),
+                    is(theirs)
+                )
+            }
+            Difference::Revision {
+                field,
+                ours,
+                theirs,
+            } => write!(
+                f,
+                "field `{field}`: revision {ours} here, {theirs} in the peer's schema"
+            ),
             Difference::TypeName {
                 object,
                 ours,
@@ -211,6 +255,8 @@ fn write_names(f: &mut fmt::Formatter<'_>, names: &[String]) -> fmt::Result {
 pub struct SchemaDiff {
     differences: Vec<Difference>,
     notes: Vec<Difference>,
+    /// For an appendable type: why the prefix rule did not make the two schemas compatible.
+    reason: Option<String>,
 }
 
 impl SchemaDiff {
@@ -241,6 +287,20 @@ impl SchemaDiff {
     pub fn notes(&self) -> &[Difference] {
         &self.notes
     }
+
+    /// Why the schemas are not compatible by the prefix rule of appendable types (see
+    /// [`prefix`](super::prefix)), when either is appendable: the rule's reason (a field
+    /// changed in the middle, a nested object changed), or the use that the rule does not
+    /// allow (a consumer built with a later revision than the segment's).
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// The diff with `reason` in place of the prefix rule's own.
+    pub(crate) fn with_reason(mut self, reason: String) -> SchemaDiff {
+        self.reason = Some(reason);
+        self
+    }
 }
 
 impl<'a> IntoIterator for &'a SchemaDiff {
@@ -262,6 +322,9 @@ impl fmt::Display for SchemaDiff {
                 f.write_str("; ")?;
             }
             write!(f, "{d}")?;
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, "; {reason}")?;
         }
         for note in &self.notes {
             write!(f, "; note: {note}")?;
@@ -292,18 +355,21 @@ impl fmt::Display for SchemaDiff {
 ///     offset,
 ///     size: Primitive::size(p),
 ///     ty: FieldType::Primitive(p),
+///     since: 1,
 /// };
 /// let ours = Schema {
 ///     name: Cow::Borrowed("Joint"),
 ///     size: 8,
 ///     align: 4,
 ///     fields: Cow::Owned(vec![field("angle", 0, Primitive::F32), field("torque", 4, Primitive::F32)]),
+///     appendable: false,
 /// };
 /// let theirs = Schema {
 ///     name: Cow::Borrowed("Joint"),
 ///     size: 16,
 ///     align: 8,
 ///     fields: Cow::Owned(vec![field("angle", 0, Primitive::F32), field("torque", 8, Primitive::F64)]),
+///     appendable: false,
 /// };
 /// assert_eq!(
 ///     diff(&ours, &theirs).to_string(),
@@ -315,6 +381,9 @@ impl fmt::Display for SchemaDiff {
 pub fn diff(ours: &Schema, theirs: &Schema) -> SchemaDiff {
     let mut out = SchemaDiff::default();
     compare_schema(&mut out, "", ours, theirs);
+    if ours.appendable || theirs.appendable {
+        out.reason = super::prefix(ours, theirs).err().map(|e| e.to_string());
+    }
     out
 }
 
@@ -346,6 +415,13 @@ fn compare_schema(out: &mut SchemaDiff, path: &str, ours: &Schema, theirs: &Sche
             object: path.to_owned(),
             ours: ours.align,
             theirs: theirs.align,
+        });
+    }
+    if ours.appendable != theirs.appendable {
+        out.differences.push(Difference::Appendable {
+            object: path.to_owned(),
+            ours: ours.appendable,
+            theirs: theirs.appendable,
         });
     }
 
@@ -399,6 +475,13 @@ fn compare_schema(out: &mut SchemaDiff, path: &str, ours: &Schema, theirs: &Sche
 }
 
 fn compare_field(out: &mut SchemaDiff, path: &str, ours: &Field, theirs: &Field) {
+    if ours.since != theirs.since {
+        out.differences.push(Difference::Revision {
+            field: path.to_owned(),
+            ours: ours.since,
+            theirs: theirs.since,
+        });
+    }
     let at = out.differences.len();
     let comparable = compare_type(out, path, &ours.ty, &theirs.ty);
     if !comparable || ours.offset != theirs.offset {

@@ -11,6 +11,7 @@ fn prim(name: &'static str, offset: u64, p: Primitive) -> Field {
         offset,
         size: p.size(),
         ty: FieldType::Primitive(p),
+        since: 1,
     }
 }
 
@@ -20,6 +21,7 @@ fn field(name: &'static str, offset: u64, ty: FieldType) -> Field {
         offset,
         size: ty.size(),
         ty,
+        since: 1,
     }
 }
 
@@ -40,6 +42,7 @@ fn schema(name: &'static str, size: u64, align: u64, fields: Vec<Field>) -> Sche
         size,
         align,
         fields: Cow::Owned(fields),
+        appendable: false,
     }
 }
 

@@ -34,6 +34,7 @@ fn field(name: &str, offset: u64, ty: FieldType) -> Field {
         offset,
         size: ty.size(),
         ty,
+        since: 1,
     }
 }
 
@@ -58,6 +59,7 @@ fn schema(name: &str, size: u64, align: u64, fields: Vec<Field>) -> Schema {
         size,
         align,
         fields: Cow::Owned(fields),
+        appendable: false,
     }
 }
 
@@ -452,7 +454,9 @@ static CYCLE: Schema = Schema {
         offset: 0,
         size: 8,
         ty: FieldType::Object(Link::Static(&CYCLE)),
+        since: 1,
     }]),
+    appendable: false,
 };
 
 #[test]

@@ -1,0 +1,13 @@
+use rtipc::Object;
+
+#[derive(Object)]
+#[repr(C)]
+#[rtipc(appendable)]
+struct Pose {
+    x: f64,
+    #[rtipc(since = 2)]
+    y: f64,
+    z: f64,
+}
+
+fn main() {}
