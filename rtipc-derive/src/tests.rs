@@ -127,7 +127,7 @@ fn every_problem_is_reported_at_once() {
         all[..3],
         [
             "`id` must be an integer literal, such as `id = 42`",
-            "unknown key `colour` in `#[rtipc(...)]`; expected `id`, `name`, `crate` or `region`",
+            "unknown key `colour` in `#[rtipc(...)]`; expected `id`, `name`, `crate`, `region` or `appendable`",
             "duplicate key `id` in `#[rtipc(...)]`; give it once",
         ]
     );
@@ -184,8 +184,9 @@ fn attribute_values() {
             struct A { #[rtipc(id = 1)] x: u32 }
         }),
         [
+            "expected `#[rtipc(since = <revision>)]`, the only key a field takes (the others go \
+             on the struct)",
             "expected `#[rtipc(id = <integer>, name = \"<name>\", crate = <path>)]`",
-            "`#[rtipc(...)]` is not allowed on a field; put it on the struct",
         ]
     );
 }
@@ -318,8 +319,8 @@ fn values_of_any_shape_get_the_derive_messages() {
         [
             "expected `name = \"JointState\"`",
             "`id` must be an integer literal, such as `id = 42`",
-            "unknown key `r#type` in `#[rtipc(...)]`; expected `id`, `name`, `crate` or `region`",
-            "unknown key `a::b` in `#[rtipc(...)]`; expected `id`, `name`, `crate` or `region`",
+            "unknown key `r#type` in `#[rtipc(...)]`; expected `id`, `name`, `crate`, `region` or `appendable`",
+            "unknown key `a::b` in `#[rtipc(...)]`; expected `id`, `name`, `crate`, `region` or `appendable`",
         ]
     );
 }
@@ -374,4 +375,54 @@ fn field_kind_bounds_only_for_types_that_are_not_primitives() {
     // One check per field.
     let check = "const _ : & __rtipc :: __private :: FieldType = < Inner as";
     assert_eq!(tokens.matches(check).count(), 2);
+}
+
+#[test]
+fn revisions() {
+    assert_eq!(
+        errors(parse_quote! {
+            #[repr(C)]
+            struct A { x: u64, #[rtipc(since = 2)] y: u64 }
+        }),
+        ["`since` needs `#[rtipc(appendable)]` on the struct: only an appendable type has \
+          revisions"]
+    );
+    assert_eq!(
+        errors(parse_quote! {
+            #[repr(C)]
+            #[rtipc(appendable)]
+            struct A { x: u64, #[rtipc(since = 2)] y: u64, z: u64 }
+        }),
+        ["field `z` is revision 1 but follows `y` of revision 2: revisions only append fields \
+          at the end, so `since` never decreases (a field without `since` is revision 1)"]
+    );
+    assert_eq!(
+        errors(parse_quote! {
+            #[repr(C)]
+            #[rtipc(appendable)]
+            struct A { #[rtipc(since = 2)] x: u64 }
+        }),
+        ["the first field belongs to revision 1: a later revision appends fields after those \
+          of revision 1, so `since` cannot be on the first field"]
+    );
+    assert_eq!(
+        errors(parse_quote! {
+            #[repr(C)]
+            #[rtipc(appendable = 1, region)]
+            struct A { x: u64, #[rtipc(since = 0)] y: u64, #[rtipc(since = 2, since = 3)] z: u64 }
+        }),
+        [
+            "`since` is the revision that added the field: an integer from 1, such as \
+             `since = 2`",
+            "duplicate key `since` in `#[rtipc(...)]`; give it once",
+            "`appendable` takes no value: write `#[rtipc(appendable)]`",
+            "`appendable` does not apply to a `region` type: every build maps a region whole",
+        ]
+    );
+    assert!(errors(parse_quote! {
+        #[repr(C)]
+        #[rtipc(appendable)]
+        struct A { x: u64, #[rtipc(since = 2)] y: u64, #[rtipc(since = 2)] z: u64, #[rtipc(since = 5)] w: u64 }
+    })
+    .is_empty());
 }

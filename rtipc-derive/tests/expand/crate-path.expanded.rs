@@ -38,9 +38,11 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <u64 as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                 ],
             ),
+            appendable: false,
         };
         const FINGERPRINT: __rtipc::__private::core::primitive::u64 = __rtipc::__private::fingerprint(
             <Self as __rtipc::Object>::SCHEMA,

@@ -58,6 +58,7 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <Vector3 as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                     __rtipc::__private::Field {
                         name: __rtipc::__private::Cow::Borrowed("poses"),
@@ -69,6 +70,7 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <[[Pose; 4]; 2] as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                     __rtipc::__private::Field {
                         name: __rtipc::__private::Cow::Borrowed("weights"),
@@ -80,9 +82,11 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <[[f32; 3]; 2] as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                 ],
             ),
+            appendable: false,
         };
         const FINGERPRINT: __rtipc::__private::core::primitive::u64 = __rtipc::__private::fingerprint(
             <Self as __rtipc::Object>::SCHEMA,

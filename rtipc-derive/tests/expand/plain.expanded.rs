@@ -39,6 +39,7 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <u64 as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                     __rtipc::__private::Field {
                         name: __rtipc::__private::Cow::Borrowed("value"),
@@ -49,6 +50,7 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <f32 as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                     __rtipc::__private::Field {
                         name: __rtipc::__private::Cow::Borrowed("count"),
@@ -60,6 +62,7 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <::core::primitive::u16 as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                     __rtipc::__private::Field {
                         name: __rtipc::__private::Cow::Borrowed("flags"),
@@ -70,9 +73,11 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <[u8; 2] as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                 ],
             ),
+            appendable: false,
         };
         const FINGERPRINT: __rtipc::__private::core::primitive::u64 = __rtipc::__private::fingerprint(
             <Self as __rtipc::Object>::SCHEMA,

@@ -37,6 +37,7 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <u32 as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                     __rtipc::__private::Field {
                         name: __rtipc::__private::Cow::Borrowed("1"),
@@ -47,9 +48,11 @@ const _: () = {
                         ty: __rtipc::__private::field_type(
                             <i32 as __rtipc::__private::FieldKind>::TYPE,
                         ),
+                        since: 1u32,
                     },
                 ],
             ),
+            appendable: false,
         };
         const FINGERPRINT: __rtipc::__private::core::primitive::u64 = __rtipc::__private::fingerprint(
             <Self as __rtipc::Object>::SCHEMA,
