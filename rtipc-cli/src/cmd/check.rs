@@ -132,14 +132,33 @@ fn judge(w: &Wanted, channels: &[ChannelFacts]) -> Vec<Verdict> {
                     hex(o.id)
                 ));
             }
+            let mut note = None;
             if fp != o.fingerprint || w.schema.size != o.size || w.schema.align != o.align {
-                let d = schema::diff(&w.schema, &o.schema);
-                why.extend(d.to_string().lines().map(str::to_owned));
+                match schema::prefix(&w.schema, &o.schema) {
+                    // An earlier revision of an appendable type attaches in place.
+                    Ok(e) if e.ours_is_older() => {
+                        note = Some(format!(
+                            "attaches by the prefix rule of appendable types ({e}): consumers \
+                             read their fields in place, producers zero the others"
+                        ));
+                    }
+                    Ok(e) => why.push(format!(
+                        "{}; the prefix rule applies ({e}), but the segment's slots lack this \
+                         revision's fields: only a copying consumer (`StateCopier`) attaches",
+                        schema::diff(&w.schema, &o.schema)
+                    )),
+                    Err(_) => {
+                        let d = schema::diff(&w.schema, &o.schema);
+                        why.extend(d.to_string().lines().map(str::to_owned));
+                    }
+                }
             }
+            let ok = why.is_empty();
+            why.extend(note);
             out.push(Verdict {
                 name: name.clone(),
                 channel: Some(c.name.clone()),
-                ok: why.is_empty(),
+                ok,
                 why,
             });
         }
