@@ -19,8 +19,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rtipc::{
-    Direction, Error, Object, QueueConsumer, QueueProducer, Segment, StateConsumer, StateCopier,
-    StateProducer,
+    Direction, Error, Object, QueueConsumer, QueueCopier, QueueProducer, Segment, StateConsumer,
+    StateCopier, StateProducer,
 };
 
 /// What each revision's `Pose` provides to the driver.
@@ -233,10 +233,17 @@ fn open_consume<T: Rev>(name: &str, count: u64) -> Result<(), Error> {
     if let Some(q) = &queue {
         report_evolution("queue consumer", q.evolution());
     }
+    let mut qcopier = None;
+    if queue.is_none() {
+        let c = QueueCopier::<T>::new(&seg, "downq")?;
+        report_evolution("queue copier", c.evolution());
+        qcopier = Some(c);
+    }
+    let reading_queue = queue.is_some() || qcopier.is_some();
     let (mut st, mut qt) = (Tally::default(), Tally::default());
     let mut revision = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while (st.last < count || (queue.is_some() && qt.last < count)) && Instant::now() < deadline {
+    while (st.last < count || (reading_queue && qt.last < count)) && Instant::now() < deadline {
         if let Some(s) = &mut state {
             if let Some(v) = s.fetch()? {
                 if rtipc::StateRef::is_new(&v) {
@@ -257,12 +264,18 @@ fn open_consume<T: Rev>(name: &str, count: u64) -> Result<(), Error> {
                 qt.check(&m.words());
             }
         }
+        if let Some(q) = &mut qcopier {
+            while let Some(m) = q.pop()? {
+                revision = m.revision;
+                qt.check(&m.value.words());
+            }
+        }
     }
     st.print("state");
     if copier.is_some() {
         println!("copied revision={revision}");
     }
-    if queue.is_some() {
+    if reading_queue {
         qt.print("queue");
     }
     Ok(())

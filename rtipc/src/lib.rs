@@ -92,7 +92,7 @@ pub use crate::{
     layout::names::{ChannelKind, Direction, End, Side},
     layout::spec::ChannelSpec,
     observe::{ObjectLayout, Observed, QueueObserver, RawObserver, StateObserver},
-    queue::{MessageMut, MessageRef, QueueConsumer, QueueProducer},
+    queue::{MessageMut, MessageRef, QueueConsumer, QueueCopier, QueueProducer},
     record::{RecordConsumer, RecordMut, RecordProducer, RecordRef},
     segment::{lock_all_memory, Segment, SegmentBuilder, SysvKey},
     state::{

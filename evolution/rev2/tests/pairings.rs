@@ -143,8 +143,8 @@ fn an_older_consumer_reads_a_newer_segment_in_place() {
 }
 
 /// A revision-2 consumer of a revision-1 segment is refused by the typed handles, with the
-/// field-level diff and why the prefix rule does not let it read in place; the copying form
-/// reads revision 1 with zeros in `z` and `w`.
+/// field-level diff and why the prefix rule does not let it read in place; the copying forms
+/// read revision 1 with zeros in `z` and `w`, state and queue.
 #[test]
 fn a_newer_consumer_of_an_older_segment_is_refused_and_copies() {
     let name = seg("new-consumer");
@@ -161,8 +161,8 @@ fn a_newer_consumer_of_an_older_segment_is_refused_and_copies() {
          peer's schema; field `w` (u64 at offset 24) is missing from the peer's schema; the \
          prefix rule applies, but this consumer's type (revision 2 here, 1 in the peer's \
          schema; only ours has `z`, `w`) has fields the segment's slots do not: it cannot read \
-         them in place; read the segment's revision with a build of that revision, or use the \
-         copying form, which fills the missing fields with zeros"
+         them in place; read the segment's revision with a build of that revision, or copy it \
+         out with `StateCopier` or `QueueCopier`, which fill the missing fields with zeros"
     );
     assert!(
         line(&out, "refused queue consumer:").contains("the prefix rule applies"),
@@ -172,14 +172,15 @@ fn a_newer_consumer_of_an_older_segment_is_refused_and_copies() {
         line(&out, "evolution state copier:"),
         "evolution state copier: revision 2 here, 1 in the peer's schema; only ours has `z`, `w`"
     );
+    assert!(out.contains("evolution queue copier: revision 2 here, 1"), "{out}");
     assert_eq!(get(&out, "copied", "revision"), 1);
-    assert_eq!(get(&out, "state", "bad"), 0, "{out}");
-    assert_eq!(get(&out, "state", "last"), N, "{out}");
-    assert_eq!(
-        get(&out, "state", "zero_tail"),
-        get(&out, "state", "seen"),
-        "{out}"
-    );
+    for what in ["state", "queue"] {
+        assert_eq!(get(&out, what, "bad"), 0, "{out}");
+        assert_eq!(get(&out, what, "backwards"), 0, "{out}");
+        assert_eq!(get(&out, what, "last"), N, "{out}");
+        assert_eq!(get(&out, what, "zero_tail"), get(&out, what, "seen"), "{out}");
+    }
+    assert_eq!(get(&out, "queue", "seen"), N, "the queue is lossless: {out}");
 }
 
 /// A revision-1 producer replaces a revision-2 producer of a revision-2 segment: it zeroes the

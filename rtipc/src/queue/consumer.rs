@@ -212,3 +212,80 @@ impl<T: Object + std::fmt::Debug> std::fmt::Debug for MessageRef<'_, T> {
             .finish()
     }
 }
+
+/// The consuming end of a queue that copies each message out: for a type that is a later
+/// revision of an [appendable](crate::schema::Schema::appendable) type than the segment's (or
+/// any revision). The fields the segment's revision does not have are zero in the copy, and
+/// [`Copied::revision`](crate::Copied::revision) says which revision was received.
+///
+/// `QueueConsumer` refuses a later revision, since the queue's slots do not hold the fields
+/// that revision adds; this handle reads the segment's revision, as many bytes of it as `T`
+/// has.
+pub struct QueueCopier<T: Object> {
+    chan: Channel<T>,
+    c: Consumer,
+    /// How many bytes of each message are copied: the shorter of the two revisions.
+    len: usize,
+    revision: u32,
+    evolution: Option<Evolution>,
+}
+
+impl<T: Object> QueueCopier<T> {
+    /// Claims the consuming end of queue `name` and checks `T` against its schema: the same
+    /// layout, or a revision of the same appendable type.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let (mut chan, found) = Channel::claim(seg, name, End::Consumer, Use::Copy)?;
+        let c = protocol::claim_consumer(chan.words()).map_err(|b| chan.corrupt(b))?;
+        Ok(QueueCopier {
+            chan,
+            c,
+            len: size_of::<T>().min(found.size as usize),
+            revision: found
+                .evolution
+                .as_ref()
+                .map_or(T::SCHEMA.revision(), |e| e.theirs),
+            evolution: found.evolution,
+        })
+    }
+
+    /// How `T` relates to the segment's revision of it; see [`QueueConsumer::evolution`].
+    pub fn evolution(&self) -> Option<&Evolution> {
+        self.evolution.as_ref()
+    }
+
+    /// Takes the oldest unread message and copies it out: `None` if there is none.
+    pub fn pop(&mut self) -> Result<Option<crate::Copied<T>>, DataError> {
+        self.chan.ch.check()?;
+        match protocol::pop_with(self.chan.words(), &mut self.c, |_| {}) {
+            Ok(Popped::Empty) => Ok(None),
+            Ok(Popped::Message { pos, missed }) => {
+                let p = self.chan.slot(self.c.slot);
+                let mut value = T::zeroed();
+                // SAFETY: the consumer's slot belongs to it until its next pop (`&mut self`);
+                // `self.len` bytes from `p` lie inside the segment's message and inside
+                // `value` (`len` is at most both sizes); every bit pattern is a valid `T`, and
+                // its other bytes stay zero.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        p.cast_const(),
+                        (&mut value as *mut T).cast::<u8>(),
+                        self.len,
+                    )
+                };
+                Ok(Some(crate::Copied {
+                    value,
+                    seq: pos.wrapping_add(1),
+                    new: true,
+                    missed,
+                    revision: self.revision,
+                }))
+            }
+            Err(b) => Err(self.chan.corrupt(b)),
+        }
+    }
+
+    /// Whether a process holds the producer end (the kernel's answer; a system call).
+    pub fn producer_alive(&self) -> Result<bool> {
+        self.chan.ch.other_end_held()
+    }
+}

@@ -23,7 +23,7 @@ mod producer;
 
 #[cfg(not(loom))]
 pub use self::{
-    consumer::{MessageRef, QueueConsumer},
+    consumer::{MessageRef, QueueConsumer, QueueCopier},
     producer::{MessageMut, QueueProducer},
 };
 

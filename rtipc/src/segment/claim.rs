@@ -133,8 +133,8 @@ impl ChannelRef {
             Use::Read if !ours_older => Some(format!(
                 "the prefix rule applies, but this consumer's type ({evolution}) has fields \
                  the segment's slots do not: it cannot read them in place; read the \
-                 segment's revision with a build of that revision, or use the copying form, \
-                 which fills the missing fields with zeros"
+                 segment's revision with a build of that revision, or copy it out with \
+                 `StateCopier` or `QueueCopier`, which fill the missing fields with zeros"
             )),
             Use::Write if !ours_older => Some(format!(
                 "the prefix rule applies, but this producer's type ({evolution}) is longer \
