@@ -384,8 +384,10 @@ fn revisions() {
             #[repr(C)]
             struct A { x: u64, #[rtipc(since = 2)] y: u64 }
         }),
-        ["`since` needs `#[rtipc(appendable)]` on the struct: only an appendable type has \
-          revisions"]
+        [
+            "`since` needs `#[rtipc(appendable)]` on the struct: only an appendable type has \
+          revisions"
+        ]
     );
     assert_eq!(
         errors(parse_quote! {
@@ -393,8 +395,10 @@ fn revisions() {
             #[rtipc(appendable)]
             struct A { x: u64, #[rtipc(since = 2)] y: u64, z: u64 }
         }),
-        ["field `z` is revision 1 but follows `y` of revision 2: revisions only append fields \
-          at the end, so `since` never decreases (a field without `since` is revision 1)"]
+        [
+            "field `z` is revision 1 but follows `y` of revision 2: revisions only append fields \
+          at the end, so `since` never decreases (a field without `since` is revision 1)"
+        ]
     );
     assert_eq!(
         errors(parse_quote! {
@@ -402,8 +406,10 @@ fn revisions() {
             #[rtipc(appendable)]
             struct A { #[rtipc(since = 2)] x: u64 }
         }),
-        ["the first field belongs to revision 1: a later revision appends fields after those \
-          of revision 1, so `since` cannot be on the first field"]
+        [
+            "the first field belongs to revision 1: a later revision appends fields after those \
+          of revision 1, so `since` cannot be on the first field"
+        ]
     );
     assert_eq!(
         errors(parse_quote! {

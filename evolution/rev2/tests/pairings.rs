@@ -172,15 +172,26 @@ fn a_newer_consumer_of_an_older_segment_is_refused_and_copies() {
         line(&out, "evolution state copier:"),
         "evolution state copier: revision 2 here, 1 in the peer's schema; only ours has `z`, `w`"
     );
-    assert!(out.contains("evolution queue copier: revision 2 here, 1"), "{out}");
+    assert!(
+        out.contains("evolution queue copier: revision 2 here, 1"),
+        "{out}"
+    );
     assert_eq!(get(&out, "copied", "revision"), 1);
     for what in ["state", "queue"] {
         assert_eq!(get(&out, what, "bad"), 0, "{out}");
         assert_eq!(get(&out, what, "backwards"), 0, "{out}");
         assert_eq!(get(&out, what, "last"), N, "{out}");
-        assert_eq!(get(&out, what, "zero_tail"), get(&out, what, "seen"), "{out}");
+        assert_eq!(
+            get(&out, what, "zero_tail"),
+            get(&out, what, "seen"),
+            "{out}"
+        );
     }
-    assert_eq!(get(&out, "queue", "seen"), N, "the queue is lossless: {out}");
+    assert_eq!(
+        get(&out, "queue", "seen"),
+        N,
+        "the queue is lossless: {out}"
+    );
 }
 
 /// A revision-1 producer replaces a revision-2 producer of a revision-2 segment: it zeroes the

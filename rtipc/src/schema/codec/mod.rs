@@ -463,6 +463,36 @@ impl<'a> Reader<'a> {
         Ok((field, (offset, end, field_at)))
     }
 
+    /// Checks a field's revision: 1 throughout a type that is not appendable; in an
+    /// appendable one, 1 for the first field and never lower than the previous field's.
+    fn revision(
+        &self,
+        name: &str,
+        appendable: bool,
+        previous: Option<&Field>,
+        field: &Field,
+        at: usize,
+    ) -> Result<(), DecodeError> {
+        let before = previous.map_or(1, |f| f.since);
+        if ((!appendable || previous.is_none()) && field.since != 1) || field.since < before {
+            return Err(self.error(
+                at,
+                DecodeErrorKind::InvalidLayout,
+                format!(
+                    "field `{}` of `{name}` has revision {} after revision {before}{}",
+                    field.name,
+                    field.since,
+                    if appendable {
+                        ""
+                    } else {
+                        " in a type that is not appendable"
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// A schema whose fields are at nesting depth `depth`.
     fn schema(&mut self, depth: u32) -> Result<Schema, DecodeError> {
         let name = self.name(format_args!("type name"))?;
@@ -528,25 +558,7 @@ impl<'a> Reader<'a> {
         let mut spans = Vec::with_capacity(count);
         for index in 0..count {
             let (field, span) = self.field(depth, name, size, align, index, &mut names)?;
-            // Revisions: 1 throughout a type that is not appendable; in an appendable one, 1
-            // for the first field and never decreasing.
-            let before = fields.last().map_or(1, |f: &Field| f.since);
-            if ((!appendable || index == 0) && field.since != 1) || field.since < before {
-                return Err(self.error(
-                    span.2,
-                    DecodeErrorKind::InvalidLayout,
-                    format!(
-                        "field `{}` of `{name}` has revision {} after revision {before}{}",
-                        field.name,
-                        field.since,
-                        if appendable {
-                            ""
-                        } else {
-                            " in a type that is not appendable"
-                        }
-                    ),
-                ));
-            }
+            self.revision(name, appendable, fields.last(), &field, span.2)?;
             spans.push((span.0, span.1, span.2, index));
             fields.push(field);
         }

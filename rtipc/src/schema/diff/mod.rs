@@ -101,6 +101,12 @@ pub enum Difference {
         /// Its revision in the peer's schema.
         theirs: u32,
     },
+    /// Why the prefix rule of appendable types does not make the two schemas compatible
+    /// (see [`prefix`](super::prefix)); always the last difference.
+    Rule {
+        /// The reason, in words.
+        reason: String,
+    },
     /// The type names differ. A [note](SchemaDiff::notes) only: names are not part of the
     /// layout.
     TypeName {
@@ -177,6 +183,32 @@ impl fmt::Display for Difference {
                 f,
                 "field `{field}`: array of {ours} elements here, {theirs} in the peer's schema"
             ),
+            Difference::Appendable { .. }
+            | Difference::Revision { .. }
+            | Difference::Rule { .. } => self.fmt_evolution(f),
+            Difference::TypeName {
+                object,
+                ours,
+                theirs,
+            } => {
+                if object.is_empty() {
+                    f.write_str("the type")?;
+                } else {
+                    write!(f, "`{object}`")?;
+                }
+                write!(
+                    f,
+                    " is named `{ours}` here, `{theirs}` in the peer's schema"
+                )
+            }
+        }
+    }
+}
+
+impl Difference {
+    /// The differences about revisions of appendable types.
+    fn fmt_evolution(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Difference::Appendable {
                 object,
                 ours,
@@ -203,21 +235,8 @@ impl fmt::Display for Difference {
                 f,
                 "field `{field}`: revision {ours} here, {theirs} in the peer's schema"
             ),
-            Difference::TypeName {
-                object,
-                ours,
-                theirs,
-            } => {
-                if object.is_empty() {
-                    f.write_str("the type")?;
-                } else {
-                    write!(f, "`{object}`")?;
-                }
-                write!(
-                    f,
-                    " is named `{ours}` here, `{theirs}` in the peer's schema"
-                )
-            }
+            Difference::Rule { reason } => f.write_str(reason),
+            _ => unreachable!("only the differences about revisions"),
         }
     }
 }
@@ -255,8 +274,6 @@ fn write_names(f: &mut fmt::Formatter<'_>, names: &[String]) -> fmt::Result {
 pub struct SchemaDiff {
     differences: Vec<Difference>,
     notes: Vec<Difference>,
-    /// For an appendable type: why the prefix rule did not make the two schemas compatible.
-    reason: Option<String>,
 }
 
 impl SchemaDiff {
@@ -293,12 +310,17 @@ impl SchemaDiff {
     /// changed in the middle, a nested object changed), or the use that the rule does not
     /// allow (a consumer built with a later revision than the segment's).
     pub fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
+        self.differences.iter().find_map(|d| match d {
+            Difference::Rule { reason } => Some(reason.as_str()),
+            _ => None,
+        })
     }
 
-    /// The diff with `reason` in place of the prefix rule's own.
+    /// The diff with `reason` in place of the prefix rule's own, last.
     pub(crate) fn with_reason(mut self, reason: String) -> SchemaDiff {
-        self.reason = Some(reason);
+        self.differences
+            .retain(|d| !matches!(d, Difference::Rule { .. }));
+        self.differences.push(Difference::Rule { reason });
         self
     }
 }
@@ -322,9 +344,6 @@ impl fmt::Display for SchemaDiff {
                 f.write_str("; ")?;
             }
             write!(f, "{d}")?;
-        }
-        if let Some(reason) = &self.reason {
-            write!(f, "; {reason}")?;
         }
         for note in &self.notes {
             write!(f, "; note: {note}")?;
@@ -382,7 +401,11 @@ pub fn diff(ours: &Schema, theirs: &Schema) -> SchemaDiff {
     let mut out = SchemaDiff::default();
     compare_schema(&mut out, "", ours, theirs);
     if ours.appendable || theirs.appendable {
-        out.reason = super::prefix(ours, theirs).err().map(|e| e.to_string());
+        if let Err(e) = super::prefix(ours, theirs) {
+            out.differences.push(Difference::Rule {
+                reason: e.to_string(),
+            });
+        }
     }
     out
 }
