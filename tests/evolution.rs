@@ -5,8 +5,8 @@
 
 use rtipc::schema::{prefix, NotPrefix};
 use rtipc::{
-    Direction, Error, MultiStateConsumer, Object, QueueObserver, RecordConsumer, Segment,
-    StateConsumer, StateObserver, StateProducer, StateRef,
+    Direction, Error, MultiStateConsumer, MultiStateProducer, Object, QueueObserver,
+    RecordConsumer, Segment, StateConsumer, StateObserver, StateProducer, StateRef,
 };
 
 mod v1 {
@@ -187,7 +187,7 @@ fn an_earlier_producer_zeroes_the_tail_for_every_end() {
 /// Every refusal keeps the field-level diff and says why the prefix rule did not apply.
 #[test]
 fn refusals_say_why_the_prefix_rule_did_not_apply() {
-    let _seg = Segment::builder()
+    let seg = Segment::builder()
         .state::<v1::Pose>("pose", Direction::CreatorToPeer)
         .queue::<v1::Pose>("poses", Direction::CreatorToPeer, 8)
         .record::<v1::Pose>("tracks", Direction::CreatorToPeer, 4096)
@@ -218,18 +218,30 @@ fn refusals_say_why_the_prefix_rule_did_not_apply() {
     assert!(e.contains("has fields the segment's slots do not"), "{e}");
     let e = mismatch(QueueObserver::<v2::Pose>::new(&peer, "poses").unwrap_err());
     assert!(e.contains("has fields the segment's slots do not"), "{e}");
-    // The handles that need the exact layout say so.
+    // A multi-object consumer reads an earlier revision in place, not a later one; a
+    // multi-object producer needs the exact layout, and says so.
     let multi = MultiStateConsumer::new(&peer, "pose").unwrap();
     let e = mismatch(multi.object::<v2::Pose>().unwrap_err());
+    assert!(e.contains("has fields the segment's slots do not"), "{e}");
+    drop(multi);
+    let multi = MultiStateProducer::new(&seg, "pose").unwrap();
+    let e = mismatch(multi.object::<changed::Pose>().unwrap_err());
+    assert!(e.contains("field `y` (number 2) differs"), "{e}");
+    drop(multi);
+    let older = Segment::builder()
+        .state::<v2::Pose>("pose", Direction::CreatorToPeer)
+        .create_anonymous()
+        .unwrap();
+    let multi = MultiStateProducer::new(&older, "pose").unwrap();
+    let e = mismatch(multi.object::<v1::Pose>().unwrap_err());
     assert!(
         e.ends_with(
             "this handle needs the exact layout; the prefix rule of appendable types applies \
              to `StateProducer`, `StateConsumer`, `StateCopier`, `QueueProducer`, \
-             `QueueConsumer` and observers"
+             `QueueConsumer`, `QueueCopier`, observers and `MultiStateConsumer`"
         ),
         "{e}"
     );
-    drop(multi);
     let e = mismatch(RecordConsumer::<v2::Pose>::new(&peer, "tracks").unwrap_err());
     assert!(
         e.contains("a record channel's records are arrays of this type"),

@@ -121,7 +121,7 @@ impl ChannelRef {
             Use::Exact => Some(
                 "this handle needs the exact layout; the prefix rule of appendable types \
                  applies to `StateProducer`, `StateConsumer`, `StateCopier`, `QueueProducer`, \
-                 `QueueConsumer` and observers"
+                 `QueueConsumer`, `QueueCopier`, observers and `MultiStateConsumer`"
                     .to_owned(),
             ),
             Use::Elements => Some(

@@ -41,10 +41,14 @@ impl<T> std::fmt::Debug for ObjectKey<T> {
     }
 }
 
-fn key<T: Object>(ch: &crate::segment::EndHandle, handle: u64) -> Result<ObjectKey<T>> {
+fn key<T: Object>(
+    ch: &crate::segment::EndHandle,
+    handle: u64,
+    usage: crate::segment::claim::Use,
+) -> Result<ObjectKey<T>> {
     Ok(ObjectKey {
         handle,
-        offset: ch.object::<T>()? as usize,
+        offset: ch.object_for::<T>(usage)?.offset as usize,
         _t: PhantomData,
     })
 }
@@ -102,9 +106,15 @@ impl MultiStateProducer {
         })
     }
 
-    /// Checks `T` against the channel's schema and returns its key.
+    /// Checks `T` against the channel's schema and returns its key. `T` must have the
+    /// segment's layout exactly (a producer of an earlier revision of an appendable type
+    /// would have to zero the rest: use [`StateProducer`](crate::StateProducer)).
     pub fn object<T: Object>(&self) -> Result<ObjectKey<T>> {
-        key(&self.w.chan.ch, self.handle)
+        key(
+            &self.w.chan.ch,
+            self.handle,
+            crate::segment::claim::Use::Exact,
+        )
     }
 
     /// The back slot, in place: it holds the update published two publishes ago (or zeros),
@@ -199,9 +209,15 @@ impl MultiStateConsumer {
         })
     }
 
-    /// Checks `T` against the channel's schema and returns its key.
+    /// Checks `T` against the channel's schema and returns its key. `T` may be an earlier
+    /// revision of an [appendable](crate::schema::Schema::appendable) type than the
+    /// segment's: its fields are read in place.
     pub fn object<T: Object>(&self) -> Result<ObjectKey<T>> {
-        key(&self.r.chan.ch, self.handle)
+        key(
+            &self.r.chan.ch,
+            self.handle,
+            crate::segment::claim::Use::Read,
+        )
     }
 
     /// Takes the newest update: `None` if nothing was ever published, otherwise a view of the
