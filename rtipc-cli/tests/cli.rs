@@ -460,6 +460,82 @@ fn hz_measures_the_creators_rate() {
     );
 }
 
+mod pose_v1 {
+    use rtipc::Object;
+    /// Revision 1 of an appendable type.
+    #[derive(Object)]
+    #[repr(C)]
+    #[rtipc(appendable)]
+    pub struct Pose {
+        pub x: u64,
+        pub y: u64,
+    }
+}
+
+mod pose_v2 {
+    use rtipc::Object;
+    /// Revision 2: `z` appended.
+    #[derive(Object)]
+    #[repr(C)]
+    #[rtipc(appendable)]
+    pub struct Pose {
+        pub x: u64,
+        pub y: u64,
+        #[rtipc(since = 2)]
+        pub z: u64,
+    }
+}
+
+/// `rtipc check` applies the prefix rule of appendable types: an earlier revision than the
+/// segment's attaches (and says how), a later one does not, with the reason.
+#[test]
+fn check_applies_the_prefix_rule() {
+    let name = format!("rtipc-cli-evolve-{}", std::process::id());
+    let seg = Segment::builder()
+        .state::<pose_v2::Pose>("pose", Direction::CreatorToPeer)
+        .create(&name)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("rtipc-cli-evolve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = Cleanup(vec![dir.clone()]);
+    let v1 = dir.join("v1.rtsc");
+    std::fs::write(
+        &v1,
+        rtipc::schema::encode(<pose_v1::Pose as Object>::SCHEMA),
+    )
+    .unwrap();
+    let out = ok(&["check", &name, "--schema", v1.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        "Pose in channel `pose`: attaches\n  attaches by the prefix rule of appendable types \
+         (revision 1 here, 2 in the peer's schema; only the peer's has `z`): consumers read \
+         their fields in place, producers zero the others\n"
+    );
+    drop(seg);
+    let seg = Segment::builder()
+        .state::<pose_v1::Pose>("pose", Direction::CreatorToPeer)
+        .create(&name)
+        .unwrap();
+    let v2 = dir.join("v2.rtsc");
+    std::fs::write(
+        &v2,
+        rtipc::schema::encode(<pose_v2::Pose as Object>::SCHEMA),
+    )
+    .unwrap();
+    let o = rtipc(&["check", &name, "--schema", v2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let text = stdout(&o);
+    assert!(
+        text.contains(
+            "the prefix rule applies (revision 2 here, 1 in the peer's schema; only ours has \
+             `z`), but the segment's slots lack this revision's fields: only a copying consumer \
+             (`StateCopier`, `QueueCopier`) attaches"
+        ),
+        "{text}"
+    );
+    drop(seg);
+}
+
 #[test]
 fn check_says_whether_a_build_attaches() {
     let c = Creator::start("check");

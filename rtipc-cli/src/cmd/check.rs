@@ -144,7 +144,7 @@ fn judge(w: &Wanted, channels: &[ChannelFacts]) -> Vec<Verdict> {
                     }
                     Ok(e) => why.push(format!(
                         "{}; the prefix rule applies ({e}), but the segment's slots lack this \
-                         revision's fields: only a copying consumer (`StateCopier`) attaches",
+                         revision's fields: only a copying consumer (`StateCopier`, `QueueCopier`) attaches",
                         schema::diff(&w.schema, &o.schema)
                     )),
                     Err(_) => {
@@ -201,6 +201,9 @@ pub fn run(a: &Args) -> Outcome {
                 .map_or_else(String::new, |c| format!(" in channel `{c}`"));
             if v.ok {
                 s.push_str(&format!("{}{place}: attaches\n", v.name));
+                for w in &v.why {
+                    s.push_str(&format!("  {w}\n"));
+                }
             } else {
                 s.push_str(&format!("{}{place}: does not attach\n", v.name));
                 for w in &v.why {
