@@ -104,3 +104,89 @@ fn duplicate_and_empty_field_names_are_rejected() {
     let err = decode(&encode(&s)).unwrap_err();
     assert!(err.reason.contains("empty name"), "{err}");
 }
+
+/// An appendable schema with a field of revision 2.
+fn appendable_point() -> Schema {
+    let mut s = point();
+    s.appendable = true;
+    s.fields.to_mut()[1].since = 2;
+    s
+}
+
+#[test]
+fn only_schemas_with_revisions_use_format_version_2() {
+    let plain = encode(&point());
+    assert_eq!(&plain[4..6], &1u16.to_le_bytes());
+    let evolving = encode(&appendable_point());
+    assert_eq!(&evolving[4..6], &2u16.to_le_bytes());
+    let decoded = decode(&evolving).unwrap();
+    assert_eq!(decoded, appendable_point());
+    assert_eq!(decoded.fingerprint(), appendable_point().fingerprint());
+    assert_eq!(decoded.revision(), 2);
+    // A nested appendable type makes the whole encoding version 2.
+    let outer = Schema {
+        name: Cow::Borrowed("Outer"),
+        size: 8,
+        align: 4,
+        fields: Cow::Owned(vec![Field {
+            name: Cow::Borrowed("p"),
+            offset: 0,
+            size: 8,
+            ty: FieldType::Object(Link::Owned(Box::new(appendable_point()))),
+            since: 1,
+        }]),
+        appendable: false,
+    };
+    let bytes = encode(&outer);
+    assert_eq!(&bytes[4..6], &2u16.to_le_bytes());
+    assert_eq!(decode(&bytes).unwrap(), outer);
+}
+
+#[test]
+fn bad_revisions_and_flags_are_rejected() {
+    // Revision 0.
+    let mut s = appendable_point();
+    s.fields.to_mut()[1].since = 0;
+    let err = decode(&encode(&s)).unwrap_err();
+    assert_eq!(err.kind, DecodeErrorKind::InvalidLayout);
+    assert!(err.reason.contains("revision 0"), "{err}");
+    // Decreasing.
+    let mut s = appendable_point();
+    s.fields.to_mut()[0].since = 3;
+    let err = decode(&encode(&s)).unwrap_err();
+    assert!(
+        err.reason.contains("has revision 3 after revision 1"),
+        "{err}"
+    );
+    // A revision in a type that is not appendable.
+    let mut s = appendable_point();
+    s.appendable = false;
+    let err = decode(&encode(&s)).unwrap_err();
+    assert!(
+        err.reason.contains("in a type that is not appendable"),
+        "{err}"
+    );
+    // Unknown flags: the flags byte follows the name (4 + 5 bytes), size and alignment.
+    let mut bytes = encode(&appendable_point());
+    let flags_at = 6 + 4 + "Point".len() + 16;
+    assert_eq!(bytes[flags_at], 1);
+    bytes[flags_at] = 0x81;
+    let err = decode(&bytes).unwrap_err();
+    assert!(err.reason.contains("flags 0x81"), "{err}");
+    // Version 3 is not read.
+    let mut bytes = encode(&appendable_point());
+    bytes[4] = 3;
+    assert_eq!(
+        decode(&bytes).unwrap_err().kind,
+        DecodeErrorKind::UnsupportedVersion
+    );
+}
+
+/// Every truncation of a version-2 encoding is an error, never a panic.
+#[test]
+fn truncated_version_2_encodings_are_errors() {
+    let bytes = encode(&appendable_point());
+    for len in 0..bytes.len() {
+        assert!(decode(&bytes[..len]).is_err(), "{len}");
+    }
+}
