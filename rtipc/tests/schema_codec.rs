@@ -268,8 +268,9 @@ fn the_encoding_starts_with_magic_and_version() {
     let bytes = encode(&empty());
     assert_eq!(&bytes[..4], b"RTSC");
     assert_eq!(MAGIC, *b"RTSC");
-    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), FORMAT_VERSION);
-    assert_eq!(FORMAT_VERSION, 1);
+    // Version 1 for every schema without an appendable type; 2, the newest, with one.
+    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 1);
+    assert_eq!(FORMAT_VERSION, 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,20 +344,24 @@ fn wrong_magic_and_version_are_rejected() {
     assert_eq!(decode(b"RT").unwrap_err().kind, DecodeErrorKind::Truncated);
 
     let mut bytes = encode(&VEC3);
-    bytes[4] = 2;
+    bytes[4] = 3;
     let err = decode(&bytes).unwrap_err();
     assert_eq!(err.kind, DecodeErrorKind::UnsupportedVersion);
     assert_eq!(err.offset, 4);
-    assert!(err.to_string().contains("version 2"), "{err}");
+    assert!(err.to_string().contains("version 3"), "{err}");
+    // Version 2 is read, and a version-1 body under it is not a version-2 encoding.
+    bytes[4] = 2;
+    assert!(decode(&bytes).is_err());
 }
 
 /// Hand-written encodings, for inputs `encode` cannot produce.
 struct Raw(Vec<u8>);
 
 impl Raw {
+    /// A format-version-1 encoding: no flags, no revisions.
     fn new() -> Raw {
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&1u16.to_le_bytes());
         Raw(bytes)
     }
     fn u8(mut self, v: u8) -> Raw {
@@ -582,7 +587,28 @@ fn arb_type() -> impl Strategy<Value = FieldType> {
 }
 
 fn arb_schema() -> impl Strategy<Value = Schema> {
-    prop::collection::vec(arb_type(), 0..6).prop_map(|types| tuple("Top", types))
+    (
+        prop::collection::vec(arb_type(), 0..6),
+        any::<bool>(),
+        0usize..6,
+    )
+        .prop_map(|(types, appendable, first_appended)| {
+            evolve(tuple("Top", types), appendable, first_appended)
+        })
+}
+
+/// The schema made appendable, its fields from `first_appended` on of revision 2 (the first
+/// field stays revision 1), when `appendable`.
+fn evolve(mut s: Schema, appendable: bool, first_appended: usize) -> Schema {
+    if appendable {
+        s.appendable = true;
+        for (i, f) in s.fields.to_mut().iter_mut().enumerate() {
+            if i > 0 && i >= first_appended {
+                f.since = 2;
+            }
+        }
+    }
+    s
 }
 
 /// Schemas from a small space, so that two of them are often equal.
@@ -596,7 +622,8 @@ fn small_schema() -> impl Strategy<Value = Schema> {
         Just(object(tuple("B", vec![prim(Primitive::F32)]))),
     ];
     let name = prop::sample::select(vec!["a", "b", "c"]);
-    prop::collection::vec((name, ty), 0..3).prop_map(|fields| {
+    let fields = prop::collection::vec((name, ty), 0..3);
+    (fields, any::<bool>(), 0usize..3).prop_map(|(fields, appendable, first_appended)| {
         let mut seen = Vec::new();
         let fields = fields
             .into_iter()
@@ -607,7 +634,7 @@ fn small_schema() -> impl Strategy<Value = Schema> {
             })
             .map(|(n, t)| (n.to_owned(), t))
             .collect();
-        layout("S", fields)
+        evolve(layout("S", fields), appendable, first_appended)
     })
 }
 
