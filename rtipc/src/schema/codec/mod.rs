@@ -209,7 +209,8 @@ fn encode_name(out: &mut Vec<u8>, name: &str) {
 /// - inputs longer than [`MAX_ENCODED_LEN`], a wrong magic, a version other than 1 and
 ///   [`FORMAT_VERSION`], inputs that end early and trailing bytes after the schema;
 /// - unknown flags, revision 0, a revision other than 1 in a type that is not appendable or
-///   for the first field, and a revision lower than the previous field's;
+///   for the first field, a revision lower than the previous field's, and a version-2
+///   encoding of a schema that version 1 can encode (each schema has one encoding);
 /// - names longer than [`MAX_NAME_LEN`] bytes or not valid UTF-8, schemas with more than
 ///   [`MAX_FIELDS`] fields, and types nested deeper than [`MAX_DEPTH`] arrays and objects;
 /// - unknown type tags;
@@ -265,6 +266,16 @@ pub fn decode(bytes: &[u8]) -> Result<Schema, DecodeError> {
     r.v2 = version == 2;
 
     let schema = r.schema(0)?;
+    // One encoding per schema: version 2 only where version 1 cannot say it.
+    if r.v2 && !has_revisions(&schema) {
+        return Err(r.error(
+            version_at,
+            DecodeErrorKind::InvalidLayout,
+            "format version 2 without an appendable type or a revision: such a schema is \
+             encoded as version 1"
+                .to_owned(),
+        ));
+    }
     if r.pos != bytes.len() {
         return Err(r.error(
             r.pos,
