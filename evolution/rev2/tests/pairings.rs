@@ -261,3 +261,39 @@ fn a_newer_producer_is_refused_by_an_older_segment() {
     );
     assert!(!out.contains("produced="), "{out}");
 }
+
+/// A revision-2 producer killed with SIGKILL in the middle of its stream is replaced by a
+/// revision-1 producer: the revision-2 consumer sees every update whole, in order, with `z`
+/// and `w` zero from the first update of the replacement on, never a value the killed
+/// producer left in a slot.
+#[test]
+fn an_older_producer_replaces_a_killed_newer_one() {
+    let name = seg("killed");
+    let (from, end) = (10_000_001u64, 10_002_000u64);
+    let mut consumer = Proc::spawn(rev2(), &["create-consume", &name, &end.to_string()]);
+    consumer.ready();
+    let mut newer = Proc::spawn(rev2(), &["open-produce", &name, "1000000000", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    newer.child.kill().unwrap();
+    newer.child.wait().unwrap();
+    let older = Proc::spawn(
+        rev1(),
+        &["open-produce", &name, &end.to_string(), &from.to_string()],
+    );
+    let older = older.finish(Duration::from_secs(30));
+    let out = consumer.finish(Duration::from_secs(30));
+    println!("{older}{out}");
+    assert!(older.contains("produced=2000"), "{older}");
+    for what in ["state", "queue"] {
+        assert_eq!(get(&out, what, "bad"), 0, "a stale or torn value: {out}");
+        assert_eq!(get(&out, what, "backwards"), 0, "{out}");
+        assert_eq!(get(&out, what, "last"), end, "{out}");
+        assert!(
+            get(&out, what, "full") > 0,
+            "the killed producer was seen: {out}"
+        );
+        assert!(get(&out, what, "last_full") < from, "{out}");
+        assert!(get(&out, what, "first_zero") >= from, "{out}");
+    }
+    assert_eq!(get(&out, "queue", "zero_tail"), end - from + 1, "{out}");
+}
