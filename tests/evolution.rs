@@ -134,6 +134,10 @@ fn fan_out_ends_and_observers_of_an_earlier_revision_read_their_prefix() {
         "revision 1 here, 2 in the peer's schema; only the peer's has `z`"
     );
     assert!(new.evolution().is_none());
+    assert_eq!(
+        watch.evolution().unwrap().to_string(),
+        "revision 1 here, 2 in the peer's schema; only the peer's has `z`"
+    );
     for i in 1..=100u64 {
         tx.publish_copy(&v2::Pose {
             x: i,

@@ -272,6 +272,8 @@ struct Typed<T: Object> {
     core: Core,
     offset: u64,
     value: T,
+    /// How `T` relates to the segment's revision of it, when they differ.
+    evolution: Option<crate::schema::Evolution>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -286,13 +288,14 @@ impl<T: Object> Typed<T> {
             });
         }
         // An earlier revision of an appendable type than the segment's copies its prefix.
-        let offset = ch.object_for::<T>(crate::segment::claim::Use::Read)?.offset;
-        let size = size_of::<T>() as u64;
+        let found = ch.object_for::<T>(crate::segment::claim::Use::Read)?;
+        let (offset, size) = (found.offset, size_of::<T>() as u64);
         let core = Core::new(seg, name, Some((offset, offset + size)))?;
         Ok(Typed {
             core,
             offset,
             value: T::zeroed(),
+            evolution: found.evolution,
             _t: PhantomData,
         })
     }
@@ -340,6 +343,12 @@ impl<T: Object> StateObserver<T> {
     pub fn channel(&self) -> &str {
         &self.t.core.ch.info.name
     }
+
+    /// How `T` relates to the segment's revision of it: `None` when they are the same layout,
+    /// otherwise both revisions and the fields of the segment's that this observer ignores.
+    pub fn evolution(&self) -> Option<&crate::schema::Evolution> {
+        self.t.evolution.as_ref()
+    }
 }
 
 impl<T: Object> std::fmt::Debug for StateObserver<T> {
@@ -374,6 +383,11 @@ impl<T: Object> QueueObserver<T> {
     /// [`Observed::missed`] of the next result, exactly.
     pub fn observe(&mut self) -> Result<Option<Observed<'_, T>>, DataError> {
         self.t.next()
+    }
+
+    /// How `T` relates to the segment's revision of it; see [`StateObserver::evolution`].
+    pub fn evolution(&self) -> Option<&crate::schema::Evolution> {
+        self.t.evolution.as_ref()
     }
 
     /// The number of the next message the observer looks for (1 for the first message).

@@ -50,12 +50,6 @@ impl ChannelRef {
             .ptr(self.info.buffer_offset + index * stride, stride)
     }
 
-    /// Finds `T` among the channel's objects and checks it against ours exactly; returns its
-    /// offset in the slot.
-    pub fn object<T: Object>(&self) -> Result<u64> {
-        self.object_for::<T>(Use::Exact).map(|found| found.offset)
-    }
-
     /// Finds `T` among the channel's objects and checks it against ours for `usage`: exactly,
     /// or, for an appendable type, by the prefix rule where `usage` allows it.
     pub fn object_for<T: Object>(&self, usage: Use) -> Result<Found> {

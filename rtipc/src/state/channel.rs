@@ -148,7 +148,7 @@ impl Slots {
     }
 
     /// A pointer to the byte at `offset` of slot `slot`, for an offset that
-    /// [`ChannelRef::object`] returned for this channel.
+    /// [`ChannelRef::object_for`] returned for this channel.
     #[inline]
     pub fn at<T>(&self, slot: u64, offset: usize) -> *mut T {
         // The protocols only ever hold indices below the slot count: they check every index
