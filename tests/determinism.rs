@@ -88,10 +88,9 @@ fn too_small_a_memlock_limit_is_a_clear_error() {
 }
 
 /// The options on the builder: a locked anonymous segment counts in the process's locked
-/// memory; huge pages are refused for named segments, and for anonymous ones either work or
-/// say that none are reserved.
+/// memory; a tool's read-only mapping and a System V segment lock too.
 #[test]
-fn builder_options_lock_and_huge_pages() {
+fn builder_options_lock_memory() {
     let locked = || -> u64 {
         let s = std::fs::read_to_string("/proc/self/status").unwrap();
         let line = s
@@ -138,29 +137,92 @@ fn builder_options_lock_and_huge_pages() {
         .unwrap();
     Segment::open_sysv(key).unwrap().lock_memory().unwrap();
     drop(sysv);
+}
+
+/// A count from `/proc/meminfo` (`HugePages_Free`, `Hugepagesize` in KiB), 0 if absent.
+fn meminfo(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Huge pages. Where the system has free huge pages (`.ci/run` reserves some when it may): an
+/// anonymous segment takes whole huge pages from the pool while it lives and gives them back
+/// when dropped; a second mapping of it (as a peer's, from its descriptor) sees what the first
+/// publishes, and locks; a segment that needs more huge pages than are free is refused with
+/// `NoHugePages`. Where none are reserved, creation says how to reserve them. Named segments
+/// refuse the option either way.
+#[test]
+fn huge_pages_back_an_anonymous_segment_or_say_how_to_reserve_them() {
     let e = Segment::builder()
         .state::<Small>("s", rtipc::Direction::CreatorToPeer)
         .huge_pages(true)
         .create(&seg_name("huge-named"))
         .unwrap_err();
     assert!(e.to_string().contains("anonymous segments"), "{e}");
-    match Segment::builder()
-        .state::<Small>("s", rtipc::Direction::CreatorToPeer)
-        .huge_pages(true)
-        .lock_memory(true)
-        .create_anonymous()
-    {
-        Ok(seg) => {
-            // A peer maps it too, and both unmap it whole.
-            let fd = std::os::fd::AsFd::as_fd(&seg).try_clone_to_owned().unwrap();
-            let peer = Segment::from_fd(fd).unwrap();
-            peer.lock_memory().unwrap();
-            println!("huge pages: a segment of {} bytes", seg.size());
-        }
-        Err(e @ Error::NoHugePages { .. }) => {
-            assert!(e.to_string().contains("nr_hugepages"), "{e}");
-            println!("no huge pages reserved here: {e}");
-        }
-        Err(e) => panic!("{e}"),
+    let page = meminfo("Hugepagesize") * 1024;
+    let free = meminfo("HugePages_Free");
+    let small = || {
+        Segment::builder()
+            .state::<Small>("s", rtipc::Direction::CreatorToPeer)
+            .huge_pages(true)
+            .lock_memory(true)
+            .create_anonymous()
+    };
+    if free == 0 {
+        let e = small().unwrap_err();
+        assert!(matches!(e, Error::NoHugePages { .. }), "{e:?}");
+        let hint = if page == 0 {
+            "offers none"
+        } else {
+            "nr_hugepages"
+        };
+        assert!(e.to_string().contains(hint), "{e}");
+        println!("no huge pages free here: {e}");
+        return;
     }
+    let seg = small().unwrap();
+    let taken = free - meminfo("HugePages_Free");
+    assert_eq!(
+        taken,
+        seg.size().div_ceil(page),
+        "huge pages taken from the pool"
+    );
+    let fd = std::os::fd::AsFd::as_fd(&seg).try_clone_to_owned().unwrap();
+    let peer = Segment::from_fd(fd).unwrap();
+    peer.lock_memory().unwrap();
+    let mut tx = rtipc::StateProducer::<Small>::new(&seg, "s").unwrap();
+    let mut rx = rtipc::StateConsumer::<Small>::new(&peer, "s").unwrap();
+    for i in 1..=1000u64 {
+        let mut w = tx.write().unwrap();
+        w.seq = i;
+        w.tag = 7;
+        w.check = i as u32 ^ 0x5a5a;
+        w.publish().unwrap();
+        let r = rx.fetch().unwrap().expect("an update");
+        assert_eq!((r.seq, r.tag, r.check), (i, 7, i as u32 ^ 0x5a5a));
+    }
+    drop((tx, rx, peer, seg));
+    assert_eq!(
+        meminfo("HugePages_Free"),
+        free,
+        "the huge pages went back to the pool"
+    );
+    // More than are free: a queue of 4 KiB messages one huge page larger than the pool.
+    let slots = ((free + 1) * page / 4096).next_power_of_two();
+    if slots > u64::from(rtipc::layout::MAX_QUEUE_CAPACITY) {
+        println!("huge pages: {free} free, too many to exhaust with one queue");
+        return;
+    }
+    let e = Segment::builder()
+        .queue::<Big>("big", rtipc::Direction::CreatorToPeer, slots as u32)
+        .huge_pages(true)
+        .create_anonymous()
+        .unwrap_err();
+    assert!(matches!(e, Error::NoHugePages { .. }), "{e:?}");
+    assert!(e.to_string().contains("nr_hugepages"), "{e}");
+    println!("huge pages: a segment took {taken} of {free} free pages of {page} bytes; a larger one: {e}");
 }

@@ -349,7 +349,7 @@ pub enum Error {
     NoHugePages {
         /// Bytes the segment needs, rounded up to whole huge pages.
         needed: u64,
-        /// The huge page size, in bytes.
+        /// The huge page size, in bytes; 0 when the kernel offers no huge pages at all.
         page: u64,
     },
 }
@@ -548,12 +548,18 @@ impl Error {
                      unlimited: the system is short of lockable memory"
                 ),
             },
+            Error::NoHugePages { needed, page: 0 } => write!(
+                f,
+                "the segment needs {needed} bytes of huge pages but this system offers none \
+                 (no `Hugepagesize` in /proc/meminfo: a kernel without hugetlbfs); create it \
+                 without huge pages"
+            ),
             Error::NoHugePages { needed, page } => write!(
                 f,
                 "the segment needs {} huge pages of {} KiB and the system has fewer free: \
                  reserve some (`echo N > /proc/sys/vm/nr_hugepages`, or `hugepages=N` on the \
                  kernel command line), or create it without huge pages",
-                needed / page.max(&1),
+                needed.div_ceil(*page),
                 page / 1024
             ),
             _ => unreachable!("only the memory errors"),
