@@ -1,8 +1,9 @@
 //! The program that both revisions of `Pose` build, each in its own package: roles over one
 //! named segment, every word of every value checked.
 //!
-//! Channels: `down` (state) and `downq` (queue) from the creator to its peer, `up` (state)
-//! and `upq` (queue) from the peer to the creator. Revision 1 of `Pose` has `x` and `y`;
+//! Channels: `down` (state), `downq` (queue) and `downr` (records) from the creator to its
+//! peer, `up`, `upq` and `upr` from the peer to the creator. Record `seq` holds `seq % 5 + 1`
+//! elements, each update `seq`. Revision 1 of `Pose` has `x` and `y`;
 //! revision 2 appends `z` and `w`. Update `seq` carries `x = seq`, `y = 3 seq`, and from
 //! revision 2 `z = 5 seq + 1`, `w = !seq`.
 //!
@@ -19,8 +20,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rtipc::{
-    Direction, Error, Object, QueueConsumer, QueueCopier, QueueProducer, Segment, StateConsumer,
-    StateCopier, StateProducer,
+    DataError, Direction, Error, Object, QueueConsumer, QueueCopier, QueueProducer, RecordConsumer,
+    RecordCopier, RecordProducer, RecordSender, Segment, StateConsumer, StateCopier, StateProducer,
 };
 
 /// What each revision's `Pose` provides to the driver.
@@ -113,6 +114,103 @@ fn builder<T: Rev>() -> rtipc::SegmentBuilder {
         .queue::<T>("downq", Direction::CreatorToPeer, 1024)
         .state::<T>("up", Direction::PeerToCreator)
         .queue::<T>("upq", Direction::PeerToCreator, 1024)
+        .record::<T>("downr", Direction::CreatorToPeer, 1 << 16)
+        .record::<T>("upr", Direction::PeerToCreator, 1 << 16)
+}
+
+/// A record producer: in place with the segment's element type, or copying an earlier
+/// revision.
+enum Rec<T: Object> {
+    InPlace(RecordProducer<T>),
+    Sender(RecordSender<T>),
+}
+
+impl<T: Rev> Rec<T> {
+    fn open(seg: &Segment, name: &str) -> Option<Rec<T>> {
+        if let Some(p) = refused("record producer", RecordProducer::<T>::new(seg, name)) {
+            return Some(Rec::InPlace(p));
+        }
+        let s = refused("record sender", RecordSender::<T>::new(seg, name))?;
+        report_evolution("record sender", s.evolution());
+        Some(Rec::Sender(s))
+    }
+
+    /// Sends record `seq`, retrying while the ring is full.
+    fn send(&mut self, seq: u64) -> Result<(), Error> {
+        let items: Vec<T> = (0..seq % 5 + 1).map(|_| T::make(seq)).collect();
+        loop {
+            let r = match self {
+                Rec::InPlace(p) => p.try_send(&items),
+                Rec::Sender(s) => s.try_send(&items),
+            };
+            match r {
+                Ok(_) => return Ok(()),
+                Err(DataError::NoRoom { .. }) => std::thread::yield_now(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn consumer_alive(&self) -> Result<bool, Error> {
+        match self {
+            Rec::InPlace(p) => p.consumer_alive(),
+            Rec::Sender(s) => s.consumer_alive(),
+        }
+    }
+}
+
+/// A record consumer: in place, or copying another revision.
+enum RecIn<T: Object> {
+    InPlace(RecordConsumer<T>),
+    Copier(RecordCopier<T>, Vec<T>),
+}
+
+impl<T: Rev> RecIn<T> {
+    fn open(seg: &Segment, name: &str) -> Result<RecIn<T>, Error> {
+        if let Some(c) = refused("record consumer", RecordConsumer::<T>::new(seg, name)) {
+            return Ok(RecIn::InPlace(c));
+        }
+        let c = RecordCopier::<T>::new(seg, name)?;
+        report_evolution("record copier", c.evolution());
+        let buf = (0..5).map(|_| T::make(0)).collect();
+        Ok(RecIn::Copier(c, buf))
+    }
+
+    /// Takes every record there is, checking each element; returns the revision copied (0
+    /// when nothing was copied).
+    fn drain(&mut self, t: &mut Tally, records: &mut u64) -> Result<u32, Error> {
+        let mut revision = 0;
+        loop {
+            match self {
+                RecIn::InPlace(c) => {
+                    let Some(r) = c.pop()? else { break };
+                    check_record(t, records, r.iter().map(|e| e.words()));
+                }
+                RecIn::Copier(c, buf) => {
+                    let Some(r) = c.pop_into(buf)? else { break };
+                    revision = r.revision;
+                    assert_eq!(r.copied, r.len, "records are at most 5 elements");
+                    check_record(t, records, buf[..r.copied].iter().map(|e| e.words()));
+                }
+            }
+        }
+        Ok(revision)
+    }
+}
+
+/// Checks a record: `seq % 5 + 1` elements, each update `seq`, where `seq` is its first
+/// element's first word. A record counts as one value, bad if any element is wrong.
+fn check_record(t: &mut Tally, records: &mut u64, elems: impl Iterator<Item = Vec<u64>>) {
+    *records += 1;
+    let elems: Vec<Vec<u64>> = elems.collect();
+    let first = elems.first().cloned().unwrap_or_default();
+    let seq = first.first().copied().unwrap_or(0);
+    if elems.len() as u64 != seq % 5 + 1 || elems.iter().any(|e| *e != first) {
+        t.seen += 1;
+        t.bad += 1;
+        return;
+    }
+    t.check(&first);
 }
 
 /// Runs the role the command line names.
@@ -150,10 +248,14 @@ pub fn main<T: Rev>() -> ExitCode {
 fn produce<T: Rev>(
     tx: &mut Option<StateProducer<T>>,
     q: &mut Option<QueueProducer<T>>,
+    r: &mut Option<Rec<T>>,
     from: u64,
     count: u64,
 ) -> Result<(), Error> {
     for seq in from..=count {
+        if let Some(r) = r {
+            r.send(seq)?;
+        }
         if let Some(tx) = tx {
             tx.publish_copy(&T::make(seq))?;
         }
@@ -189,6 +291,7 @@ fn create_produce<T: Rev>(name: &str, count: u64) -> Result<(), Error> {
     let seg = builder::<T>().create(name)?;
     let mut tx = Some(StateProducer::<T>::new(&seg, "down")?);
     let mut q = Some(QueueProducer::<T>::new(&seg, "downq")?);
+    let mut r = Some(Rec::InPlace(RecordProducer::<T>::new(&seg, "downr")?));
     println!("ready");
     // The peer's consumers, or its refusal: it lets go of both ends at once.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -206,11 +309,20 @@ fn create_produce<T: Rev>(name: &str, count: u64) -> Result<(), Error> {
     if !q.as_ref().unwrap().consumer_alive()? {
         q = None;
     }
-    produce(&mut tx, &mut q, 1, count)?;
+    let grace = Instant::now() + Duration::from_secs(1);
+    while !r.as_ref().unwrap().consumer_alive()? && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if !r.as_ref().unwrap().consumer_alive()? {
+        r = None;
+    }
+    produce(&mut tx, &mut q, &mut r, 1, count)?;
     println!("produced={count}");
     while tx.as_ref().unwrap().consumer_alive()?
         || q.as_ref()
             .is_some_and(|q| q.consumer_alive().unwrap_or(false))
+        || r.as_ref()
+            .is_some_and(|r| r.consumer_alive().unwrap_or(false))
     {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -240,10 +352,18 @@ fn open_consume<T: Rev>(name: &str, count: u64) -> Result<(), Error> {
         qcopier = Some(c);
     }
     let reading_queue = queue.is_some() || qcopier.is_some();
+    let mut recs = RecIn::<T>::open(&seg, "downr")?;
+    let (mut rt, mut records) = (Tally::default(), 0u64);
     let (mut st, mut qt) = (Tally::default(), Tally::default());
     let mut revision = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while (st.last < count || (reading_queue && qt.last < count)) && Instant::now() < deadline {
+    while (st.last < count || (reading_queue && qt.last < count) || rt.last < count)
+        && Instant::now() < deadline
+    {
+        let rev = recs.drain(&mut rt, &mut records)?;
+        if rev != 0 {
+            revision = rev;
+        }
         if let Some(s) = &mut state {
             if let Some(v) = s.fetch()? {
                 if rtipc::StateRef::is_new(&v) {
@@ -278,6 +398,7 @@ fn open_consume<T: Rev>(name: &str, count: u64) -> Result<(), Error> {
     if reading_queue {
         qt.print("queue");
     }
+    rt.print("records");
     Ok(())
 }
 
@@ -285,10 +406,13 @@ fn create_consume<T: Rev>(name: &str, count: u64) -> Result<(), Error> {
     let seg = builder::<T>().create(name)?;
     let mut s = StateConsumer::<T>::new(&seg, "up")?;
     let mut q = QueueConsumer::<T>::new(&seg, "upq")?;
+    let mut recs = RecIn::InPlace(RecordConsumer::<T>::new(&seg, "upr")?);
     println!("ready");
-    let (mut st, mut qt) = (Tally::default(), Tally::default());
+    let (mut st, mut qt, mut rt) = (Tally::default(), Tally::default(), Tally::default());
+    let mut records = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while (st.last < count || qt.last < count) && Instant::now() < deadline {
+    while (st.last < count || qt.last < count || rt.last < count) && Instant::now() < deadline {
+        recs.drain(&mut rt, &mut records)?;
         if let Some(v) = s.fetch()? {
             if rtipc::StateRef::is_new(&v) {
                 st.check(&v.words());
@@ -300,6 +424,7 @@ fn create_consume<T: Rev>(name: &str, count: u64) -> Result<(), Error> {
     }
     st.print("state");
     qt.print("queue");
+    rt.print("records");
     Ok(())
 }
 
@@ -307,16 +432,17 @@ fn open_produce<T: Rev>(name: &str, from: u64, count: u64) -> Result<(), Error> 
     let seg = Segment::wait_open(name, Duration::from_secs(20))?;
     let mut tx = refused("state producer", StateProducer::<T>::new(&seg, "up"));
     let mut q = refused("queue producer", QueueProducer::<T>::new(&seg, "upq"));
+    let mut r = Rec::<T>::open(&seg, "upr");
     if let Some(tx) = &tx {
         report_evolution("state producer", tx.evolution());
     }
     if let Some(q) = &q {
         report_evolution("queue producer", q.evolution());
     }
-    if tx.is_none() && q.is_none() {
+    if tx.is_none() && q.is_none() && r.is_none() {
         return Ok(());
     }
-    produce(&mut tx, &mut q, from, count)?;
+    produce(&mut tx, &mut q, &mut r, from, count)?;
     println!("produced={}", count + 1 - from);
     Ok(())
 }

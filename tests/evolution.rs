@@ -242,7 +242,8 @@ fn refusals_say_why_the_prefix_rule_did_not_apply() {
         e.ends_with(
             "this handle needs the exact layout; the prefix rule of appendable types applies \
              to `StateProducer`, `StateConsumer`, `StateCopier`, `QueueProducer`, \
-             `QueueConsumer`, `QueueCopier`, observers and `MultiStateConsumer`"
+             `QueueConsumer`, `QueueCopier`, `RecordCopier`, `RecordSender`, observers and \
+             `MultiStateConsumer`"
         ),
         "{e}"
     );

@@ -93,7 +93,10 @@ pub use crate::{
     layout::spec::ChannelSpec,
     observe::{ObjectLayout, Observed, QueueObserver, RawObserver, StateObserver},
     queue::{MessageMut, MessageRef, QueueConsumer, QueueCopier, QueueProducer},
-    record::{RecordConsumer, RecordMut, RecordProducer, RecordRef},
+    record::{
+        CopiedRecord, RecordConsumer, RecordCopier, RecordMut, RecordProducer, RecordRef,
+        RecordSender,
+    },
     segment::{lock_all_memory, Segment, SegmentBuilder, SysvKey},
     state::{
         Copied, MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey,

@@ -119,7 +119,24 @@ fn an_older_consumer_reads_a_newer_segment_in_place() {
     let out = consumer.finish(Duration::from_secs(60));
     let produced = producer.finish(Duration::from_secs(10));
     println!("{out}{produced}");
-    assert!(!out.contains("refused"), "{out}");
+    assert!(!out.contains("refused state"), "{out}");
+    assert!(!out.contains("refused queue"), "{out}");
+    // A record is an array of the element type: the in-place consumer is refused, and the
+    // copier reads the prefix of every element.
+    assert!(
+        line(&out, "refused record consumer:").contains("use `RecordCopier` to read"),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "evolution record copier:"),
+        "evolution record copier: revision 1 here, 2 in the peer's schema; only the peer's has \
+         `z`, `w`"
+    );
+    assert_eq!(
+        get(&out, "records", "seen"),
+        N,
+        "records are lossless: {out}"
+    );
     assert_eq!(
         line(&out, "evolution state consumer:"),
         "evolution state consumer: revision 1 here, 2 in the peer's schema; only the peer's \
@@ -129,7 +146,7 @@ fn an_older_consumer_reads_a_newer_segment_in_place() {
         out.contains("evolution queue consumer: revision 1 here, 2"),
         "{out}"
     );
-    for what in ["state", "queue"] {
+    for what in ["state", "queue", "records"] {
         assert_eq!(get(&out, what, "bad"), 0, "{out}");
         assert_eq!(get(&out, what, "backwards"), 0, "{out}");
         assert_eq!(get(&out, what, "last"), N, "{out}");
@@ -177,7 +194,7 @@ fn a_newer_consumer_of_an_older_segment_is_refused_and_copies() {
         "{out}"
     );
     assert_eq!(get(&out, "copied", "revision"), 1);
-    for what in ["state", "queue"] {
+    for what in ["state", "queue", "records"] {
         assert_eq!(get(&out, what, "bad"), 0, "{out}");
         assert_eq!(get(&out, what, "backwards"), 0, "{out}");
         assert_eq!(get(&out, what, "last"), N, "{out}");
@@ -224,7 +241,7 @@ fn an_older_producer_zeroes_the_fields_it_does_not_have() {
         "evolution state producer: revision 1 here, 2 in the peer's schema; only the peer's \
          has `z`, `w`"
     );
-    for what in ["state", "queue"] {
+    for what in ["state", "queue", "records"] {
         assert_eq!(get(&out, what, "bad"), 0, "a stale or torn value: {out}");
         assert_eq!(get(&out, what, "backwards"), 0, "{out}");
         assert_eq!(get(&out, what, "last"), n, "{out}");
@@ -259,6 +276,14 @@ fn a_newer_producer_is_refused_by_an_older_segment() {
         line(&out, "refused queue producer:").contains("is longer than"),
         "{out}"
     );
+    assert!(
+        line(&out, "refused record producer:").contains("use `RecordCopier`"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "refused record sender:").contains("is longer than"),
+        "{out}"
+    );
     assert!(!out.contains("produced="), "{out}");
 }
 
@@ -284,7 +309,7 @@ fn an_older_producer_replaces_a_killed_newer_one() {
     let out = consumer.finish(Duration::from_secs(30));
     println!("{older}{out}");
     assert!(older.contains("produced=2000"), "{older}");
-    for what in ["state", "queue"] {
+    for what in ["state", "queue", "records"] {
         assert_eq!(get(&out, what, "bad"), 0, "a stale or torn value: {out}");
         assert_eq!(get(&out, what, "backwards"), 0, "{out}");
         assert_eq!(get(&out, what, "last"), end, "{out}");

@@ -8,6 +8,7 @@ use super::protocol::{Geometry, Words};
 use crate::error::{DataError, Result};
 use crate::layout::{record_align, record_ctrl, ChannelKind, End};
 use crate::schema::Object;
+use crate::segment::claim::{Found, Use};
 use crate::segment::{EndHandle, Segment};
 use crate::sync::BadWord;
 
@@ -28,17 +29,19 @@ pub(super) struct Channel<T> {
 unsafe impl<T> Send for Channel<T> {}
 
 impl<T: Object> Channel<T> {
-    /// Claims `end` of record channel `name` and checks `T`.
-    pub fn claim(seg: &Segment, name: &str, end: End) -> Result<Channel<T>> {
+    /// Claims `end` of record channel `name` and checks `T` for `usage`. The ring's geometry
+    /// is the segment's element's: `T`'s own for the handles that work in place (which need
+    /// the exact layout), another revision's for the copying ones.
+    pub fn claim(seg: &Segment, name: &str, end: End, usage: Use) -> Result<(Channel<T>, Found)> {
         let ch = seg.channel(name, ChannelKind::Record, end)?;
         // The layout allows exactly one element type, at offset 0.
-        ch.object_for::<T>(crate::segment::claim::Use::Elements)?;
+        let found = ch.object_for::<T>(usage)?;
         let ch = ch.claim_end(end)?;
-        // The parser checked the ring against the element: a multiple of the cache line and
-        // of two record blocks, room for two records of one element.
+        // The parser checked the ring against the segment's element: a multiple of the cache
+        // line and of two record blocks, room for two records of one element.
         let capacity = ch.info.slot_stride;
-        let align = record_align(align_of::<T>() as u64);
-        let elem = size_of::<T>() as u64;
+        let align = record_align(found.align);
+        let elem = found.size;
         let g = Geometry {
             capacity,
             align,
@@ -48,14 +51,27 @@ impl<T: Object> Channel<T> {
         let ctrl = ch.ctrl();
         let producer = ctrl.words_from(record_ctrl::LINE_PRODUCER, 3).as_ptr();
         let consumer = ctrl.words_from(record_ctrl::LINE_CONSUMER, 3).as_ptr();
-        Ok(Channel {
-            ring: ch.slot(0),
-            producer,
-            consumer,
-            g,
-            ch,
-            _t: PhantomData,
-        })
+        Ok((
+            Channel {
+                ring: ch.slot(0),
+                producer,
+                consumer,
+                g,
+                ch,
+                _t: PhantomData,
+            },
+            found,
+        ))
+    }
+
+    /// The `len` bytes at byte `offset` of the ring, for a copying handle: an element of the
+    /// segment's revision. Bounded to the ring whatever is asked.
+    #[inline]
+    pub fn bytes(&self, offset: u64, len: u64) -> (*mut u8, usize) {
+        let offset = offset.min(self.g.capacity);
+        let len = len.min(self.g.capacity - offset);
+        // SAFETY: `offset <= capacity`, so the pointer stays inside (or one past) the ring.
+        (unsafe { self.ring.add(offset as usize) }, len as usize)
     }
 
     /// The protocol's words.

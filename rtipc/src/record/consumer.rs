@@ -8,7 +8,9 @@ use super::channel::Channel;
 use super::protocol::{self, Consumer, Popped};
 use crate::error::{DataError, Result};
 use crate::layout::End;
+use crate::schema::Evolution;
 use crate::schema::Object;
+use crate::segment::claim::{Found, Use};
 use crate::segment::wake::Bell;
 use crate::segment::Segment;
 
@@ -37,15 +39,22 @@ impl<T: Object> RecordConsumer<T> {
     /// type. A consumer that follows one that died continues after the last record its
     /// predecessor took (a record it held counts as taken).
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
-        let chan = Channel::claim(seg, name, End::Consumer)?;
+        Self::claim(seg, name, Use::Elements).map(|(c, _)| c)
+    }
+
+    fn claim(seg: &Segment, name: &str, usage: Use) -> Result<(Self, Found)> {
+        let (chan, found) = Channel::claim(seg, name, End::Consumer, usage)?;
         let c = protocol::claim_consumer(chan.words());
         let bell = Bell::new(&chan.ch, 0);
-        Ok(RecordConsumer {
-            chan,
-            c,
-            bell,
-            producer_seen: false,
-        })
+        Ok((
+            RecordConsumer {
+                chan,
+                c,
+                bell,
+                producer_seen: false,
+            },
+            found,
+        ))
     }
 
     /// Takes the oldest unread record: `None` if there is none. The record is read in place
@@ -171,5 +180,102 @@ impl<T: Object + std::fmt::Debug> std::fmt::Debug for RecordRef<'_, T> {
             .field("missed", &self.p.missed)
             .field("elements", &&**self)
             .finish()
+    }
+}
+
+/// The consuming end of a record channel whose element type is another revision of an
+/// [appendable](crate::schema::Schema::appendable) type than the segment's (or the same): each
+/// record is copied out, element by element, into a buffer of the caller's. An element's
+/// fields that the segment's revision does not have are zero; fields that `T` does not have
+/// are left out. (`RecordConsumer` reads in place and needs the segment's element type.)
+pub struct RecordCopier<T: Object> {
+    inner: RecordConsumer<T>,
+    revision: u32,
+    evolution: Option<Evolution>,
+}
+
+/// What [`RecordCopier::pop_into`] copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopiedRecord {
+    /// The record's length, in elements.
+    pub len: usize,
+    /// How many of its elements were copied: `len`, or the buffer's length if that is shorter
+    /// (the rest of the record is skipped).
+    pub copied: usize,
+    /// The record's sequence number.
+    pub seq: u64,
+    /// How many records the producer dropped before this one.
+    pub missed: u64,
+    /// The element type's revision in the segment, so the one received.
+    pub revision: u32,
+}
+
+impl<T: Object> RecordCopier<T> {
+    /// Claims the consuming end of record channel `name` and checks `T` against its element
+    /// type: the same layout, or a revision of the same appendable type.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let (inner, found) = RecordConsumer::claim(seg, name, Use::Copy)?;
+        Ok(RecordCopier {
+            inner,
+            revision: found
+                .evolution
+                .as_ref()
+                .map_or(T::SCHEMA.revision(), |e| e.theirs),
+            evolution: found.evolution,
+        })
+    }
+
+    /// How `T` relates to the segment's revision of it; `None` when they are the same layout.
+    pub fn evolution(&self) -> Option<&Evolution> {
+        self.evolution.as_ref()
+    }
+
+    /// The longest record the channel carries, in elements.
+    pub fn max_len(&self) -> usize {
+        self.inner.max_len()
+    }
+
+    /// Takes the oldest unread record and copies its elements into `out`, as many as fit:
+    /// `None` if there is no record. The record is released before this returns.
+    pub fn pop_into(&mut self, out: &mut [T]) -> Result<Option<CopiedRecord>, DataError> {
+        let revision = self.revision;
+        let Some(r) = self.inner.pop()? else {
+            return Ok(None);
+        };
+        let g = &r.q.chan.g;
+        let (payload, elem) = (r.p.payload(g), g.elem);
+        let len = r.p.len as usize;
+        let copied = len.min(out.len());
+        let n = size_of::<T>().min(elem as usize);
+        for (i, slot) in out.iter_mut().take(copied).enumerate() {
+            let (src, avail) = r.q.chan.bytes(payload + i as u64 * elem, n as u64);
+            let mut value = T::zeroed();
+            // SAFETY: the popped record lies in the ring (its header was checked against the
+            // ring and the tail) and is the consumer's until released when `r` is dropped;
+            // `avail` bytes from `src` are inside the ring and at most `size_of::<T>()`, so
+            // they fit in `value`; every bit pattern is a valid `T`, its other bytes stay zero.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.cast_const(),
+                    (&mut value as *mut T).cast::<u8>(),
+                    avail,
+                )
+            };
+            *slot = value;
+        }
+        let (seq, missed) = (r.p.seq, r.p.missed);
+        drop(r);
+        Ok(Some(CopiedRecord {
+            len,
+            copied,
+            seq,
+            missed,
+            revision,
+        }))
+    }
+
+    /// Whether a process holds the producer end (the kernel's answer; a system call).
+    pub fn producer_alive(&self) -> Result<bool> {
+        self.inner.producer_alive()
     }
 }

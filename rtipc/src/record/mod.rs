@@ -26,8 +26,8 @@ mod producer;
 
 #[cfg(not(loom))]
 pub use self::{
-    consumer::{RecordConsumer, RecordRef},
-    producer::{RecordMut, RecordProducer},
+    consumer::{CopiedRecord, RecordConsumer, RecordCopier, RecordRef},
+    producer::{RecordMut, RecordProducer, RecordSender},
 };
 
 /// What the producer has committed (the last sequence number) and what the consumer has

@@ -6,7 +6,9 @@ use super::channel::Channel;
 use super::protocol::{self, Producer, Refused, Reservation};
 use crate::error::{DataError, Result};
 use crate::layout::End;
+use crate::schema::Evolution;
 use crate::schema::Object;
+use crate::segment::claim::{Found, Use};
 use crate::segment::wake::Doorbell;
 use crate::segment::Segment;
 
@@ -63,15 +65,22 @@ impl<T: Object> RecordProducer<T> {
     /// Claims the producing end of record channel `name` and checks `T` against its element
     /// type. A producer that follows one that died continues after its last commit.
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
-        let mut chan = Channel::claim(seg, name, End::Producer)?;
+        Self::claim(seg, name, Use::Elements).map(|(p, _)| p)
+    }
+
+    fn claim(seg: &Segment, name: &str, usage: Use) -> Result<(Self, Found)> {
+        let (mut chan, found) = Channel::claim(seg, name, End::Producer, usage)?;
         let p = protocol::claim_producer(chan.words(), &chan.g).map_err(|b| chan.corrupt(b))?;
         let bell = Doorbell::new(&chan.ch);
-        Ok(RecordProducer {
-            chan,
-            p,
-            bell,
-            dropped: 0,
-        })
+        Ok((
+            RecordProducer {
+                chan,
+                p,
+                bell,
+                dropped: 0,
+            },
+            found,
+        ))
     }
 
     /// Reserves a record of `len` elements if the ring has room, without dropping anything:
@@ -241,5 +250,81 @@ impl<T: Object> std::fmt::Debug for RecordMut<'_, T> {
             .field("len", &self.r.len)
             .field("dropped", &self.r.dropped)
             .finish()
+    }
+}
+
+/// The producing end of a record channel for an earlier revision of an
+/// [appendable](crate::schema::Schema::appendable) element type than the segment's (or the
+/// same): each record is copied in, element by element at the segment's element size, with
+/// the fields `T` does not have zeroed, so that a consumer of the segment's revision reads
+/// zeros there. (`RecordProducer` writes in place and needs the segment's element type.)
+pub struct RecordSender<T: Object> {
+    inner: RecordProducer<T>,
+    evolution: Option<Evolution>,
+}
+
+impl<T: Object> RecordSender<T> {
+    /// Claims the producing end of record channel `name` and checks `T` against its element
+    /// type: the same layout, or an earlier revision of the same appendable type.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let (inner, found) = RecordProducer::claim(seg, name, Use::Write)?;
+        Ok(RecordSender {
+            inner,
+            evolution: found.evolution,
+        })
+    }
+
+    /// How `T` relates to the segment's revision of it; `None` when they are the same layout.
+    pub fn evolution(&self) -> Option<&Evolution> {
+        self.evolution.as_ref()
+    }
+
+    /// Copies `items` into a new record if the ring has room, as
+    /// [`RecordProducer::try_send`]; returns its sequence number.
+    pub fn try_send(&mut self, items: &[T]) -> Result<u64, DataError> {
+        self.send(items, false)
+    }
+
+    /// Copies `items` into a new record, dropping the oldest unread records to make room, as
+    /// [`RecordProducer::send_overwrite`]; returns its sequence number.
+    pub fn send_overwrite(&mut self, items: &[T]) -> Result<u64, DataError> {
+        self.send(items, true)
+    }
+
+    fn send(&mut self, items: &[T], force: bool) -> Result<u64, DataError> {
+        let m = self.inner.reserve(items.len(), force)?;
+        let g = &m.q.chan.g;
+        let (payload, elem) = (m.r.payload(g), g.elem);
+        let n = size_of::<T>().min(elem as usize) as u64;
+        for (i, item) in items.iter().enumerate() {
+            let (dst, whole) = m.q.chan.bytes(payload + i as u64 * elem, elem);
+            let ours = (n as usize).min(whole);
+            // SAFETY: the reservation lies between the producer's tail and the oldest byte the
+            // consumer may still read, so it is the producer's alone until committed; `whole`
+            // bytes from `dst` are inside the ring; `ours` of them come from `item`, which has
+            // at least that many bytes, and the rest are zeroed.
+            unsafe {
+                std::ptr::copy_nonoverlapping((item as *const T).cast::<u8>(), dst, ours);
+            }
+            let rest = dst.wrapping_add(ours);
+            // SAFETY: as above: the `whole - ours` bytes from `rest` are in the reservation.
+            unsafe { std::ptr::write_bytes(rest, 0, whole - ours) };
+        }
+        Ok(m.commit())
+    }
+
+    /// The longest record the channel carries, in elements.
+    pub fn max_len(&self) -> usize {
+        self.inner.max_len()
+    }
+
+    /// The number of records committed so far.
+    pub fn committed(&self) -> u64 {
+        self.inner.committed()
+    }
+
+    /// Whether a process holds the consumer end (the kernel's answer; a system call).
+    pub fn consumer_alive(&self) -> Result<bool> {
+        self.inner.consumer_alive()
     }
 }

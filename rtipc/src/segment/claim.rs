@@ -101,6 +101,7 @@ impl ChannelRef {
             return Ok(Found {
                 offset: o.offset,
                 size: o.size,
+                align: o.align,
                 evolution: None,
             });
         }
@@ -115,15 +116,16 @@ impl ChannelRef {
             Use::Exact => Some(
                 "this handle needs the exact layout; the prefix rule of appendable types \
                  applies to `StateProducer`, `StateConsumer`, `StateCopier`, `QueueProducer`, \
-                 `QueueConsumer`, `QueueCopier`, observers and `MultiStateConsumer`"
+                 `QueueConsumer`, `QueueCopier`, `RecordCopier`, `RecordSender`, observers and \
+                 `MultiStateConsumer`"
                     .to_owned(),
             ),
-            Use::Elements => Some(
-                "a record channel's records are arrays of this type, and a revision that \
-                 appends fields moves every element after the first: its elements must match \
-                 exactly (declare a new channel for a new revision)"
-                    .to_owned(),
-            ),
+            Use::Elements => Some(format!(
+                "the prefix rule applies ({evolution}), but a record channel's records are \
+                 arrays of this type, read and written in place, and another revision's \
+                 elements have another size: use `RecordCopier` to read, `RecordSender` to \
+                 write an earlier revision"
+            )),
             Use::Read if !ours_older => Some(format!(
                 "the prefix rule applies, but this consumer's type ({evolution}) has fields \
                  the segment's slots do not: it cannot read them in place; read the \
@@ -153,6 +155,7 @@ impl ChannelRef {
         Ok(Found {
             offset: o.offset,
             size: o.size,
+            align: o.align,
             evolution: Some(evolution),
         })
     }
@@ -203,8 +206,8 @@ pub enum Use {
     Write,
     /// Copied out, missing fields zero: any revision.
     Copy,
-    /// The element of a record channel's arrays: the exact layout, as every element's place
-    /// depends on the element's size.
+    /// The element of a record channel's arrays, read or written in place: the exact layout,
+    /// as every element's place depends on the element's size.
     Elements,
 }
 
@@ -216,6 +219,8 @@ pub struct Found {
     pub offset: u64,
     /// The object's size in the slot: the segment's revision's size.
     pub size: u64,
+    /// The object's alignment in the segment's revision.
+    pub align: u64,
     /// How our revision relates to the segment's, when they differ.
     pub evolution: Option<schema::Evolution>,
 }
