@@ -256,3 +256,41 @@ fn data_path_makes_no_system_call() {
     }
     assert_eq!(popped, ROUNDS, "one message from the peer in every round");
 }
+
+/// A channel declared from a schema (as a bridge declares one it received) is the same channel
+/// as one declared from the type: a peer built with the type attaches and reads what the
+/// schema's producer side writes; an impossible schema is refused with the reason.
+#[test]
+fn a_channel_declared_from_a_decoded_schema_carries_the_type() {
+    use rtipc::schema::{decode, encode, id_from_name};
+    use rtipc::{ChannelSpec, Object};
+    let received = decode(&encode(<Small as Object>::SCHEMA)).unwrap();
+    let name = seg_name("from-schema");
+    let spec = ChannelSpec::state("small", rtipc::Direction::CreatorToPeer)
+        .object_schema(id_from_name("Small"), received.clone())
+        .unwrap();
+    let seg = rtipc::Segment::builder()
+        .channel(spec)
+        .create(&name)
+        .unwrap();
+    let peer = rtipc::Segment::open(&name).unwrap();
+    let mut tx = rtipc::StateProducer::<Small>::new(&seg, "small").unwrap();
+    let mut rx = rtipc::StateConsumer::<Small>::new(&peer, "small").unwrap();
+    tx.publish_copy(&Small {
+        seq: 7,
+        tag: 1,
+        check: 9,
+    })
+    .unwrap();
+    let v = rx.fetch().unwrap().unwrap();
+    assert_eq!((v.seq, v.tag, v.check), (7, 1, 9));
+    let mut bad = received;
+    bad.size = 4;
+    let e = ChannelSpec::state("bad", rtipc::Direction::CreatorToPeer)
+        .object_schema(1, bad)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("describes no possible layout"),
+        "{e}"
+    );
+}

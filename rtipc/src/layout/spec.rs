@@ -117,6 +117,31 @@ impl ChannelSpec {
         self
     }
 
+    /// Adds an object described by a schema rather than a Rust type: for a tool or a bridge
+    /// that declares, on another machine or in another language, a channel whose schema it
+    /// received ([`schema::decode`](crate::schema::decode)). `id` is the object's id
+    /// ([`schema::id_from_name`](crate::schema::id_from_name) of its name, unless the type set
+    /// one). The schema must describe a possible layout (as [`schema::decode`] checks it);
+    /// otherwise [`Error::InvalidArgument`](crate::Error::InvalidArgument) says what is wrong.
+    /// A peer built with the Rust type attaches to the channel as to any other.
+    pub fn object_schema(self, id: u64, schema: Schema) -> crate::Result<ChannelSpec> {
+        // Checked as an untrusted encoding is: the same rules, the same messages.
+        let bytes = crate::schema::encode(&schema);
+        let schema = crate::schema::decode(&bytes).map_err(|e| {
+            crate::Error::InvalidArgument(format!(
+                "the schema of object `{}` (id {id:#x}) describes no possible layout: {e}",
+                schema.name()
+            ))
+        })?;
+        Ok(self.object_spec(ObjectSpec {
+            id,
+            fingerprint: crate::schema::fingerprint(&schema),
+            size: schema.size,
+            align: schema.align,
+            schema: Cow::Owned(schema),
+        }))
+    }
+
     /// Adds an object described by a schema that was decoded from a request.
     pub(crate) fn object_spec(mut self, object: ObjectSpec) -> ChannelSpec {
         self.objects.push(object);
