@@ -294,3 +294,28 @@ fn a_channel_declared_from_a_decoded_schema_carries_the_type() {
         "{e}"
     );
 }
+
+/// A raw producer writes an update as bytes; a consumer built with the type reads it, and a
+/// wrong length is refused.
+#[test]
+fn a_raw_producer_publishes_bytes_that_the_typed_consumer_reads() {
+    let name = seg_name("raw-producer");
+    let seg = rtipc::Segment::builder()
+        .state::<Small>("small", rtipc::Direction::CreatorToPeer)
+        .create(&name)
+        .unwrap();
+    let peer = rtipc::Segment::open(&name).unwrap();
+    let mut tx = rtipc::RawStateProducer::new(&seg, "small").unwrap();
+    let mut rx = rtipc::StateConsumer::<Small>::new(&peer, "small").unwrap();
+    assert_eq!(tx.size(), 16);
+    for i in 1..=100u64 {
+        let mut bytes = i.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&(i as u32 ^ 7).to_le_bytes());
+        assert_eq!(tx.publish(&bytes).unwrap(), i);
+        let v = rx.fetch().unwrap().unwrap();
+        assert_eq!((v.seq, v.tag, v.check), (i, 3, i as u32 ^ 7));
+    }
+    let e = tx.publish(&[0; 15]).unwrap_err();
+    assert!(e.to_string().contains("is 16 bytes, not 15"), "{e}");
+}

@@ -100,7 +100,7 @@ pub use crate::{
     segment::{lock_all_memory, Segment, SegmentBuilder, SysvKey},
     state::{
         Copied, MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey,
-        StateConsumer, StateCopier, StateMut, StateProducer, StateRef,
+        RawStateProducer, StateConsumer, StateCopier, StateMut, StateProducer, StateRef,
     },
 };
 /// Derives [`Object`](trait@Object) for a plain struct, with its schema, id and fingerprint.

@@ -29,7 +29,7 @@ mod producer;
 pub use self::{
     consumer::{Copied, StateConsumer, StateCopier, StateRef},
     multi::{MultiStateConsumer, MultiStateMut, MultiStateProducer, MultiStateRef, ObjectKey},
-    producer::{StateMut, StateProducer},
+    producer::{RawStateProducer, StateMut, StateProducer},
 };
 
 #[cfg(not(loom))]

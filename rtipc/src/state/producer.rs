@@ -279,3 +279,64 @@ impl<T: Object + std::fmt::Debug> std::fmt::Debug for StateMut<'_, T> {
         f.debug_struct("StateMut").field("value", &**self).finish()
     }
 }
+
+/// The producing end of a state channel written as bytes, for a program that has the
+/// channel's schema but not its Rust type (a bridge that carries the channel from another
+/// machine, a tool). The channel must carry one object; each update is its bytes, exactly the
+/// object's size, which the consumers read as their type.
+pub struct RawStateProducer {
+    w: Publisher,
+    offset: usize,
+    size: usize,
+}
+
+impl RawStateProducer {
+    /// Claims the producing end of state channel `name`, which must carry exactly one object.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let w = Publisher::new(seg, name)?;
+        let info = &w.chan.ch.info;
+        let [o] = info.objects.as_slice() else {
+            return Err(crate::Error::InvalidArgument(format!(
+                "channel `{name}` carries {} objects; a raw producer writes channels of one",
+                info.objects.len()
+            )));
+        };
+        let (offset, size) = (o.offset as usize, o.size as usize);
+        Ok(RawStateProducer { w, offset, size })
+    }
+
+    /// The size of an update, in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Publishes `bytes`, which must be exactly [`size`](Self::size) bytes long; returns the
+    /// update's sequence number.
+    pub fn publish(&mut self, bytes: &[u8]) -> Result<u64> {
+        if bytes.len() != self.size {
+            return Err(crate::Error::InvalidArgument(format!(
+                "an update of channel `{}` is {} bytes, not {}",
+                self.w.chan.ch.name(),
+                self.size,
+                bytes.len()
+            )));
+        }
+        self.w.chan.ch.check()?;
+        let p = self.w.chan.at::<u8>(self.w.back, self.offset);
+        // SAFETY: the back slot is the producer's alone until it is published; the object's
+        // `size` bytes at `offset` lie inside the slot (checked by the parser) and `bytes` has
+        // exactly that many; `u8` needs no alignment.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, self.size) };
+        Ok(self.w.publish()?)
+    }
+
+    /// The number of updates published through this channel so far.
+    pub fn published(&self) -> u64 {
+        self.w.p.seq()
+    }
+
+    /// Whether a process holds a consumer end (the kernel's answer; a system call).
+    pub fn consumer_alive(&self) -> Result<bool> {
+        self.w.chan.ch.other_end_held()
+    }
+}
