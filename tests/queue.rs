@@ -230,3 +230,45 @@ fn corrupt_ring_cells_fail_the_next_pop_and_push() {
         "the producer stays refused"
     );
 }
+
+/// Raw queue ends move messages as bytes between processes' views of the same queue: a raw
+/// producer's bytes are read by a typed consumer, a typed producer's by a raw consumer, in
+/// order, none missed; wrong lengths are refused.
+#[test]
+fn raw_queue_ends_move_bytes() {
+    let name = seg_name("raw-queue");
+    let seg = rtipc::Segment::builder()
+        .queue::<Small>("up", rtipc::Direction::CreatorToPeer, 64)
+        .queue::<Small>("down", rtipc::Direction::PeerToCreator, 64)
+        .create(&name)
+        .unwrap();
+    let peer = rtipc::Segment::open(&name).unwrap();
+    let mut raw_tx = rtipc::RawQueueProducer::new(&seg, "up").unwrap();
+    let mut rx = rtipc::QueueConsumer::<Small>::new(&peer, "up").unwrap();
+    let mut tx = rtipc::QueueProducer::<Small>::new(&peer, "down").unwrap();
+    let mut raw_rx = rtipc::RawQueueConsumer::new(&seg, "down").unwrap();
+    assert_eq!((raw_tx.size(), raw_rx.size()), (16, 16));
+    let mut out = [0u8; 16];
+    for i in 1..=1000u64 {
+        let mut bytes = i.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&5u32.to_le_bytes());
+        bytes.extend_from_slice(&(i as u32).to_le_bytes());
+        assert!(raw_tx.try_push(&bytes).unwrap());
+        let m = rx.pop().unwrap().unwrap();
+        assert_eq!((m.seq, m.tag, m.check), (i, 5, i as u32));
+        assert!(tx
+            .try_push(&Small {
+                seq: i,
+                tag: 6,
+                check: !(i as u32)
+            })
+            .unwrap());
+        let r = raw_rx.pop_into(&mut out).unwrap().unwrap();
+        assert_eq!((r.seq, r.missed), (i, 0));
+        assert_eq!(out[..8], i.to_le_bytes());
+        assert_eq!(out[12..], (!(i as u32)).to_le_bytes());
+    }
+    assert!(raw_rx.pop_into(&mut out).unwrap().is_none());
+    assert!(raw_tx.try_push(&[0; 8]).is_err());
+    assert!(raw_rx.pop_into(&mut [0; 17]).is_err());
+}

@@ -92,7 +92,10 @@ pub use crate::{
     layout::names::{ChannelKind, Direction, End, Side},
     layout::spec::ChannelSpec,
     observe::{ObjectLayout, Observed, QueueObserver, RawObserver, StateObserver},
-    queue::{MessageMut, MessageRef, QueueConsumer, QueueCopier, QueueProducer},
+    queue::{
+        MessageMut, MessageRef, QueueConsumer, QueueCopier, QueueProducer, RawMessage,
+        RawQueueConsumer, RawQueueProducer,
+    },
     record::{
         CopiedRecord, RecordConsumer, RecordCopier, RecordMut, RecordProducer, RecordRef,
         RecordSender,

@@ -97,6 +97,32 @@ impl<T> Deref for Channel<T> {
     }
 }
 
+impl Channel<u8> {
+    /// Claims `end` of queue `name` for a handle that moves its message as bytes; returns the
+    /// message's size (the queue carries exactly one object, at offset 0).
+    pub fn claim_raw(seg: &Segment, name: &str, end: End) -> Result<(Channel<u8>, usize)> {
+        let ch = seg.channel(name, ChannelKind::Queue, end)?;
+        let size = match ch.info.objects.as_slice() {
+            [o] => o.size as usize,
+            objects => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "queue `{name}` carries {} objects, not one",
+                    objects.len()
+                )))
+            }
+        };
+        let ch = ch.claim_end(end)?;
+        Ok((
+            Channel {
+                ring: Ring::new(&ch),
+                ch,
+                _t: PhantomData,
+            },
+            size,
+        ))
+    }
+}
+
 impl<T: Object> Channel<T> {
     /// Claims `end` of queue `name` and checks `T` for `usage` (see [`Use`]); returns the
     /// object as found.
@@ -120,7 +146,9 @@ impl<T: Object> Channel<T> {
     pub fn at(&self, slot: u64) -> *mut T {
         self.ring.slot(slot).cast::<T>()
     }
+}
 
+impl<T> Channel<T> {
     /// Turns a bad word into the handle's error and poisons the handle.
     #[cold]
     pub fn corrupt(&mut self, b: BadWord) -> DataError {

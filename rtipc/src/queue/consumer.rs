@@ -289,3 +289,64 @@ impl<T: Object> QueueCopier<T> {
         self.chan.ch.other_end_held()
     }
 }
+
+/// The consuming end of a queue read as bytes, for a program that has the queue's schema but
+/// not its Rust type (a bridge, a tool): each message is copied out as the object's bytes.
+pub struct RawQueueConsumer {
+    chan: Channel<u8>,
+    c: Consumer,
+    size: usize,
+}
+
+/// What [`RawQueueConsumer::pop_into`] took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawMessage {
+    /// The message's sequence number.
+    pub seq: u64,
+    /// How many messages were overwritten before it.
+    pub missed: u64,
+}
+
+impl RawQueueConsumer {
+    /// Claims the consuming end of queue `name`.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let (mut chan, size) = Channel::claim_raw(seg, name, End::Consumer)?;
+        let c = protocol::claim_consumer(chan.words()).map_err(|b| chan.corrupt(b))?;
+        Ok(RawQueueConsumer { chan, c, size })
+    }
+
+    /// The size of a message, in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Takes the oldest unread message and copies it into `out`, which must be exactly
+    /// [`size`](Self::size) bytes long: `None` if there is none.
+    pub fn pop_into(&mut self, out: &mut [u8]) -> Result<Option<RawMessage>> {
+        if out.len() != self.size {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a message of queue `{}` is {} bytes, not {}",
+                self.chan.ch.name(),
+                self.size,
+                out.len()
+            )));
+        }
+        self.chan.ch.check()?;
+        match protocol::pop_with(self.chan.words(), &mut self.c, |_| {}) {
+            Ok(Popped::Empty) => Ok(None),
+            Ok(Popped::Message { pos, missed }) => {
+                let src = self.chan.slot(self.c.slot);
+                // SAFETY: the consumer's slot is its own until its next pop (`&mut self`); the
+                // message's `size` bytes lie inside it, and `out` has that many.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.cast_const(), out.as_mut_ptr(), self.size)
+                };
+                Ok(Some(RawMessage {
+                    seq: pos.wrapping_add(1),
+                    missed,
+                }))
+            }
+            Err(b) => Err(self.chan.corrupt(b).into()),
+        }
+    }
+}

@@ -23,8 +23,8 @@ mod producer;
 
 #[cfg(not(loom))]
 pub use self::{
-    consumer::{MessageRef, QueueConsumer, QueueCopier},
-    producer::{MessageMut, QueueProducer},
+    consumer::{MessageRef, QueueConsumer, QueueCopier, RawMessage, RawQueueConsumer},
+    producer::{MessageMut, QueueProducer, RawQueueProducer},
 };
 
 #[cfg(not(loom))]

@@ -210,3 +210,70 @@ impl<T: Object> DerefMut for MessageMut<'_, T> {
         unsafe { &mut *self.ptr }
     }
 }
+
+/// The producing end of a queue written as bytes, for a program that has the queue's schema but
+/// not its Rust type (a bridge, a tool): each message is the object's bytes, exactly its size.
+pub struct RawQueueProducer {
+    chan: Channel<u8>,
+    p: Producer,
+    bell: Option<Doorbell>,
+    size: usize,
+}
+
+impl RawQueueProducer {
+    /// Claims the producing end of queue `name`.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let (mut chan, size) = Channel::claim_raw(seg, name, End::Producer)?;
+        let p = protocol::claim_producer(chan.words()).map_err(|b| chan.corrupt(b))?;
+        let bell = Doorbell::new(&chan.ch);
+        Ok(RawQueueProducer {
+            chan,
+            p,
+            bell,
+            size,
+        })
+    }
+
+    /// The size of a message, in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Pushes `bytes` if the queue has room (`Ok(false)` when it is full); `bytes` must be
+    /// exactly [`size`](Self::size) bytes long.
+    pub fn try_push(&mut self, bytes: &[u8]) -> Result<bool> {
+        self.push(bytes, false).map(|r| r.is_some())
+    }
+
+    /// Pushes `bytes`, overwriting the oldest unread message if the queue is full; returns
+    /// whether it overwrote one.
+    pub fn force_push(&mut self, bytes: &[u8]) -> Result<bool> {
+        self.push(bytes, true).map(|r| r.unwrap_or(false))
+    }
+
+    fn push(&mut self, bytes: &[u8], force: bool) -> Result<Option<bool>> {
+        if bytes.len() != self.size {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a message of queue `{}` is {} bytes, not {}",
+                self.chan.ch.name(),
+                self.size,
+                bytes.len()
+            )));
+        }
+        self.chan.ch.check()?;
+        let dst = self.chan.slot(self.p.slot);
+        // SAFETY: the producer's slot is its own until pushed; the message's `size` bytes at
+        // the slot's start lie inside it (checked by the parser), and `bytes` has that many.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, self.size) };
+        match protocol::push(self.chan.words(), &mut self.p, force) {
+            Ok(Pushed::Full) => Ok(None),
+            Ok(Pushed::Done { overwrote }) => {
+                if let Some(bell) = &self.bell {
+                    bell.ring();
+                }
+                Ok(Some(overwrote))
+            }
+            Err(b) => Err(self.chan.corrupt(b).into()),
+        }
+    }
+}
