@@ -121,7 +121,7 @@ impl ChannelSpec {
     /// that declares, on another machine or in another language, a channel whose schema it
     /// received ([`schema::decode`](crate::schema::decode)). `id` is the object's id
     /// ([`schema::id_from_name`](crate::schema::id_from_name) of its name, unless the type set
-    /// one). The schema must describe a possible layout (as [`schema::decode`] checks it);
+    /// one). The schema must describe a possible layout (as [`schema::decode`](crate::schema::decode) checks it);
     /// otherwise [`Error::InvalidArgument`](crate::Error::InvalidArgument) says what is wrong.
     /// A peer built with the Rust type attaches to the channel as to any other.
     pub fn object_schema(self, id: u64, schema: Schema) -> crate::Result<ChannelSpec> {
