@@ -195,18 +195,7 @@ const FIELD_ATTR_SHAPE: &str = "expected `#[rtipc(since = <revision>)]`, the onl
 /// `#[rtipc(since = N)]` on a field: the only key a field takes.
 fn parse_since(attrs: &[Attribute], errors: &mut Errors) -> Option<(u32, Span)> {
     let mut since = None;
-    for attr in attrs.iter().filter(|attr| attr.path().is_ident("rtipc")) {
-        let Meta::List(_) = &attr.meta else {
-            errors.add_spanned(attr, FIELD_ATTR_SHAPE);
-            continue;
-        };
-        let settings = match attr.parse_args_with(parse_settings) {
-            Ok(settings) => settings,
-            Err(error) => {
-                errors.push(error);
-                continue;
-            }
-        };
+    for settings in rtipc_settings(attrs, FIELD_ATTR_SHAPE, errors) {
         for setting in settings {
             if !setting.key.is_ident("since") {
                 errors.add_spanned(&setting.key, FIELD_ATTR_SHAPE);
@@ -341,22 +330,28 @@ fn tokens_to_comma(input: ParseStream) -> syn::Result<TokenStream> {
     Ok(tokens)
 }
 
+/// The settings of each well-formed `#[rtipc(...)]` among `attrs`, in order; a malformed one
+/// is reported (`shape` says what was expected) and skipped.
+fn rtipc_settings(attrs: &[Attribute], shape: &str, errors: &mut Errors) -> Vec<Vec<Setting>> {
+    let mut out = Vec::new();
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("rtipc")) {
+        let Meta::List(_) = &attr.meta else {
+            errors.add_spanned(attr, shape);
+            continue;
+        };
+        match attr.parse_args_with(parse_settings) {
+            Ok(settings) => out.push(settings),
+            Err(error) => errors.push(error),
+        }
+    }
+    out
+}
+
 fn parse_attrs(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
     let mut out = Attrs::default();
     // The key of each setting already seen, so that a repeat is reported on the repeat.
     let mut seen: Vec<String> = Vec::new();
-    for attr in attrs.iter().filter(|attr| attr.path().is_ident("rtipc")) {
-        let Meta::List(_) = &attr.meta else {
-            errors.add_spanned(attr, ATTR_SHAPE);
-            continue;
-        };
-        let settings = match attr.parse_args_with(parse_settings) {
-            Ok(settings) => settings,
-            Err(error) => {
-                errors.push(error);
-                continue;
-            }
-        };
+    for settings in rtipc_settings(attrs, ATTR_SHAPE, errors) {
         for setting in settings {
             let path = &setting.key;
             let key = path

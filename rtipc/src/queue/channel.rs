@@ -102,24 +102,8 @@ impl Channel<u8> {
     /// message's size (the queue carries exactly one object, at offset 0).
     pub fn claim_raw(seg: &Segment, name: &str, end: End) -> Result<(Channel<u8>, usize)> {
         let ch = seg.channel(name, ChannelKind::Queue, end)?;
-        let size = match ch.info.objects.as_slice() {
-            [o] => o.size as usize,
-            objects => {
-                return Err(crate::Error::InvalidArgument(format!(
-                    "queue `{name}` carries {} objects, not one",
-                    objects.len()
-                )))
-            }
-        };
-        let ch = ch.claim_end(end)?;
-        Ok((
-            Channel {
-                ring: Ring::new(&ch),
-                ch,
-                _t: PhantomData,
-            },
-            size,
-        ))
+        let (_, size) = ch.only_object()?;
+        Ok((Channel::of(ch.claim_end(end)?), size as usize))
     }
 }
 
@@ -130,15 +114,7 @@ impl<T: Object> Channel<T> {
         let ch = seg.channel(name, ChannelKind::Queue, end)?;
         // The layout allows exactly one object in a queue, at offset 0.
         let found = ch.object_for::<T>(usage)?;
-        let ch = ch.claim_end(end)?;
-        Ok((
-            Channel {
-                ring: Ring::new(&ch),
-                ch,
-                _t: PhantomData,
-            },
-            found,
-        ))
+        Ok((Channel::of(ch.claim_end(end)?), found))
     }
 
     /// The object in slot `slot`.
@@ -149,6 +125,15 @@ impl<T: Object> Channel<T> {
 }
 
 impl<T> Channel<T> {
+    /// The claimed end `ch` of a queue, with its ring.
+    fn of(ch: EndHandle) -> Channel<T> {
+        Channel {
+            ring: Ring::new(&ch),
+            ch,
+            _t: PhantomData,
+        }
+    }
+
     /// Turns a bad word into the handle's error and poisons the handle.
     #[cold]
     pub fn corrupt(&mut self, b: BadWord) -> DataError {

@@ -239,11 +239,8 @@ impl<T: Object> QueueCopier<T> {
         Ok(QueueCopier {
             chan,
             c,
-            len: size_of::<T>().min(found.size as usize),
-            revision: found
-                .evolution
-                .as_ref()
-                .map_or(T::SCHEMA.revision(), |e| e.theirs),
+            len: found.common_len(size_of::<T>()),
+            revision: found.received_revision(T::SCHEMA),
             evolution: found.evolution,
         })
     }
@@ -323,14 +320,7 @@ impl RawQueueConsumer {
     /// Takes the oldest unread message and copies it into `out`, which must be exactly
     /// [`size`](Self::size) bytes long: `None` if there is none.
     pub fn pop_into(&mut self, out: &mut [u8]) -> Result<Option<RawMessage>> {
-        if out.len() != self.size {
-            return Err(crate::Error::InvalidArgument(format!(
-                "a message of queue `{}` is {} bytes, not {}",
-                self.chan.ch.name(),
-                self.size,
-                out.len()
-            )));
-        }
+        self.chan.ch.check_len("a message", self.size, out.len())?;
         self.chan.ch.check()?;
         match protocol::pop_with(self.chan.words(), &mut self.c, |_| {}) {
             Ok(Popped::Empty) => Ok(None),

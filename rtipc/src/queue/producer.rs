@@ -76,7 +76,7 @@ impl<T: Object> QueueProducer<T> {
             p,
             bell,
             ahead: WriteAhead::new(),
-            tail: (found.size as usize).saturating_sub(size_of::<T>()),
+            tail: found.tail_len(size_of::<T>()),
             evolution: found.evolution,
         })
     }
@@ -252,14 +252,9 @@ impl RawQueueProducer {
     }
 
     fn push(&mut self, bytes: &[u8], force: bool) -> Result<Option<bool>> {
-        if bytes.len() != self.size {
-            return Err(crate::Error::InvalidArgument(format!(
-                "a message of queue `{}` is {} bytes, not {}",
-                self.chan.ch.name(),
-                self.size,
-                bytes.len()
-            )));
-        }
+        self.chan
+            .ch
+            .check_len("a message", self.size, bytes.len())?;
         self.chan.ch.check()?;
         let dst = self.chan.slot(self.p.slot);
         // SAFETY: the producer's slot is its own until pushed; the message's `size` bytes at

@@ -217,10 +217,7 @@ impl<T: Object> RecordCopier<T> {
         let (inner, found) = RecordConsumer::claim(seg, name, Use::Copy)?;
         Ok(RecordCopier {
             inner,
-            revision: found
-                .evolution
-                .as_ref()
-                .map_or(T::SCHEMA.revision(), |e| e.theirs),
+            revision: found.received_revision(T::SCHEMA),
             evolution: found.evolution,
         })
     }

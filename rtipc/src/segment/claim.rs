@@ -160,6 +160,31 @@ impl ChannelRef {
         })
     }
 
+    /// The channel's one object, for a handle that moves it as bytes: its offset in the slot
+    /// and its size. A channel of several objects is refused.
+    pub fn only_object(&self) -> Result<(u64, u64)> {
+        match self.info.objects.as_slice() {
+            [o] => Ok((o.offset, o.size)),
+            objects => Err(Error::InvalidArgument(format!(
+                "channel `{}` carries {} objects; a raw handle moves channels of one",
+                self.info.name,
+                objects.len()
+            ))),
+        }
+    }
+
+    /// Refuses `len` bytes as `what` ("an update", "a message") of the channel's object of
+    /// `size` bytes unless they are exactly that many.
+    pub fn check_len(&self, what: &str, size: usize, len: usize) -> Result<()> {
+        if len != size {
+            return Err(Error::InvalidArgument(format!(
+                "{what} of channel `{}` is {size} bytes, not {len}",
+                self.info.name
+            )));
+        }
+        Ok(())
+    }
+
     /// How many consumer ends the channel has (more than one: a fan-out state channel).
     pub fn consumers(&self) -> u32 {
         self.info.kind.consumers(self.info.slot_count)
@@ -223,6 +248,28 @@ pub struct Found {
     pub align: u64,
     /// How our revision relates to the segment's, when they differ.
     pub evolution: Option<schema::Evolution>,
+}
+
+impl Found {
+    /// The revision of the object that the segment holds, which a copying handle receives:
+    /// the peer's when the revisions differ, `ours` otherwise.
+    pub fn received_revision(&self, ours: &schema::Schema) -> u32 {
+        self.evolution
+            .as_ref()
+            .map_or(ours.revision(), |e| e.theirs)
+    }
+
+    /// How many bytes a handle whose object is `ours` bytes copies out of (or into) the
+    /// segment's object: the shorter of the two.
+    pub fn common_len(&self, ours: usize) -> usize {
+        ours.min(self.size as usize)
+    }
+
+    /// The bytes of the segment's object past an object of `ours` bytes (an earlier
+    /// revision's): what a producer of that revision zeroes.
+    pub fn tail_len(&self, ours: usize) -> usize {
+        (self.size as usize).saturating_sub(ours)
+    }
 }
 
 /// What every channel handle holds: the validated channel, its claim on one end, and whether

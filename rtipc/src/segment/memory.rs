@@ -10,7 +10,7 @@
 
 use super::{Segment, SegmentBuilder};
 use crate::error::{Error, Result};
-use crate::sys::mem;
+use crate::sys::{mem, proc};
 
 /// What the builder asked for, applied to the creator's mapping once it is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -87,13 +87,7 @@ pub fn lock_all_memory() -> Result<()> {
 
 /// The process's mapped size (`VmSize`), for the error's figure.
 fn process_size() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmSize:"))?.to_owned();
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kib| kib * 1024)
+    proc::field("/proc/self/status", "VmSize").map_or(0, |kib| kib * 1024)
 }
 
 /// `mlock`'s refusal as the error a user can act on.

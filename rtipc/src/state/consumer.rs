@@ -236,14 +236,10 @@ impl<T: Object> StateCopier<T> {
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
         let r = Fetcher::new(seg, name, None)?;
         let found = r.chan.ch.object_for::<T>(Use::Copy)?;
-        let ours = size_of::<T>();
         Ok(StateCopier {
             offset: found.offset as usize,
-            len: ours.min(found.size as usize),
-            revision: found
-                .evolution
-                .as_ref()
-                .map_or(T::SCHEMA.revision(), |e| e.theirs),
+            len: found.common_len(size_of::<T>()),
+            revision: found.received_revision(T::SCHEMA),
             evolution: found.evolution,
             r,
             _t: PhantomData,

@@ -122,10 +122,7 @@ impl Tail {
         let ours = size_of::<T>();
         // `found.size >= ours`: the prefix rule let a producer attach only with a revision no
         // longer than the segment's, whose size the parser checked against the slot.
-        Tail(
-            found.offset as usize + ours,
-            (found.size as usize).saturating_sub(ours),
-        )
+        Tail(found.offset as usize + ours, found.tail_len(ours))
     }
 }
 
@@ -294,14 +291,8 @@ impl RawStateProducer {
     /// Claims the producing end of state channel `name`, which must carry exactly one object.
     pub fn new(seg: &Segment, name: &str) -> Result<Self> {
         let w = Publisher::new(seg, name)?;
-        let info = &w.chan.ch.info;
-        let [o] = info.objects.as_slice() else {
-            return Err(crate::Error::InvalidArgument(format!(
-                "channel `{name}` carries {} objects; a raw producer writes channels of one",
-                info.objects.len()
-            )));
-        };
-        let (offset, size) = (o.offset as usize, o.size as usize);
+        let (offset, size) = w.chan.ch.only_object()?;
+        let (offset, size) = (offset as usize, size as usize);
         Ok(RawStateProducer { w, offset, size })
     }
 
@@ -313,14 +304,10 @@ impl RawStateProducer {
     /// Publishes `bytes`, which must be exactly [`size`](Self::size) bytes long; returns the
     /// update's sequence number.
     pub fn publish(&mut self, bytes: &[u8]) -> Result<u64> {
-        if bytes.len() != self.size {
-            return Err(crate::Error::InvalidArgument(format!(
-                "an update of channel `{}` is {} bytes, not {}",
-                self.w.chan.ch.name(),
-                self.size,
-                bytes.len()
-            )));
-        }
+        self.w
+            .chan
+            .ch
+            .check_len("an update", self.size, bytes.len())?;
         self.w.chan.ch.check()?;
         let p = self.w.chan.at::<u8>(self.w.back, self.offset);
         // SAFETY: the back slot is the producer's alone until it is published; the object's

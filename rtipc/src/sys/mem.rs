@@ -130,10 +130,7 @@ pub(crate) fn memlock_limit() -> Option<u64> {
 
 /// Bytes the process has locked now (`VmLck` of `/proc/self/status`), if known.
 pub(crate) fn locked_now() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    super::proc::field("/proc/self/status", "VmLck").map(|kib| kib * 1024)
 }
 
 impl Mapping {
@@ -228,7 +225,8 @@ impl Mapping {
             return Err(e);
         }
         // An older kernel: touch each page. The add of 0 is a write that changes nothing,
-        // atomic so that it cannot race with a peer's stores.
+        // atomic so that it cannot race with a peer's stores. Relaxed: only the fault is
+        // wanted; nothing is published or read through these accesses.
         for at in (0..self.len as u64).step_by(page_size()) {
             let w = self.atomic_u64(at);
             if self.writable {

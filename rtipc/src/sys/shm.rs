@@ -56,12 +56,8 @@ pub(crate) fn memfd(huge: bool) -> io::Result<File> {
 /// The default huge page size in bytes and how many are free (`/proc/meminfo`); `None` where
 /// the kernel has no huge pages.
 pub(crate) fn huge_pages() -> Option<(u64, u64)> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = info.lines().find(|l| l.starts_with(name))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    };
-    Some((field("Hugepagesize:")? * 1024, field("HugePages_Free:")?))
+    let field = |key| super::proc::field("/proc/meminfo", key);
+    Some((field("Hugepagesize")? * 1024, field("HugePages_Free")?))
 }
 
 /// Seals a memfd against growing and shrinking, and against further sealing.

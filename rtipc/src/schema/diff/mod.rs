@@ -191,11 +191,7 @@ impl fmt::Display for Difference {
                 ours,
                 theirs,
             } => {
-                if object.is_empty() {
-                    f.write_str("the type")?;
-                } else {
-                    write!(f, "`{object}`")?;
-                }
+                write_object(f, object)?;
                 write!(
                     f,
                     " is named `{ours}` here, `{theirs}` in the peer's schema"
@@ -214,11 +210,7 @@ impl Difference {
                 ours,
                 theirs,
             } => {
-                if object.is_empty() {
-                    f.write_str("the type")?;
-                } else {
-                    write!(f, "`{object}`")?;
-                }
+                write_object(f, object)?;
                 let is = |a: &bool| if *a { "is" } else { "is not" };
                 write!(
                     f,
@@ -238,6 +230,15 @@ impl Difference {
             Difference::Rule { reason } => f.write_str(reason),
             _ => unreachable!("only the differences about revisions"),
         }
+    }
+}
+
+/// "the type" for the top-level object, "`pose`" for a nested one.
+fn write_object(f: &mut fmt::Formatter<'_>, object: &str) -> fmt::Result {
+    if object.is_empty() {
+        f.write_str("the type")
+    } else {
+        write!(f, "`{object}`")
     }
 }
 
