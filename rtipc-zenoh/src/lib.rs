@@ -1,0 +1,1 @@
+//! A Zenoh bridge for rtipc channels (work in progress).

@@ -1,0 +1,3 @@
+//! `rtipc-bridge` (work in progress).
+
+fn main() {}
