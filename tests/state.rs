@@ -319,3 +319,46 @@ fn a_raw_producer_publishes_bytes_that_the_typed_consumer_reads() {
     let e = tx.publish(&[0; 15]).unwrap_err();
     assert!(e.to_string().contains("is 16 bytes, not 15"), "{e}");
 }
+
+/// Updates a raw producer says were never carried count as missed, for every kind of consumer,
+/// and the sequence numbers keep the gap.
+#[test]
+fn a_raw_producer_publishes_after_a_gap_that_consumers_count_as_missed() {
+    for consumers in [1u32, 2] {
+        let name = seg_name(&format!("raw-gap-{consumers}"));
+        let seg = rtipc::Segment::builder()
+            .channel(
+                rtipc::ChannelSpec::state("small", rtipc::Direction::CreatorToPeer)
+                    .object::<Small>()
+                    .consumers(consumers),
+            )
+            .create(&name)
+            .unwrap();
+        let peer = rtipc::Segment::open(&name).unwrap();
+        let mut tx = rtipc::RawStateProducer::new(&seg, "small").unwrap();
+        let mut rx = rtipc::StateConsumer::<Small>::new(&peer, "small").unwrap();
+        let bytes = |i: u64| {
+            let mut b = i.to_le_bytes().to_vec();
+            b.extend_from_slice(&[0; 8]);
+            b
+        };
+        let mut expect = 0u64;
+        for (i, gap) in [(1u64, 4u64), (2, 0), (3, 1), (4, 1000)] {
+            expect += gap + 1;
+            assert_eq!(tx.publish_after(&bytes(i), gap).unwrap(), expect);
+            assert_eq!(tx.published(), expect);
+            let v = rx.fetch().unwrap().unwrap();
+            assert_eq!(
+                (v.seq, rtipc::StateRef::seq(&v), rtipc::StateRef::missed(&v)),
+                (i, expect, gap)
+            );
+        }
+        // Two publishes between fetches: the gap and the overwritten one both count.
+        tx.publish_after(&bytes(5), 7).unwrap();
+        tx.publish(&bytes(6)).unwrap();
+        let v = rx.fetch().unwrap().unwrap();
+        assert_eq!((v.seq, rtipc::StateRef::missed(&v)), (6, 8));
+        assert!(tx.publish_after(&[0; 3], 1).is_err());
+        assert_eq!(tx.published(), expect + 9, "a refused update skips nothing");
+    }
+}

@@ -196,6 +196,24 @@ impl ProducerState {
         }
     }
 
+    /// Raises the sequence number of the last publish by `n` (saturating below the largest
+    /// number the protocol holds), so that the next publish's number says `n` updates were
+    /// never carried. Producer-private: nothing in the segment changes until that publish.
+    pub fn skip(&mut self, n: u64) {
+        match self {
+            ProducerState::Triple(p) | ProducerState::TripleNotify(p, _) => {
+                p.seq = p
+                    .seq
+                    .saturating_add(n)
+                    .min(protocol::MAX_SEQ - 1)
+                    .max(p.seq);
+            }
+            ProducerState::Fanout(p, _) => {
+                p.seq = p.seq.saturating_add(n).min(fanout::MAX_SEQ - 1).max(p.seq);
+            }
+        }
+    }
+
     /// The sequence number of the last publish.
     pub fn seq(&self) -> u64 {
         match self {

@@ -317,7 +317,24 @@ impl RawStateProducer {
         Ok(self.w.publish()?)
     }
 
-    /// The number of updates published through this channel so far.
+    /// Publishes `bytes` as the update that follows `missed` updates this channel never
+    /// carried (lost before they reached it: what a bridge learns from a gap in the sequence
+    /// numbers it receives). The update's sequence number is `missed + 1` past the last one
+    /// (saturating), and every consumer counts those updates among the ones it missed, as if
+    /// they had been published and overwritten. `publish_after(bytes, 0)` is
+    /// [`publish`](Self::publish).
+    pub fn publish_after(&mut self, bytes: &[u8], missed: u64) -> Result<u64> {
+        self.w
+            .chan
+            .ch
+            .check_len("an update", self.size, bytes.len())?;
+        self.w.chan.ch.check()?;
+        self.w.p.skip(missed);
+        self.publish(bytes)
+    }
+
+    /// The sequence number of the last update published through this channel (0 before the
+    /// first).
     pub fn published(&self) -> u64 {
         self.w.p.seq()
     }
