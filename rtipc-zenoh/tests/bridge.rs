@@ -1,0 +1,503 @@
+//! The bridge between processes: a producer and an exporting bridge on one side, an importing
+//! bridge and consumers on the other, each its own process, over Zenoh on loopback TCP (no
+//! multicast scouting), then across two network namespaces joined by a veth pair.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BRIDGE: &str = env!("CARGO_BIN_EXE_rtipc-bridge");
+const PEER: &str = env!("CARGO_BIN_EXE_rtipc-zenoh-test-peer");
+
+/// One scenario at a time: each runs five processes on a machine that may have two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A child process whose output lines are collected as they come.
+struct Proc {
+    name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(name: &str, wrap: &[String], program: &str, args: &[String]) -> Proc {
+        let mut cmd = match wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let mut child = cmd
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for (stream, tag) in [
+            (Box::new(out) as Box<dyn std::io::Read + Send>, "out"),
+            (Box::new(err), "err"),
+        ] {
+            let lines = lines.clone();
+            let label = format!("{name} {tag}");
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("  [{label}] {line}");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Proc {
+            name: name.to_owned(),
+            child,
+            lines,
+        }
+    }
+
+    /// The first output line that starts with `prefix`, waiting up to `limit` for it.
+    fn line(&self, prefix: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with(prefix))
+            {
+                return Some(l.clone());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// Every output line that contains `part`.
+    fn lines_with(&self, part: &str) -> Vec<String> {
+        let lines = self.lines.lock().unwrap();
+        lines.iter().filter(|l| l.contains(part)).cloned().collect()
+    }
+
+    /// Waits for the process to end, up to `limit`; its exit code.
+    fn wait(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the readers take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("{} did not end within {limit:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} {}", self.name);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `key=` in a line of `key=value` words.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no `{key}` in `{line}`"))
+}
+
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| s(x)).collect()
+}
+
+/// Where each side runs: a command prefix (e.g. `ip netns exec ns`) and the endpoints.
+struct Net {
+    export_side: Vec<String>,
+    import_side: Vec<String>,
+    listen: String,
+    connect: String,
+}
+
+impl Net {
+    fn loopback() -> Net {
+        let port = free_port();
+        Net {
+            export_side: vec![],
+            import_side: vec![],
+            listen: format!("tcp/127.0.0.1:{port}"),
+            connect: format!("tcp/127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// What a scenario checks beyond the counts.
+struct Extra {
+    changed_struct: bool,
+    kill_exporter: bool,
+    /// Exported queues block rather than drop on a congested network: nothing may be lost.
+    block: bool,
+}
+
+/// Runs producer, exporter, importer and consumer; checks the consumer's result against the
+/// importer's counters; returns the consumer's result line.
+fn scenario(net: &Net, tag: &str, n: u64, cap: u32, slow_us: u64, extra: Extra) -> String {
+    let id = format!("{tag}-{}", std::process::id());
+    let remote = format!("rtipc-brt-{id}");
+    let local = format!("rtipc-brt-{id}-in");
+    let prefix = format!("test/{id}");
+    let go: PathBuf = std::env::temp_dir().join(format!("rtipc-brt-{id}.go"));
+    let _ = std::fs::remove_file(&go);
+    let go_s = go.to_string_lossy().into_owned();
+
+    let (n_s, cap_s, slow_s) = (n.to_string(), cap.to_string(), slow_us.to_string());
+    let congestion = if extra.block { "block" } else { "drop" };
+    let (pose, events) = (
+        format!("{remote}:pose={local}"),
+        format!("{remote}:events={local}"),
+    );
+    let producer = Proc::spawn(
+        "producer",
+        &net.export_side,
+        PEER,
+        &strings(&["produce", &remote, &n_s, &cap_s, &go_s]),
+    );
+    let mut exporter = Proc::spawn(
+        "exporter",
+        &net.export_side,
+        BRIDGE,
+        &strings(&[
+            "--listen",
+            &net.listen,
+            "--prefix",
+            &prefix,
+            "--export",
+            &remote,
+            "--queue-congestion",
+            congestion,
+        ]),
+    );
+    let mut importer = Proc::spawn(
+        "importer",
+        &net.import_side,
+        BRIDGE,
+        &strings(&[
+            "--connect",
+            &net.connect,
+            "--prefix",
+            &prefix,
+            "--import",
+            &pose,
+            "--import",
+            &events,
+        ]),
+    );
+    let mut consumer = Proc::spawn(
+        "consumer",
+        &net.import_side,
+        PEER,
+        &strings(&["consume", &local, &n_s, &slow_s, &go_s]),
+    );
+    let code = consumer.wait(Duration::from_secs(600));
+    let result = consumer
+        .line("result ", Duration::from_secs(1))
+        .expect("the consumer's result");
+    assert_eq!(code, 0, "consumer: {result}");
+    let produced = producer
+        .line("result ", Duration::from_secs(10))
+        .expect("the producer's result");
+    assert_eq!(field(&produced, "produced"), n);
+
+    if extra.changed_struct {
+        changed_struct_is_refused(net, &local);
+    }
+    if extra.kill_exporter {
+        killed_exporter_is_reported(net, tag, &local, &mut exporter);
+    } else {
+        exporter.signal("-TERM");
+        assert_eq!(
+            exporter.wait(Duration::from_secs(30)),
+            0,
+            "a clean exit on SIGTERM"
+        );
+        assert!(!exporter.lines_with("stats export").is_empty());
+    }
+
+    importer.signal("-TERM");
+    assert_eq!(
+        importer.wait(Duration::from_secs(30)),
+        0,
+        "a clean exit on SIGTERM"
+    );
+    let stats = importer.lines_with("stats import");
+    let events = stats
+        .iter()
+        .find(|l| l.contains("/events:"))
+        .expect("the queue's counters");
+    let pose = stats
+        .iter()
+        .find(|l| l.contains("/pose:"))
+        .expect("the state's counters");
+    eprintln!("{tag}: consumer {result}\n{tag}: importer {events}\n{tag}: importer {pose}");
+    drop(producer);
+    let _ = std::fs::remove_file(&go);
+
+    check_counts(&result, events, pose, n, cap, extra.block);
+    result
+}
+
+/// A consumer built with a changed struct gets the field-level mismatch on the importing side.
+fn changed_struct_is_refused(net: &Net, local: &str) {
+    let mut changed = Proc::spawn(
+        "changed",
+        &net.import_side,
+        PEER,
+        &[s("changed"), local.to_owned()],
+    );
+    assert_eq!(
+        changed.wait(Duration::from_secs(60)),
+        0,
+        "both channels refuse it"
+    );
+    for what in ["state", "queue"] {
+        let l = changed
+            .line(&format!("refused {what}: "), Duration::from_secs(1))
+            .unwrap();
+        // The field-level difference, as against a local producer.
+        assert!(l.contains("`words`") && l.contains("`extra`"), "{l}");
+    }
+}
+
+/// Kills the exporting bridge; the importing side's consumer is told its producer is gone.
+fn killed_exporter_is_reported(net: &Net, tag: &str, local: &str, exporter: &mut Proc) {
+    let mut watch = Proc::spawn(
+        "watch",
+        &net.import_side,
+        PEER,
+        &[s("watch"), local.to_owned()],
+    );
+    watch
+        .line("ready", Duration::from_secs(30))
+        .expect("watch ready");
+    let killed = unix_ns();
+    exporter.signal("-KILL");
+    exporter.wait(Duration::from_secs(10));
+    assert_eq!(watch.wait(Duration::from_secs(30)), 0);
+    let gone = field(
+        &watch.line("result ", Duration::from_secs(1)).unwrap(),
+        "gone_unix_ns",
+    );
+    let ms = (u128::from(gone).saturating_sub(killed)) as f64 / 1e6;
+    println!("{tag}: exporter killed -> consumer saw no producer after {ms:.1} ms");
+}
+
+/// Every message is accounted for, against the importer's counters.
+fn check_counts(result: &str, events: &str, pose: &str, n: u64, cap: u32, block: bool) {
+    // Every message is accounted for: seen, missed by the slow consumer (the local queue
+    // overwrote it), or lost before the local queue, which the importer counted.
+    assert_eq!(field(result, "queue_last"), n, "{result}");
+    assert_eq!(
+        field(result, "state_last"),
+        n,
+        "the newest state arrives: {result}"
+    );
+    for k in ["state_bad", "state_wrong", "queue_bad", "queue_wrong"] {
+        assert_eq!(field(result, k), 0, "{k}: {result}");
+    }
+    assert_eq!(
+        field(result, "queue_seen")
+            + field(result, "queue_missed")
+            + field(result, "queue_unexplained"),
+        n,
+        "{result}"
+    );
+    assert_eq!(
+        field(result, "queue_unexplained"),
+        field(events, "network_lost") + field(events, "upstream_missed"),
+        "{result} / {events}"
+    );
+    // The local queue's overwrites are the consumer's misses, save the messages the consumer
+    // passed over when lapped, which the queue counts when it overwrites them later.
+    let overwritten = field(events, "overwritten");
+    let missed = field(result, "queue_missed");
+    assert!(
+        overwritten <= missed && missed <= overwritten + u64::from(cap),
+        "{result} / {events}"
+    );
+    if block {
+        assert_eq!(field(result, "queue_seen"), n, "nothing lost: {result}");
+        assert_eq!(field(events, "network_lost"), 0, "{events}");
+    }
+    assert_eq!(field(events, "foreign"), 0);
+    assert_eq!(field(pose, "foreign"), 0);
+}
+
+#[test]
+fn state_and_queue_cross_loopback_tcp_with_every_word_checked() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let result = scenario(
+        &Net::loopback(),
+        "loopback",
+        100_000,
+        1024,
+        0,
+        Extra {
+            changed_struct: true,
+            kill_exporter: true,
+            block: false,
+        },
+    );
+    println!("loopback: {result}");
+}
+
+#[test]
+fn a_slow_consumer_on_the_importing_side_gets_exact_missed_counts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let result = scenario(
+        &Net::loopback(),
+        "slow",
+        100_000,
+        64,
+        20,
+        Extra {
+            changed_struct: false,
+            kill_exporter: false,
+            block: false,
+        },
+    );
+    assert!(
+        field(&result, "queue_missed") > 0,
+        "the consumer was slow enough to miss: {result}"
+    );
+    assert!(field(&result, "state_missed") > 0, "{result}");
+    println!("slow consumer: {result}");
+}
+
+/// Two network namespaces joined by a veth pair, removed on drop.
+struct Namespaces {
+    a: String,
+    b: String,
+}
+
+impl Namespaces {
+    fn make() -> Result<Namespaces, String> {
+        let id = std::process::id() % 100_000;
+        let ns = Namespaces {
+            a: format!("rtipc-a{id}"),
+            b: format!("rtipc-b{id}"),
+        };
+        let net = 10 + id % 200;
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot run `ip`: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`ip {}` failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        ip(&["netns", "add", &ns.a])?;
+        ip(&["netns", "add", &ns.b])?;
+        let (va, vb) = (format!("rva{id}"), format!("rvb{id}"));
+        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])?;
+        ip(&["link", "set", &va, "netns", &ns.a])?;
+        ip(&["link", "set", &vb, "netns", &ns.b])?;
+        let addr_a = format!("10.213.{net}.1/24");
+        let addr_b = format!("10.213.{net}.2/24");
+        ip(&["-n", &ns.a, "addr", "add", &addr_a, "dev", &va])?;
+        ip(&["-n", &ns.b, "addr", "add", &addr_b, "dev", &vb])?;
+        for (n, v) in [(&ns.a, &va), (&ns.b, &vb)] {
+            ip(&["-n", n, "link", "set", v, "up"])?;
+            ip(&["-n", n, "link", "set", "lo", "up"])?;
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+#[test]
+fn state_and_queue_cross_two_network_namespaces_over_a_veth_pair() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let ns = match Namespaces::make() {
+        Ok(ns) => ns,
+        Err(why) => {
+            println!("SKIPPED: network namespaces cannot be made here: {why}");
+            eprintln!("SKIPPED: network namespaces cannot be made here: {why}");
+            return;
+        }
+    };
+    let id = std::process::id() % 100_000;
+    let net_id = 10 + id % 200;
+    let port = 7447;
+    let exec = |n: &str| vec![s("ip"), s("netns"), s("exec"), n.to_owned()];
+    let net = Net {
+        export_side: exec(&ns.a),
+        import_side: exec(&ns.b),
+        listen: format!("tcp/10.213.{net_id}.1:{port}"),
+        connect: format!("tcp/10.213.{net_id}.1:{port}"),
+    };
+    let result = scenario(
+        &net,
+        "netns",
+        100_000,
+        1024,
+        0,
+        Extra {
+            changed_struct: true,
+            kill_exporter: true,
+            block: true,
+        },
+    );
+    println!("netns: {result}");
+}

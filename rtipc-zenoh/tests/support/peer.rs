@@ -1,0 +1,277 @@
+//! The application processes of the bridge's tests: a producer on the exporting side and
+//! consumers on the importing side, each its own process. `ROLE SEGMENT ARGS...`; the result
+//! is one `result ...` line on standard output, and the exit code is 0 when every check
+//! passed.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rtipc::{
+    Direction, QueueConsumer, QueueProducer, Segment, StateConsumer, StateProducer, StateRef,
+};
+
+/// What every test channel carries: an index and seven words derived from it, so that a torn
+/// or wrong message is seen.
+#[derive(rtipc::Object, Debug)]
+#[repr(C)]
+pub struct Sample {
+    /// 0 for a warm-up message, then 1, 2, ...
+    pub index: u64,
+    /// `word(index, k)`.
+    pub words: [u64; 7],
+}
+
+/// The same type as another build would have it: a field changed.
+mod changed {
+    #[derive(rtipc::Object, Debug)]
+    #[repr(C)]
+    pub struct Sample {
+        pub index: u64,
+        pub words: [u64; 6],
+        pub extra: f64,
+    }
+}
+
+fn word(index: u64, k: usize) -> u64 {
+    index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (k as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+fn sample(index: u64) -> Sample {
+    Sample {
+        index,
+        words: std::array::from_fn(|k| word(index, k)),
+    }
+}
+
+fn intact(s: &Sample) -> bool {
+    (0..7).all(|k| s.words[k] == word(s.index, k))
+}
+
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let num = |i: usize| arg(i).parse::<u64>().unwrap_or(0);
+    let code = match arg(1) {
+        "produce" => produce(arg(2), num(3), num(4) as u32, Path::new(arg(5))),
+        "consume" => consume(arg(2), num(3), num(4), Path::new(arg(5))),
+        "changed" => changed(arg(2)),
+        "watch" => watch(arg(2)),
+        other => {
+            eprintln!("peer: unknown role `{other}`");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Creates `seg` with state channel `pose` and queue `events` (capacity `cap`); sends warm-up
+/// messages (index 0) every 10 ms until file `go` exists; then publishes indexes 1..=n on both
+/// (the queue never overwrites: a full queue is retried), and stays until killed.
+fn produce(seg: &str, n: u64, cap: u32, go: &Path) -> i32 {
+    let seg = match Segment::builder()
+        .channel(
+            rtipc::ChannelSpec::state("pose", Direction::CreatorToPeer)
+                .object::<Sample>()
+                .notify(true),
+        )
+        .channel(
+            rtipc::ChannelSpec::queue("events", Direction::CreatorToPeer, cap)
+                .object::<Sample>()
+                .notify(true),
+        )
+        .replace_stale(true)
+        .create(seg)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("produce: {e}");
+            return 1;
+        }
+    };
+    let mut state = StateProducer::<Sample>::new(&seg, "pose").expect("state producer");
+    let mut queue = QueueProducer::<Sample>::new(&seg, "events").expect("queue producer");
+    let warm = sample(0);
+    while !go.exists() {
+        state.publish_copy(&warm).expect("publish");
+        let _ = queue.try_push(&warm).expect("push");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let mut full = 0u64;
+    for i in 1..=n {
+        let s = sample(i);
+        state.publish_copy(&s).expect("publish");
+        while !queue.try_push(&s).expect("push") {
+            full += 1;
+            std::thread::yield_now();
+        }
+    }
+    println!(
+        "result produced={n} queue_full_retries={full} seconds={:.3}",
+        started.elapsed().as_secs_f64()
+    );
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Counts of what a consumer saw.
+#[derive(Default)]
+struct Tally {
+    seen: u64,
+    bad: u64,
+    missed: u64,
+    last: u64,
+    /// State: updates whose missed count disagrees with the indexes. Queue: messages before
+    /// their predecessor.
+    wrong: u64,
+    /// Queue: indexes skipped that the missed counts do not explain (lost before the local
+    /// queue).
+    unexplained: u64,
+}
+
+/// Reads `pose` and `events` of the imported segment `seg` until index `n` arrived on both
+/// (or nothing came for 20 s), sleeping `slow_us` after each queue message; creates file `go`
+/// once a warm-up message arrived on both.
+fn consume(seg: &str, n: u64, slow_us: u64, go: &Path) -> i32 {
+    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("consume: {e}");
+            return 1;
+        }
+    };
+    let mut state = StateConsumer::<Sample>::new(&seg, "pose").expect("state consumer");
+    let mut queue = QueueConsumer::<Sample>::new(&seg, "events").expect("queue consumer");
+    let (mut st, mut qu) = (Tally::default(), Tally::default());
+    let (mut warm_state, mut warm_queue) = (false, false);
+    let mut last_progress = Instant::now();
+    while (st.last < n || qu.last < n) && last_progress.elapsed() < Duration::from_secs(20) {
+        let mut progress = false;
+        if let Some(v) = state.fetch().expect("fetch") {
+            if StateRef::is_new(&v) {
+                progress = true;
+                if v.index == 0 {
+                    warm_state = true;
+                } else {
+                    st.seen += 1;
+                    st.bad += u64::from(!intact(&v));
+                    let missed = StateRef::missed(&v);
+                    if st.last > 0 && v.index.checked_sub(st.last + 1) != Some(missed) {
+                        st.wrong += 1;
+                    }
+                    if st.last > 0 {
+                        st.missed += missed;
+                    }
+                    st.last = v.index;
+                }
+            }
+        }
+        for _ in 0..64 {
+            let Some(m) = queue.pop().expect("pop") else {
+                break;
+            };
+            progress = true;
+            if m.index == 0 {
+                warm_queue = true;
+                continue;
+            }
+            qu.seen += 1;
+            qu.bad += u64::from(!intact(&m));
+            let missed = rtipc::MessageRef::missed(&m);
+            qu.missed += missed;
+            let expected = qu.last + 1 + missed;
+            if m.index < expected {
+                qu.wrong += 1;
+            } else {
+                qu.unexplained += m.index - expected;
+            }
+            qu.last = m.index;
+            if slow_us > 0 {
+                std::thread::sleep(Duration::from_micros(slow_us));
+            }
+        }
+        if warm_state && warm_queue && !go.exists() {
+            let _ = std::fs::write(go, b"go");
+        }
+        if progress {
+            last_progress = Instant::now();
+        } else {
+            let _ = state.wait(Some(Duration::from_millis(1)));
+        }
+    }
+    println!(
+        "result state_seen={} state_bad={} state_missed={} state_wrong={} state_last={} \
+         queue_seen={} queue_bad={} queue_missed={} queue_wrong={} queue_unexplained={} queue_last={}",
+        st.seen, st.bad, st.missed, st.wrong, st.last, qu.seen, qu.bad, qu.missed, qu.wrong,
+        qu.unexplained, qu.last
+    );
+    i32::from(st.bad + st.wrong + qu.bad + qu.wrong > 0)
+}
+
+/// Attaches with a changed type: prints each refusal; 0 if both channels refused it.
+fn changed(seg: &str) -> i32 {
+    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("changed: {e}");
+            return 1;
+        }
+    };
+    let state = StateConsumer::<changed::Sample>::new(&seg, "pose");
+    let queue = QueueConsumer::<changed::Sample>::new(&seg, "events");
+    let mut refused = 0;
+    for (what, r) in [("state", state.err()), ("queue", queue.err())] {
+        match r {
+            Some(e) => {
+                refused += 1;
+                println!("refused {what}: {e}");
+            }
+            None => println!("accepted {what}"),
+        }
+    }
+    i32::from(refused != 2)
+}
+
+/// Waits for the producer of `pose`, says `ready`, then waits until it is reported gone and
+/// prints when (nanoseconds since the epoch).
+fn watch(seg: &str) -> i32 {
+    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("watch: {e}");
+            return 1;
+        }
+    };
+    let mut state = StateConsumer::<Sample>::new(&seg, "pose").expect("state consumer");
+    if !state
+        .wait_for_producer(Some(Duration::from_secs(60)))
+        .unwrap_or(false)
+    {
+        eprintln!("watch: no producer");
+        return 1;
+    }
+    println!("ready");
+    loop {
+        match state.wait(Some(Duration::from_secs(1))) {
+            Ok(_) => {
+                let _ = state.fetch();
+            }
+            Err(rtipc::Error::NoProducer { .. }) => {
+                println!("result gone_unix_ns={}", unix_ns());
+                return 0;
+            }
+            Err(e) => {
+                eprintln!("watch: {e}");
+                return 1;
+            }
+        }
+    }
+}
