@@ -36,10 +36,10 @@ const BATCH: usize = 256;
 /// Checks an exported segment that already exists: every named channel is there and of a kind
 /// the bridge carries. A segment that does not exist yet is checked when it appears.
 pub(crate) fn check(spec: &ExportSpec) -> Result<(), BridgeError> {
+    // A segment that is missing, or left by a creator that is gone, is waited for.
     let seg = match Segment::open(&spec.segment) {
-        Ok(seg) => seg,
-        Err(rtipc::Error::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(rtipc_err(format!("segment `{}`", spec.segment))(e)),
+        Ok(seg) if seg.creator_alive() => seg,
+        _ => return Ok(()),
     };
     let insp = Inspector::of(&seg);
     for c in &spec.channels {
@@ -123,7 +123,8 @@ struct Served {
 struct Channel {
     name: String,
     key: String,
-    reader: Reader,
+    /// The reader of the current segment; none while the bridge waits for a new one.
+    reader: Option<Reader>,
     fingerprint: u64,
     offset: usize,
     size: usize,
@@ -173,6 +174,10 @@ impl Exporter {
             // token; readers stay on the old segment until a new one replaces it.
             for t in &mut self.tokens {
                 *t = None;
+            }
+            // Each end it holds is released, to be claimed again in the new segment.
+            for c in &mut self.channels {
+                c.reader = None;
             }
         }
     }
@@ -233,7 +238,7 @@ impl Exporter {
         let served = (description.encode(), seg.clone());
         let (offset, size) = (o.offset as usize, o.size as usize);
         if let Some(c) = self.channels.iter_mut().find(|c| c.name == name) {
-            c.reader = reader;
+            c.reader = Some(reader);
             c.fingerprint = o.fingerprint;
             c.offset = offset;
             c.size = size;
@@ -276,7 +281,7 @@ impl Exporter {
         self.channels.push(Channel {
             name: name.to_owned(),
             key,
-            reader,
+            reader: Some(reader),
             fingerprint: o.fingerprint,
             offset,
             size,
@@ -382,7 +387,8 @@ impl Channel {
         let mut moved = 0;
         while moved < BATCH {
             let got = match &mut self.reader {
-                Reader::State(o) => match o.observe() {
+                None => return moved,
+                Some(Reader::State(o)) => match o.observe() {
                     Ok(Some(seen)) if Observed::is_new(&seen) => {
                         let end = self.offset + self.size;
                         match seen.get(self.offset..end) {
@@ -394,7 +400,7 @@ impl Channel {
                     Ok(_) => Ok(None),
                     Err(e) => Err(e.to_string()),
                 },
-                Reader::Queue(q) => match q.pop_into(&mut self.buf) {
+                Some(Reader::Queue(q)) => match q.pop_into(&mut self.buf) {
                     Ok(Some(m)) => Ok(Some((m.seq, m.missed))),
                     Ok(None) => Ok(None),
                     Err(e) => Err(e.to_string()),
@@ -425,7 +431,7 @@ impl Channel {
             Counters::add(&self.counters.samples, 1);
             Counters::add(&self.counters.upstream_missed, missed);
             moved += 1;
-            if matches!(self.reader, Reader::State(_)) {
+            if matches!(self.reader, Some(Reader::State(_))) {
                 self.resend = Some((Instant::now() + RESEND_AFTER, att));
                 break;
             }

@@ -2,6 +2,7 @@
 //! the segment is created from them, and a thread per channel writes what arrives into it as
 //! the channel's producer.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -53,7 +54,7 @@ pub(crate) fn spawn(
         .name(format!("import {local}"))
         .spawn(move || {
             if let Err(e) = run(&session, &prefix, &group, limits, &shared) {
-                shared.log(format_args!("import into `{local}` stopped: {e}"));
+                shared.fail(format!("import into `{local}` stopped: {e}"));
             }
         })
         .map_err(|e| BridgeError::Config(format!("cannot start a thread: {e}")))
@@ -112,7 +113,7 @@ fn run(
             .name(format!("import {}", c.key))
             .spawn(move || {
                 if let Err(e) = c.run(&session, &shared) {
-                    shared.log(format_args!("import {}: stopped: {e}", c.key));
+                    shared.fail(format!("import {}: stopped: {e}", c.key));
                 }
             })
             .map_err(|e| BridgeError::Config(format!("cannot start a thread: {e}")))?;
@@ -359,7 +360,7 @@ impl Import {
             Some(Ok(att)) if att.fingerprint == self.fingerprint => att,
             other => {
                 Counters::add(&c.foreign, 1);
-                if c.foreign.load(std::sync::atomic::Ordering::Relaxed) <= 3 {
+                if c.foreign.load(Ordering::Relaxed) <= 3 {
                     let why = match other {
                         None => "no attachment".to_owned(),
                         Some(Err(e)) => e.to_string(),
@@ -402,7 +403,18 @@ impl Import {
         if !first {
             let upstream = att.missed.min(gap);
             Counters::add(&c.upstream_missed, upstream);
-            Counters::add(&c.network_lost, gap - upstream);
+            let lost = gap - upstream;
+            if lost > 0 {
+                // Relaxed: a counter read for a report.
+                let before = c.network_lost.fetch_add(lost, Ordering::Relaxed);
+                if before == 0 {
+                    shared.log(format_args!(
+                        "import {}: {lost} lost on the network before number {} (the count \
+                         goes on in the stats)",
+                        self.key, att.seq
+                    ));
+                }
+            }
         }
         self.last = Some(att.seq);
         if self.gone {

@@ -210,6 +210,8 @@ pub(crate) struct Tally {
 pub(crate) struct Shared {
     pub stop: AtomicBool,
     pub tallies: std::sync::Mutex<Vec<Tally>>,
+    /// Why each import that gave up did so.
+    pub failures: std::sync::Mutex<Vec<String>>,
     pub started: Instant,
 }
 
@@ -229,6 +231,13 @@ impl Shared {
             counters: counters.clone(),
         });
         counters
+    }
+
+    /// Logs why an import gave up, and keeps it for [`Bridge::failures`].
+    pub fn fail(&self, why: String) {
+        self.log(format_args!("{why}"));
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.push(why);
     }
 
     /// Writes a line to standard error, with the time since the bridge started.
@@ -260,6 +269,7 @@ impl Bridge {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             tallies: std::sync::Mutex::new(Vec::new()),
+            failures: std::sync::Mutex::new(Vec::new()),
             started: Instant::now(),
         });
         for e in &settings.exports {
@@ -319,6 +329,17 @@ impl Bridge {
         t.iter()
             .map(|t| t.counters.snapshot(&t.key, t.way))
             .collect()
+    }
+
+    /// Why each import that gave up did so (a description the limits refuse, a segment that
+    /// cannot be created): the same text as the log's.
+    pub fn failures(&self) -> Vec<String> {
+        let f = self
+            .shared
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        f.clone()
     }
 
     /// Stops every thread (each drops its handles: an imported channel's producer end is

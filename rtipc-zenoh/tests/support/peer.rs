@@ -59,8 +59,8 @@ fn main() {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     let num = |i: usize| arg(i).parse::<u64>().unwrap_or(0);
     let code = match arg(1) {
-        "produce" => produce(arg(2), num(3), num(4) as u32, Path::new(arg(5))),
-        "consume" => consume(arg(2), num(3), num(4), Path::new(arg(5))),
+        "produce" => produce(arg(2), num(3), num(4) as u32, Path::new(arg(5)), num(6)),
+        "consume" => consume(arg(2), num(3), num(4), Path::new(arg(5)), num(6)),
         "changed" => changed(arg(2)),
         "watch" => watch(arg(2)),
         other => {
@@ -72,9 +72,10 @@ fn main() {
 }
 
 /// Creates `seg` with state channel `pose` and queue `events` (capacity `cap`); sends warm-up
-/// messages (index 0) every 10 ms until file `go` exists; then publishes indexes 1..=n on both
-/// (the queue never overwrites: a full queue is retried), and stays until killed.
-fn produce(seg: &str, n: u64, cap: u32, go: &Path) -> i32 {
+/// messages (index 0) every 10 ms until file `go` exists; then publishes indexes
+/// `base + 1..=base + n` on both (the queue never overwrites: a full queue is retried), and
+/// stays until killed.
+fn produce(seg: &str, n: u64, cap: u32, go: &Path, base: u64) -> i32 {
     let seg = match Segment::builder()
         .channel(
             rtipc::ChannelSpec::state("pose", Direction::CreatorToPeer)
@@ -105,7 +106,7 @@ fn produce(seg: &str, n: u64, cap: u32, go: &Path) -> i32 {
     }
     let started = Instant::now();
     let mut full = 0u64;
-    for i in 1..=n {
+    for i in base + 1..=base + n {
         let s = sample(i);
         state.publish_copy(&s).expect("publish");
         while !queue.try_push(&s).expect("push") {
@@ -137,10 +138,11 @@ struct Tally {
     unexplained: u64,
 }
 
-/// Reads `pose` and `events` of the imported segment `seg` until index `n` arrived on both
-/// (or nothing came for 20 s), sleeping `slow_us` after each queue message; creates file `go`
-/// once a warm-up message arrived on both.
-fn consume(seg: &str, n: u64, slow_us: u64, go: &Path) -> i32 {
+/// Reads `pose` and `events` of the imported segment `seg` until index `base + n` arrived on
+/// both (or nothing came for 20 s), sleeping `slow_us` after each queue message; creates file
+/// `go` once a warm-up message arrived on both. Indexes up to `base` (warm-ups, and what an
+/// earlier producer left) are passed over.
+fn consume(seg: &str, n: u64, slow_us: u64, go: &Path, base: u64) -> i32 {
     let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
         Ok(s) => s,
         Err(e) => {
@@ -151,6 +153,8 @@ fn consume(seg: &str, n: u64, slow_us: u64, go: &Path) -> i32 {
     let mut state = StateConsumer::<Sample>::new(&seg, "pose").expect("state consumer");
     let mut queue = QueueConsumer::<Sample>::new(&seg, "events").expect("queue consumer");
     let (mut st, mut qu) = (Tally::default(), Tally::default());
+    (st.last, qu.last) = (base, base);
+    let n = base + n;
     let (mut warm_state, mut warm_queue) = (false, false);
     let mut last_progress = Instant::now();
     while (st.last < n || qu.last < n) && last_progress.elapsed() < Duration::from_secs(20) {
@@ -158,17 +162,17 @@ fn consume(seg: &str, n: u64, slow_us: u64, go: &Path) -> i32 {
         if let Some(v) = state.fetch().expect("fetch") {
             if StateRef::is_new(&v) {
                 progress = true;
-                if v.index == 0 {
-                    warm_state = true;
+                if v.index <= base {
+                    warm_state |= v.index == 0;
                 } else {
                     st.seen += 1;
                     st.bad += u64::from(!intact(&v));
                     let missed = StateRef::missed(&v);
-                    if st.last > 0 && v.index.checked_sub(st.last + 1) != Some(missed) {
-                        st.wrong += 1;
-                    }
-                    if st.last > 0 {
+                    if st.seen > 1 {
                         st.missed += missed;
+                        if v.index.checked_sub(st.last + 1) != Some(missed) {
+                            st.wrong += 1;
+                        }
                     }
                     st.last = v.index;
                 }
@@ -179,8 +183,8 @@ fn consume(seg: &str, n: u64, slow_us: u64, go: &Path) -> i32 {
                 break;
             };
             progress = true;
-            if m.index == 0 {
-                warm_queue = true;
+            if m.index <= base {
+                warm_queue |= m.index == 0;
                 continue;
             }
             qu.seen += 1;
