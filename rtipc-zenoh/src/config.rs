@@ -60,11 +60,14 @@ pub struct Config {
     /// always logged at shutdown).
     #[serde(default)]
     pub stats_every_ms: Option<u64>,
-    /// What an exported queue does when the network cannot take a message: `"drop"` (the
-    /// default: the message is lost, and the importing side counts it from the gap) or
-    /// `"block"` (the bridge waits, so nothing is lost on the network; the queue's producer
-    /// still never waits, but its queue fills as it would with a slow local consumer). State
-    /// channels always drop: a newer value replaces the lost one.
+    /// How queues meet congestion. `"drop"` (the default): an exporting bridge drops a
+    /// message the network cannot take (the importing side counts it from the gap), and an
+    /// importing bridge overwrites the oldest message of a full local queue (its consumer
+    /// counts it as missed). `"block"`: the exporting bridge waits for the network and the
+    /// importing bridge for room in its queue, so nothing is lost between the producer's queue
+    /// and the consumer's; a slow consumer then fills the producer's queue, and the producer
+    /// is refused (`try_push`) or overwrites (`force_push`) as with a slow local consumer: it
+    /// never waits. State channels always drop: a newer value replaces a lost one.
     #[serde(default)]
     pub queue_congestion: Option<String>,
 }
@@ -114,7 +117,7 @@ pub struct Settings {
     pub max_segment_bytes: u64,
     /// How often the counters are logged.
     pub stats_every: Option<Duration>,
-    /// Whether exported queues wait for the network rather than drop (`queue_congestion`).
+    /// Whether queues wait rather than drop (`queue_congestion`).
     pub queue_block: bool,
 }
 

@@ -28,12 +28,14 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most messages a queue import accepts as capacity.
 const MAX_CAPACITY: u32 = 1 << 24;
 
-/// What an import may create, from the settings.
+/// What an import may create, from the settings, and how it meets a full local queue.
 #[derive(Clone, Copy)]
 struct Limits {
     consumers: u32,
     max_object: u64,
     max_segment: u64,
+    /// Wait for room in a full local queue rather than overwrite its oldest message.
+    block: bool,
 }
 
 /// Starts the thread that imports `group`, the channels of one local segment.
@@ -48,6 +50,7 @@ pub(crate) fn spawn(
         consumers: settings.consumers,
         max_object: settings.max_object_bytes,
         max_segment: settings.max_segment_bytes,
+        block: settings.queue_block,
     };
     let local = group.first().map(|g| g.local.clone()).unwrap_or_default();
     std::thread::Builder::new()
@@ -104,6 +107,7 @@ fn run(
             fingerprint,
             size,
             sink: None,
+            block: limits.block,
             gone: false,
             last: None,
         };
@@ -246,6 +250,8 @@ struct Import {
     size: usize,
     /// The producer end, held while the exporting side's producer runs.
     sink: Option<Sink>,
+    /// Whether a full local queue is waited on (`queue_congestion` block) or overwritten.
+    block: bool,
     /// Whether the exporting side said its producer is gone (until it says it is back).
     gone: bool,
     /// The sequence number of the last sample written.
@@ -315,6 +321,8 @@ impl Import {
                     }
                 }
                 Ok(None) => {}
+                // Closed with the session, when the bridge stops.
+                Err(_) if shared.stopping() => break,
                 Err(e) => return Err(BridgeError::Zenoh(format!("subscriber: {e}"))),
             }
         }
@@ -437,6 +445,7 @@ impl Import {
                 };
                 p.publish_after(&payload, skip).map(|_| ())
             }
+            Some(Sink::Queue(q)) if self.block => push_waiting(q, &payload, shared),
             Some(Sink::Queue(q)) => q.force_push(&payload).map(|overwrote| {
                 if overwrote {
                     Counters::add(&c.overwritten, 1);
@@ -448,4 +457,20 @@ impl Import {
             Err(e) => shared.log(format_args!("import {}: writing: {e}", self.key)),
         }
     }
+}
+
+/// Pushes `bytes`, waiting while the local queue is full (its consumer is slow): the wait
+/// holds back this channel's samples, and so, through Zenoh, the exporting bridge, whose own
+/// queue then fills until its producer is refused (a producer never waits). Gives up only when
+/// the bridge stops.
+fn push_waiting(q: &mut RawQueueProducer, bytes: &[u8], shared: &Shared) -> rtipc::Result<()> {
+    let mut pause = Duration::from_micros(10);
+    while !q.try_push(bytes)? {
+        if shared.stopping() {
+            break;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(1));
+    }
+    Ok(())
 }

@@ -25,9 +25,11 @@
 //! * A queue stays ordered. A slow local consumer's missed count is exact, as for a local
 //!   producer. Messages lost before the local queue (on the exporting side, or on the
 //!   network) are counted from the gaps in the sequence numbers, in [`ChannelStats`].
-//! * The exporting side drops rather than blocks (`CongestionControl::Drop`). Its local
-//!   producer never waits for the network in any case: the bridge reads the channel like any
-//!   other consumer.
+//! * The exporting side drops rather than blocks (`CongestionControl::Drop`), and the
+//!   importing side overwrites the oldest message of a full local queue. With
+//!   `queue_congestion` set to `block`, both bridges wait instead and nothing is lost between
+//!   the two queues. Either way the local producer never waits for the network: the bridge
+//!   reads its channel like any other consumer.
 //! * When the exporting bridge or the channel's producer goes away, the importing bridge
 //!   releases the producer end of its local channel, and local consumers see what they see
 //!   when a local producer dies (`producer_alive()` false, `wait` returns `NoProducer`). It

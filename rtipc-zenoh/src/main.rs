@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rtipc_zenoh::{Bridge, Config};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Carry rtipc channels between machines over Zenoh: export local channels, import remote
 /// ones into local segments. Logs go to standard error; SIGINT or SIGTERM stops the bridge
@@ -52,9 +53,9 @@ struct Args {
     /// Find peers by multicast scouting too (off by default: give endpoints).
     #[arg(long)]
     scouting: bool,
-    /// What an exported queue does when the network cannot take a message: drop it (counted
-    /// by the importing side) or block the bridge (the queue's producer never waits either
-    /// way) [default: drop].
+    /// How queues meet congestion: drop (a message the network cannot take is lost and
+    /// counted; a full imported queue overwrites its oldest message) or block (the bridges
+    /// wait, nothing is lost; the queue's producer never waits either way) [default: drop].
     #[arg(long, value_name = "drop|block")]
     queue_congestion: Option<String>,
     /// Log each channel's counters this often, in milliseconds.
@@ -93,11 +94,20 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ..Config::default()
     };
     let settings = file.merged(flags).settings()?;
-    let bridge = Bridge::start(&settings)?;
+    // The signals are caught before anything starts: a SIGTERM during start-up is a clean
+    // shutdown too.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let signal = runtime.block_on(wait_for_signal(&bridge, settings.stats_every))?;
+    let signals = {
+        let _entered = runtime.enter();
+        Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        }
+    };
+    let bridge = Bridge::start(&settings)?;
+    let signal = runtime.block_on(wait_for_signal(signals, &bridge, settings.stats_every));
     eprintln!("rtipc-bridge: {signal}: shutting down");
     for s in bridge.shutdown() {
         eprintln!("rtipc-bridge: stats {s}");
@@ -105,21 +115,25 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The signals that stop the bridge.
+struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
 /// Waits for SIGINT or SIGTERM, logging the counters every `every` meanwhile.
 async fn wait_for_signal(
+    mut signals: Signals,
     bridge: &Bridge,
     every: Option<std::time::Duration>,
-) -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+) -> &'static str {
     let period = every.unwrap_or(std::time::Duration::from_secs(3600));
     let mut tick = tokio::time::interval(period);
     tick.tick().await;
     loop {
         tokio::select! {
-            _ = int.recv() => return Ok("SIGINT"),
-            _ = term.recv() => return Ok("SIGTERM"),
+            _ = signals.int.recv() => return "SIGINT",
+            _ = signals.term.recv() => return "SIGTERM",
             _ = tick.tick() => {
                 if every.is_some() {
                     for s in bridge.stats() {

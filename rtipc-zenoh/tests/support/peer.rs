@@ -62,6 +62,7 @@ fn main() {
         "produce" => produce(arg(2), num(3), num(4) as u32, Path::new(arg(5)), num(6)),
         "consume" => consume(arg(2), num(3), num(4), Path::new(arg(5)), num(6)),
         "changed" => changed(arg(2)),
+        "flood" => flood(arg(2), num(3), num(4) as u32),
         "watch" => watch(arg(2)),
         other => {
             eprintln!("peer: unknown role `{other}`");
@@ -121,6 +122,65 @@ fn produce(seg: &str, n: u64, cap: u32, go: &Path, base: u64) -> i32 {
     loop {
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Creates `seg` like `produce`, then publishes `n` updates and offers `n` messages without
+/// waiting (a full queue refuses them), and exits: a producer never waits for its readers.
+fn flood(seg: &str, n: u64, cap: u32) -> i32 {
+    let seg = match Segment::builder()
+        .channel(
+            rtipc::ChannelSpec::state("pose", Direction::CreatorToPeer)
+                .object::<Sample>()
+                .notify(true),
+        )
+        .channel(
+            rtipc::ChannelSpec::queue("events", Direction::CreatorToPeer, cap)
+                .object::<Sample>()
+                .notify(true),
+        )
+        .replace_stale(true)
+        .create(seg)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("flood: {e}");
+            return 1;
+        }
+    };
+    let mut state = StateProducer::<Sample>::new(&seg, "pose").expect("state producer");
+    let mut queue = QueueProducer::<Sample>::new(&seg, "events").expect("queue producer");
+    // Until the bridges carry the channel: its first message is taken.
+    while queue.try_push(&sample(0)).expect("push") {
+        std::thread::sleep(Duration::from_millis(10));
+        if rtipc::inspect::Inspector::of(&seg)
+            .channel("events")
+            .map(|f| {
+                f.ends
+                    .iter()
+                    .any(|e| e.end == rtipc::End::Consumer && e.held)
+            })
+            .unwrap_or(false)
+        {
+            break;
+        }
+    }
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    let started = Instant::now();
+    for i in 1..=n {
+        let s = sample(i);
+        state.publish_copy(&s).expect("publish");
+        if queue.try_push(&s).expect("push") {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    println!(
+        "result published={} accepted={accepted} refused={refused} seconds={:.3}",
+        state.published(),
+        started.elapsed().as_secs_f64()
+    );
+    0
 }
 
 /// Counts of what a consumer saw.
