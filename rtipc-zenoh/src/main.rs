@@ -30,7 +30,7 @@ struct Args {
     /// A Zenoh endpoint to listen on (repeatable), e.g. tcp/0.0.0.0:7447.
     #[arg(long, value_name = "ENDPOINT")]
     listen: Vec<String>,
-    /// The key prefix: channels are published as rtipc/<PREFIX>/<segment>/<channel>
+    /// The key prefix: channels are published as `rtipc/<PREFIX>/<segment>/<channel>`
     /// [default: default].
     #[arg(long)]
     prefix: Option<String>,
