@@ -424,3 +424,71 @@ fn random_words_in_the_ring_and_the_lines_never_panic() {
         let _ = RecordConsumer::<RecWord>::new(&peer, "records");
     }
 }
+
+/// Raw record handles move a record channel's elements as bytes: a typed producer's records
+/// read as bytes, bytes read as a typed consumer's records, wrong lengths and short buffers
+/// refused, and the overwrite form's drops counted.
+#[test]
+fn raw_record_handles_move_records_as_bytes() {
+    let name = seg_name("records-raw");
+    let seg = Segment::builder()
+        .record::<RecWord>("a", Direction::CreatorToPeer, 4096)
+        .record::<RecWord>("b", Direction::CreatorToPeer, 4096)
+        .create(&name)
+        .unwrap();
+    let peer = Segment::open(&name).unwrap();
+    let bytes_of = |seq: u64, len: u64| -> Vec<u8> {
+        (0..len)
+            .flat_map(|i| rec_word(seq, i).to_le_bytes())
+            .collect()
+    };
+
+    // Typed in, raw out.
+    let mut typed = RecordProducer::<RecWord>::new(&seg, "a").unwrap();
+    let mut raw = rtipc::RawRecordConsumer::new(&peer, "a").unwrap();
+    assert_eq!(raw.element_size(), 8);
+    let mut buf = vec![0u8; raw.max_len() * 8];
+    for seq in 1..=50u64 {
+        let items: Vec<RecWord> = (0..seq % 9 + 1)
+            .map(|i| RecWord {
+                v: rec_word(seq, i),
+            })
+            .collect();
+        assert_eq!(typed.try_send(&items).unwrap(), seq);
+        let r = raw.pop_into(&mut buf).unwrap().unwrap();
+        assert_eq!((r.len as u64, r.seq, r.missed), (seq % 9 + 1, seq, 0));
+        assert_eq!(&buf[..r.len * 8], &bytes_of(seq, seq % 9 + 1)[..]);
+    }
+    assert_eq!(raw.pop_into(&mut buf).unwrap(), None);
+    let e = raw.pop_into(&mut [0u8; 8]).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("holds {} bytes, not 8", buf.len())),
+        "{e}"
+    );
+
+    // Raw in, typed out; the overwrite form drops the oldest and the consumer counts them.
+    let mut raw = rtipc::RawRecordProducer::new(&seg, "b").unwrap();
+    let mut typed = RecordConsumer::<RecWord>::new(&peer, "b").unwrap();
+    assert_eq!(raw.try_send(&bytes_of(1, 3)).unwrap(), 1);
+    let r = typed.pop().unwrap().unwrap();
+    assert_eq!(
+        r.iter().map(|w| w.v).collect::<Vec<_>>(),
+        (0..3).map(|i| rec_word(1, i)).collect::<Vec<_>>()
+    );
+    drop(r);
+    let e = raw.try_send(&[0u8; 12]).unwrap_err().to_string();
+    assert!(
+        e.contains("whole number of 8-byte elements, not 12 bytes"),
+        "{e}"
+    );
+    let mut seq = 1;
+    while raw.dropped() == 0 {
+        seq += 1;
+        assert_eq!(raw.send_overwrite(&bytes_of(seq, 100)).unwrap(), seq);
+    }
+    let dropped = raw.dropped();
+    let r = typed.pop().unwrap().unwrap();
+    assert_eq!((r.seq(), r.missed()), (2 + dropped, dropped));
+    assert_eq!(r[99].v, rec_word(r.seq(), 99));
+    assert_eq!(raw.committed(), seq);
+}

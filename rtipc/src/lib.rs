@@ -97,8 +97,8 @@ pub use crate::{
         RawQueueConsumer, RawQueueProducer,
     },
     record::{
-        CopiedRecord, RecordConsumer, RecordCopier, RecordMut, RecordProducer, RecordRef,
-        RecordSender,
+        CopiedRecord, RawRecord, RawRecordConsumer, RawRecordProducer, RecordConsumer,
+        RecordCopier, RecordMut, RecordProducer, RecordRef, RecordSender,
     },
     segment::{lock_all_memory, Segment, SegmentBuilder, SysvKey},
     state::{

@@ -37,11 +37,32 @@ impl<T: Object> Channel<T> {
         // The layout allows exactly one element type, at offset 0.
         let found = ch.object_for::<T>(usage)?;
         let ch = ch.claim_end(end)?;
+        Ok((Channel::with(ch, found.size, found.align), found))
+    }
+}
+
+impl Channel<u8> {
+    /// Claims `end` of record channel `name` for a raw handle, which moves the segment's
+    /// elements as bytes whatever their type: the geometry is the segment's element's.
+    pub fn claim_raw(seg: &Segment, name: &str, end: End) -> Result<Channel<u8>> {
+        let ch = seg.channel(name, ChannelKind::Record, end)?;
+        ch.only_object()?;
+        let (size, align) = match ch.info.objects.first() {
+            Some(o) => (o.size, o.align),
+            None => (1, 1),
+        };
+        Ok(Channel::with(ch.claim_end(end)?, size, align))
+    }
+}
+
+impl<T> Channel<T> {
+    /// The claimed end `ch` of a record channel whose element has `elem` bytes aligned to
+    /// `elem_align`, with its ring's geometry.
+    fn with(ch: EndHandle, elem: u64, elem_align: u64) -> Channel<T> {
         // The parser checked the ring against the segment's element: a multiple of the cache
         // line and of two record blocks, room for two records of one element.
         let capacity = ch.info.slot_stride;
-        let align = record_align(found.align);
-        let elem = found.size;
+        let align = record_align(elem_align);
         let g = Geometry {
             capacity,
             align,
@@ -51,17 +72,14 @@ impl<T: Object> Channel<T> {
         let ctrl = ch.ctrl();
         let producer = ctrl.words_from(record_ctrl::LINE_PRODUCER, 3).as_ptr();
         let consumer = ctrl.words_from(record_ctrl::LINE_CONSUMER, 3).as_ptr();
-        Ok((
-            Channel {
-                ring: ch.slot(0),
-                producer,
-                consumer,
-                g,
-                ch,
-                _t: PhantomData,
-            },
-            found,
-        ))
+        Channel {
+            ring: ch.slot(0),
+            producer,
+            consumer,
+            g,
+            ch,
+            _t: PhantomData,
+        }
     }
 
     /// The `len` bytes at byte `offset` of the ring, for a copying handle: an element of the

@@ -276,3 +276,81 @@ impl<T: Object> RecordCopier<T> {
         self.inner.producer_alive()
     }
 }
+
+/// The consuming end of a record channel read as bytes, for a program that has the element's
+/// schema but not its Rust type (a bridge, a tool): each record is copied out.
+pub struct RawRecordConsumer {
+    chan: Channel<u8>,
+    c: Consumer,
+}
+
+/// What [`RawRecordConsumer::pop_into`] took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawRecord {
+    /// The record's length in elements; its bytes are the first `len` times
+    /// [`element_size`](RawRecordConsumer::element_size) of the buffer.
+    pub len: usize,
+    /// The record's sequence number.
+    pub seq: u64,
+    /// How many records the producer dropped before it.
+    pub missed: u64,
+}
+
+impl RawRecordConsumer {
+    /// Claims the consuming end of record channel `name`.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let chan = Channel::claim_raw(seg, name, End::Consumer)?;
+        let c = protocol::claim_consumer(chan.words());
+        Ok(RawRecordConsumer { chan, c })
+    }
+
+    /// The size of an element, in bytes.
+    pub fn element_size(&self) -> usize {
+        self.chan.g.elem as usize
+    }
+
+    /// The longest record the channel carries, in elements.
+    pub fn max_len(&self) -> usize {
+        self.chan.g.max_len as usize
+    }
+
+    /// Takes the oldest unread record and copies it into `out`, which must hold the longest
+    /// record ([`max_len`](Self::max_len) elements): `None` if there is none. The record is
+    /// released before this returns.
+    pub fn pop_into(&mut self, out: &mut [u8]) -> Result<Option<RawRecord>> {
+        let need = self.chan.g.max_len.saturating_mul(self.chan.g.elem);
+        if (out.len() as u64) < need {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a buffer for the records of channel `{}` holds {need} bytes, not {}",
+                self.chan.ch.name(),
+                out.len()
+            )));
+        }
+        self.chan.ch.check()?;
+        let words = self.chan.words();
+        let p = match protocol::pop(words, &mut self.c, &self.chan.g) {
+            Ok(None) => return Ok(None),
+            Ok(Some(p)) => p,
+            Err(b) => return Err(self.chan.corrupt(b).into()),
+        };
+        let bytes = p.len.saturating_mul(self.chan.g.elem);
+        let (src, avail) = self.chan.bytes(p.payload(&self.chan.g), bytes);
+        // SAFETY: the popped record lies in the ring (its header was checked against the ring
+        // and the tail) and is the consumer's until released below; `avail` bytes from `src`
+        // are inside the ring, and `out` holds at least the longest record's.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.cast_const(), out.as_mut_ptr(), avail.min(out.len()))
+        };
+        protocol::release(self.chan.words());
+        Ok(Some(RawRecord {
+            len: p.len as usize,
+            seq: p.seq,
+            missed: p.missed,
+        }))
+    }
+
+    /// Whether a process holds the producer end (the kernel's answer; a system call).
+    pub fn producer_alive(&self) -> Result<bool> {
+        self.chan.ch.other_end_held()
+    }
+}

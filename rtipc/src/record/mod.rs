@@ -26,8 +26,10 @@ mod producer;
 
 #[cfg(not(loom))]
 pub use self::{
-    consumer::{CopiedRecord, RecordConsumer, RecordCopier, RecordRef},
-    producer::{RecordMut, RecordProducer, RecordSender},
+    consumer::{
+        CopiedRecord, RawRecord, RawRecordConsumer, RecordConsumer, RecordCopier, RecordRef,
+    },
+    producer::{RawRecordProducer, RecordMut, RecordProducer, RecordSender},
 };
 
 /// What the producer has committed (the last sequence number) and what the consumer has

@@ -126,20 +126,11 @@ impl<T: Object> RecordProducer<T> {
                 self.dropped += r.dropped;
                 Ok(RecordMut { q: self, r })
             }
-            // The ring is at most 1 GiB (checked by the parser), so these fit.
-            Err(Refused::TooLong) => Err(DataError::TooLong {
-                len,
-                max: self.chan.g.max_len as u32,
-            }),
-            Err(Refused::NoRoom { need, free }) => Err(DataError::NoRoom {
-                needed: need as u32,
-                free: free as u32,
-            }),
             Err(Refused::Held { dropped }) => {
                 self.dropped += dropped;
                 Err(DataError::Held)
             }
-            Err(Refused::Corrupt(b)) => Err(self.chan.corrupt(b)),
+            Err(r) => Err(refusal(&mut self.chan, len, r)),
         }
     }
 
@@ -181,6 +172,24 @@ impl<T: Object> RecordProducer<T> {
     /// (`Ok(false)`; `None`: no limit).
     pub fn wait_for_consumer(&self, timeout: Option<std::time::Duration>) -> Result<bool> {
         self.chan.ch.wait_for_other_end(timeout)
+    }
+}
+
+/// The error for a reservation of `len` elements that the protocol refused (a refusal because
+/// of the held record is [`DataError::Held`]; its drops are the caller's to count).
+fn refusal<T>(chan: &mut Channel<T>, len: u64, r: Refused) -> DataError {
+    match r {
+        // The ring is at most 1 GiB (checked by the parser), so these fit.
+        Refused::TooLong => DataError::TooLong {
+            len,
+            max: chan.g.max_len as u32,
+        },
+        Refused::NoRoom { need, free } => DataError::NoRoom {
+            needed: need as u32,
+            free: free as u32,
+        },
+        Refused::Held { .. } => DataError::Held,
+        Refused::Corrupt(b) => chan.corrupt(b),
     }
 }
 
@@ -326,5 +335,102 @@ impl<T: Object> RecordSender<T> {
     /// Whether a process holds the consumer end (the kernel's answer; a system call).
     pub fn consumer_alive(&self) -> Result<bool> {
         self.inner.consumer_alive()
+    }
+}
+
+/// The producing end of a record channel written as bytes, for a program that has the
+/// element's schema but not its Rust type (a bridge, a tool): each record is a whole number
+/// of elements of the segment's element size.
+pub struct RawRecordProducer {
+    chan: Channel<u8>,
+    p: Producer,
+    bell: Option<Doorbell>,
+    dropped: u64,
+}
+
+impl RawRecordProducer {
+    /// Claims the producing end of record channel `name`. A producer that follows one that
+    /// died continues after its last commit.
+    pub fn new(seg: &Segment, name: &str) -> Result<Self> {
+        let mut chan = Channel::claim_raw(seg, name, End::Producer)?;
+        let p = protocol::claim_producer(chan.words(), &chan.g).map_err(|b| chan.corrupt(b))?;
+        let bell = Doorbell::new(&chan.ch);
+        Ok(RawRecordProducer {
+            chan,
+            p,
+            bell,
+            dropped: 0,
+        })
+    }
+
+    /// The size of an element, in bytes.
+    pub fn element_size(&self) -> usize {
+        self.chan.g.elem as usize
+    }
+
+    /// The longest record the channel carries, in elements.
+    pub fn max_len(&self) -> usize {
+        self.chan.g.max_len as usize
+    }
+
+    /// Sends `bytes` (a whole number of elements) as a record if the ring has room, as
+    /// [`RecordProducer::try_send`]; returns its sequence number.
+    pub fn try_send(&mut self, bytes: &[u8]) -> Result<u64> {
+        self.send(bytes, false)
+    }
+
+    /// Sends `bytes` (a whole number of elements) as a record, dropping the oldest unread
+    /// records to make room, as [`RecordProducer::send_overwrite`]; returns its sequence
+    /// number.
+    pub fn send_overwrite(&mut self, bytes: &[u8]) -> Result<u64> {
+        self.send(bytes, true)
+    }
+
+    fn send(&mut self, bytes: &[u8], force: bool) -> Result<u64> {
+        let elem = self.chan.g.elem;
+        if bytes.len() as u64 % elem != 0 {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a record of channel `{}` is a whole number of {elem}-byte elements, not {} bytes",
+                self.chan.ch.name(),
+                bytes.len()
+            )));
+        }
+        self.chan.ch.check()?;
+        let len = bytes.len() as u64 / elem;
+        let r = match protocol::reserve(self.chan.words(), &mut self.p, &self.chan.g, len, force) {
+            Ok(r) => r,
+            Err(Refused::Held { dropped }) => {
+                self.dropped += dropped;
+                return Err(DataError::Held.into());
+            }
+            Err(r) => return Err(refusal(&mut self.chan, len, r).into()),
+        };
+        self.dropped += r.dropped;
+        let (dst, room) = self.chan.bytes(r.payload(&self.chan.g), bytes.len() as u64);
+        // SAFETY: the reservation lies between the producer's tail and the oldest byte the
+        // consumer may still read, so it is the producer's alone until committed; `room` bytes
+        // from `dst` are inside the ring, and `bytes` has at least that many.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, room.min(bytes.len())) };
+        let seq = protocol::commit(self.chan.words(), &mut self.p, &self.chan.g, r);
+        if let Some(bell) = &self.bell {
+            bell.ring();
+        }
+        Ok(seq)
+    }
+
+    /// How many unread records this handle has dropped to make room, as
+    /// [`RecordProducer::dropped`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The number of records committed so far (the last record's sequence number).
+    pub fn committed(&self) -> u64 {
+        self.p.seq
+    }
+
+    /// Whether a process holds the consumer end (the kernel's answer; a system call).
+    pub fn consumer_alive(&self) -> Result<bool> {
+        self.chan.ch.other_end_held()
     }
 }
