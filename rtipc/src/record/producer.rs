@@ -388,7 +388,7 @@ impl RawRecordProducer {
 
     fn send(&mut self, bytes: &[u8], force: bool) -> Result<u64> {
         let elem = self.chan.g.elem;
-        if bytes.len() as u64 % elem != 0 {
+        if !(bytes.len() as u64).is_multiple_of(elem) {
             return Err(crate::Error::InvalidArgument(format!(
                 "a record of channel `{}` is a whole number of {elem}-byte elements, not {} bytes",
                 self.chan.ch.name(),
