@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rtipc::inspect::{ChannelFacts, Inspector};
-use rtipc::{ChannelKind, Observed, RawObserver, RawQueueConsumer, Segment};
+use rtipc::{ChannelKind, Observed, RawObserver, RawQueueConsumer, RawRecordConsumer, Segment};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Publisher;
 use zenoh::qos::CongestionControl;
@@ -57,9 +57,11 @@ fn describe(facts: &ChannelFacts) -> Result<Description, String> {
     let kind = match facts.kind {
         ChannelKind::State => Kind::State,
         ChannelKind::Queue => Kind::Queue,
+        ChannelKind::Record => Kind::Record,
         other => {
             return Err(format!(
-                "channel `{}` is a {other} channel; the bridge carries state and queue channels",
+                "channel `{}` is a {other} channel; the bridge carries state, queue and record \
+                 channels",
                 facts.name
             ))
         }
@@ -71,9 +73,15 @@ fn describe(facts: &ChannelFacts) -> Result<Description, String> {
             facts.objects.len()
         ));
     };
+    // A record channel's capacity is its ring's size in bytes (at most 1 GiB).
+    let capacity = match (facts.capacity, facts.ring_bytes) {
+        (Some(c), _) => c,
+        (None, Some(ring)) => u32::try_from(ring).map_err(|_| format!("a ring of {ring} bytes"))?,
+        (None, None) => 1,
+    };
     Ok(Description {
         kind,
-        capacity: facts.capacity.unwrap_or(1),
+        capacity,
         objects: vec![DescribedObject {
             id: o.id,
             schema: o.schema.clone(),
@@ -128,7 +136,9 @@ struct Channel {
     fingerprint: u64,
     offset: usize,
     size: usize,
+    /// The last sample's bytes: its first `len`.
     buf: Vec<u8>,
+    len: usize,
     publisher: Publisher<'static>,
     /// A state channel's last update, to be put again at the instant (see `RESEND_AFTER`).
     resend: Option<(Instant, Attachment)>,
@@ -140,6 +150,7 @@ struct Channel {
 enum Reader {
     State(RawObserver),
     Queue(RawQueueConsumer),
+    Record(RawRecordConsumer),
 }
 
 struct Exporter {
@@ -234,14 +245,24 @@ impl Exporter {
             Kind::Queue => {
                 Reader::Queue(RawQueueConsumer::new(seg, name).map_err(|e| e.to_string())?)
             }
+            Kind::Record => {
+                Reader::Record(RawRecordConsumer::new(seg, name).map_err(|e| e.to_string())?)
+            }
         };
         let served = (description.encode(), seg.clone());
         let (offset, size) = (o.offset as usize, o.size as usize);
+        // A record's buffer holds the longest record.
+        let room = match &reader {
+            Reader::Record(r) => r.max_len().saturating_mul(size),
+            _ => size,
+        };
         if let Some(c) = self.channels.iter_mut().find(|c| c.name == name) {
             c.reader = Some(reader);
             c.fingerprint = o.fingerprint;
             c.offset = offset;
             c.size = size;
+            c.buf = vec![0; room];
+            c.len = size;
             *c.served
                 .description
                 .lock()
@@ -255,7 +276,7 @@ impl Exporter {
             .declare_publisher(key.clone())
             .congestion_control(match description.kind {
                 Kind::State => CongestionControl::Drop,
-                Kind::Queue => self.queue_congestion,
+                Kind::Queue | Kind::Record => self.queue_congestion,
             })
             .express(description.kind == Kind::State)
             .wait()
@@ -285,7 +306,8 @@ impl Exporter {
             fingerprint: o.fingerprint,
             offset,
             size,
-            buf: vec![0; size],
+            buf: vec![0; room],
+            len: size,
             publisher,
             resend: None,
             served,
@@ -405,6 +427,14 @@ impl Channel {
                     Ok(None) => Ok(None),
                     Err(e) => Err(e.to_string()),
                 },
+                Some(Reader::Record(r)) => match r.pop_into(&mut self.buf) {
+                    Ok(Some(m)) => {
+                        self.len = m.len.saturating_mul(self.size).min(self.buf.len());
+                        Ok(Some((m.seq, m.missed)))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                },
             };
             let (seq, missed) = match got {
                 Ok(Some(s)) => s,
@@ -418,7 +448,13 @@ impl Channel {
                     return moved;
                 }
                 Err(e) => {
-                    shared.log(format_args!("export: reading `{}`: {e}", self.name));
+                    // A handle that failed once (a corrupt segment poisons it) is not used
+                    // again: the channel waits for its segment to be re-created.
+                    self.reader = None;
+                    shared.log(format_args!(
+                        "export: reading `{}`: {e}; not exported until its segment is re-created",
+                        self.name
+                    ));
                     return moved;
                 }
             };
@@ -444,7 +480,7 @@ impl Channel {
     fn put(&self, att: Attachment, shared: &Shared) {
         if let Err(e) = self
             .publisher
-            .put(self.buf.clone())
+            .put(self.buf[..self.len].to_vec())
             .attachment(att.encode().to_vec())
             .wait()
         {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rtipc::{ChannelSpec, Direction, RawQueueProducer, RawStateProducer, Segment};
+use rtipc::{
+    ChannelSpec, Direction, RawQueueProducer, RawRecordProducer, RawStateProducer, Segment,
+};
 use zenoh::handlers::FifoChannelHandler;
 use zenoh::query::Reply;
 use zenoh::sample::{Sample, SampleKind};
@@ -213,6 +215,16 @@ fn declare(
                 u64::from(d.capacity),
             )
         }
+        // The ring's size in bytes, counted as that many one-byte slots against the limit;
+        // the segment's builder checks the rest (at most 1 GiB, room for two records).
+        Kind::Record => (
+            ChannelSpec::record(
+                spec.channel.clone(),
+                Direction::CreatorToPeer,
+                u64::from(d.capacity),
+            ),
+            u64::from(d.capacity).div_ceil(size),
+        ),
     };
     if size.saturating_mul(slots) > limits.max_segment {
         return Err(BridgeError::Remote(format!(
@@ -237,6 +249,7 @@ fn declare(
 enum Sink {
     State(Box<RawStateProducer>),
     Queue(Box<RawQueueProducer>),
+    Record(Box<RawRecordProducer>),
 }
 
 /// One imported channel.
@@ -341,6 +354,9 @@ impl Import {
             Kind::Queue => {
                 RawQueueProducer::new(&self.seg, &self.name).map(|p| Sink::Queue(Box::new(p)))
             }
+            Kind::Record => {
+                RawRecordProducer::new(&self.seg, &self.name).map(|p| Sink::Record(Box::new(p)))
+            }
         };
         match sink {
             Ok(s) => {
@@ -359,42 +375,74 @@ impl Import {
 
     /// Writes one sample into the local channel, if it is one of the description's and new.
     fn take(&mut self, sample: &Sample, latest: bool, shared: &Shared) {
-        let c = self.counters.clone();
-        let c = &*c;
-        let att = match sample
-            .attachment()
-            .map(|a| Attachment::decode(&a.to_bytes()))
-        {
-            Some(Ok(att)) if att.fingerprint == self.fingerprint => att,
-            other => {
-                Counters::add(&c.foreign, 1);
-                if c.foreign.load(Ordering::Relaxed) <= 3 {
-                    let why = match other {
-                        None => "no attachment".to_owned(),
-                        Some(Err(e)) => e.to_string(),
-                        Some(Ok(a)) => format!(
-                            "fingerprint {:#018x}, not the description's {:#018x} (the \
-                             exporting side's layout changed: restart this import)",
-                            a.fingerprint, self.fingerprint
-                        ),
-                    };
-                    shared.log(format_args!("import {}: dropped a sample: {why}", self.key));
-                }
-                return;
-            }
+        let Some(att) = self.attachment(sample, shared) else {
+            return;
         };
         let payload = sample.payload().to_bytes();
-        if payload.len() != self.size {
-            Counters::add(&c.foreign, 1);
+        let fits = match self.kind {
+            Kind::Record => payload.len().is_multiple_of(self.size),
+            _ => payload.len() == self.size,
+        };
+        if !fits {
+            Counters::add(&self.counters.foreign, 1);
             return;
         }
-        // Where the sample stands against the last one written.
+        let first = self.last.is_none();
+        let Some(gap) = self.account(att, latest, shared) else {
+            return;
+        };
+        self.last = Some(att.seq);
+        if self.gone {
+            Counters::add(&self.counters.while_gone, 1);
+            return;
+        }
+        self.claim(shared);
+        // A state channel's numbers stay the exporting side's: the gap is counted by the
+        // consumers as missed (a first sample only lines the numbers up).
+        let skip = |published: u64| {
+            if first {
+                att.seq.saturating_sub(published + 1)
+            } else {
+                gap
+            }
+        };
+        self.write(&payload, skip, shared);
+    }
+
+    /// The sample's attachment, if it has one of the description's layout; otherwise counts
+    /// the sample as foreign (and says why, for the first few).
+    fn attachment(&self, sample: &Sample, shared: &Shared) -> Option<Attachment> {
+        let c = &self.counters;
+        let got = sample
+            .attachment()
+            .map(|a| Attachment::decode(&a.to_bytes()));
+        let why = match got {
+            Some(Ok(att)) if att.fingerprint == self.fingerprint => return Some(att),
+            None => "no attachment".to_owned(),
+            Some(Err(e)) => e.to_string(),
+            Some(Ok(a)) => format!(
+                "fingerprint {:#018x}, not the description's {:#018x} (the exporting side's \
+                 layout changed: restart this import)",
+                a.fingerprint, self.fingerprint
+            ),
+        };
+        Counters::add(&c.foreign, 1);
+        if c.foreign.load(Ordering::Relaxed) <= 3 {
+            shared.log(format_args!("import {}: dropped a sample: {why}", self.key));
+        }
+        None
+    }
+
+    /// Where the sample stands against the last one written: how many came in between (the
+    /// gap, counted as missed upstream or lost on the network), or `None` for a sample not
+    /// to write (one already written, or a late answer to the latest-value query).
+    fn account(&mut self, att: Attachment, latest: bool, shared: &Shared) -> Option<u64> {
+        let c = &self.counters;
         let gap = match self.last {
-            None => att.seq.saturating_sub(1),
+            None => return Some(att.seq.saturating_sub(1)).inspect(|_| count(c, latest)),
             Some(last) if att.seq > last => att.seq - last - 1,
-            // A late answer to the latest-value query, or the same sample twice.
-            Some(_) if latest => return,
-            Some(last) if att.seq == last => return,
+            Some(_) if latest => return None,
+            Some(last) if att.seq == last => return None,
             Some(_) => {
                 Counters::add(&c.restarts, 1);
                 shared.log(format_args!(
@@ -404,58 +452,73 @@ impl Import {
                 0
             }
         };
-        if !latest {
-            Counters::add(&c.samples, 1);
-        }
-        let first = self.last.is_none();
-        if !first {
-            let upstream = att.missed.min(gap);
-            Counters::add(&c.upstream_missed, upstream);
-            let lost = gap - upstream;
-            if lost > 0 {
-                // Relaxed: a counter read for a report.
-                let before = c.network_lost.fetch_add(lost, Ordering::Relaxed);
-                if before == 0 {
-                    shared.log(format_args!(
-                        "import {}: {lost} lost on the network before number {} (the count \
-                         goes on in the stats)",
-                        self.key, att.seq
-                    ));
-                }
+        count(c, latest);
+        let upstream = att.missed.min(gap);
+        Counters::add(&c.upstream_missed, upstream);
+        let lost = gap - upstream;
+        if lost > 0 {
+            // Relaxed: a counter read for a report.
+            let before = c.network_lost.fetch_add(lost, Ordering::Relaxed);
+            if before == 0 {
+                shared.log(format_args!(
+                    "import {}: {lost} lost on the network before number {} (the count goes \
+                     on in the stats)",
+                    self.key, att.seq
+                ));
             }
         }
-        self.last = Some(att.seq);
-        if self.gone {
-            Counters::add(&c.while_gone, 1);
-            return;
-        }
-        self.claim(shared);
+        Some(gap)
+    }
+
+    /// Writes `payload` into the local channel; `skip` gives a state update's gap from the
+    /// number of the last update published.
+    fn write(&mut self, payload: &[u8], skip: impl Fn(u64) -> u64, shared: &Shared) {
+        let c = &*self.counters;
         let written = match &mut self.sink {
             None => {
                 Counters::add(&c.while_gone, 1);
                 return;
             }
-            // A state channel's numbers stay the exporting side's: the gap is counted by the
-            // consumers as missed (a first sample only lines the numbers up).
             Some(Sink::State(p)) => {
-                let skip = if first {
-                    att.seq.saturating_sub(p.published() + 1)
-                } else {
-                    gap
-                };
-                p.publish_after(&payload, skip).map(|_| ())
+                let gap = skip(p.published());
+                p.publish_after(payload, gap).map(|_| ())
             }
-            Some(Sink::Queue(q)) if self.block => push_waiting(q, &payload, shared),
-            Some(Sink::Queue(q)) => q.force_push(&payload).map(|overwrote| {
+            Some(Sink::Queue(q)) if self.block => push_waiting(q, payload, shared),
+            Some(Sink::Queue(q)) => q.force_push(payload).map(|overwrote| {
                 if overwrote {
                     Counters::add(&c.overwritten, 1);
                 }
             }),
+            Some(Sink::Record(r)) if self.block => send_waiting(r, payload, shared),
+            Some(Sink::Record(r)) => {
+                let before = r.dropped();
+                let sent = r.send_overwrite(payload);
+                Counters::add(&c.overwritten, r.dropped() - before);
+                match sent {
+                    // The record the consumer holds is in the way: this one is dropped.
+                    Err(rtipc::Error::Data(rtipc::DataError::Held)) => {
+                        Counters::add(&c.overwritten, 1);
+                        return;
+                    }
+                    other => other.map(|_| ()),
+                }
+            }
         };
         match written {
             Ok(()) => Counters::add(&c.published, 1),
+            // Longer than the local ring carries: not a record of this channel.
+            Err(rtipc::Error::Data(rtipc::DataError::TooLong { .. })) => {
+                Counters::add(&c.foreign, 1)
+            }
             Err(e) => shared.log(format_args!("import {}: writing: {e}", self.key)),
         }
+    }
+}
+
+/// Counts a received sample (not an answer to the latest-value query).
+fn count(c: &Counters, latest: bool) {
+    if !latest {
+        Counters::add(&c.samples, 1);
     }
 }
 
@@ -473,4 +536,20 @@ fn push_waiting(q: &mut RawQueueProducer, bytes: &[u8], shared: &Shared) -> rtip
         pause = (pause * 2).min(Duration::from_millis(1));
     }
     Ok(())
+}
+
+/// Sends `bytes` as a record, waiting while the local ring has no room (as `push_waiting`).
+fn send_waiting(r: &mut RawRecordProducer, bytes: &[u8], shared: &Shared) -> rtipc::Result<()> {
+    let mut pause = Duration::from_micros(10);
+    loop {
+        match r.try_send(bytes) {
+            Ok(_) => return Ok(()),
+            Err(rtipc::Error::Data(rtipc::DataError::NoRoom { .. })) if !shared.stopping() => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
+            }
+            Err(rtipc::Error::Data(rtipc::DataError::NoRoom { .. })) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -4,8 +4,8 @@
 //! [Zenoh](https://zenoh.io), with their schemas:
 //!
 //! * **Export.** On the machine that has the channel, the bridge attaches to the segment as an
-//!   observer (state channels) or as the consumer (queues). It publishes each new update or
-//!   message on the key `rtipc/<prefix>/<segment>/<channel>`. Beside the payload, the sample's
+//!   observer (state channels) or as the consumer (queues, record channels). It publishes each
+//!   new update, message or record on the key `rtipc/<prefix>/<segment>/<channel>`. Beside the payload, the sample's
 //!   attachment ([`wire::Attachment`]) carries the object's fingerprint, its sequence number and
 //!   the exporting side's missed count. A queryable on the same key serves the channel's
 //!   description ([`wire::Description`]: kind, capacity, rtipc's own encoded schema), and a
@@ -35,7 +35,9 @@
 //!   when a local producer dies (`producer_alive()` false, `wait` returns `NoProducer`). It
 //!   takes the end again when the producer is back.
 //!
-//! Linux only, like rtipc. Record channels and channels of more than one object are not
+//! * A record channel is carried as a queue is, record by record.
+//!
+//! Linux only, like rtipc. Shared regions and channels of more than one object are not
 //! carried.
 
 pub mod config;

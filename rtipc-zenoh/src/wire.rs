@@ -85,6 +85,8 @@ pub enum Kind {
     State,
     /// A queue: every message, in order.
     Queue,
+    /// A record channel: variable-length records of one element type, in order.
+    Record,
 }
 
 /// One object of a described channel.
@@ -102,7 +104,8 @@ pub struct DescribedObject {
 pub struct Description {
     /// State or queue.
     pub kind: Kind,
-    /// The queue's capacity (1 for a state channel).
+    /// The queue's capacity in messages, the record channel's ring in bytes (1 for a state
+    /// channel).
     pub capacity: u32,
     /// The channel's objects, in slot order.
     pub objects: Vec<DescribedObject>,
@@ -115,7 +118,12 @@ impl Description {
     /// The description's bytes: magic, version, kind, capacity, object count, then per object
     /// its id and its schema in rtipc's encoding, length-prefixed.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![MAGIC, VERSION, matches!(self.kind, Kind::Queue) as u8];
+        let kind = match self.kind {
+            Kind::State => 0,
+            Kind::Queue => 1,
+            Kind::Record => 2,
+        };
+        let mut out = vec![MAGIC, VERSION, kind];
         out.extend_from_slice(&self.capacity.to_le_bytes());
         out.extend_from_slice(&(self.objects.len() as u32).to_le_bytes());
         for o in &self.objects {
@@ -136,6 +144,7 @@ impl Description {
         let kind = match head[2] {
             0 => Kind::State,
             1 => Kind::Queue,
+            2 => Kind::Record,
             k => return Err(WireError(format!("unknown channel kind {k}"))),
         };
         let capacity = r.u32("the capacity")?;

@@ -62,6 +62,9 @@ fn main() {
         "produce" => produce(arg(2), num(3), num(4) as u32, Path::new(arg(5)), num(6)),
         "consume" => consume(arg(2), num(3), num(4), Path::new(arg(5)), num(6)),
         "changed" => changed(arg(2)),
+        "changed-records" => changed_records(arg(2)),
+        "produce-records" => produce_records(arg(2), num(3), Path::new(arg(4))),
+        "consume-records" => consume_records(arg(2), num(3), Path::new(arg(4))),
         "flood" => flood(arg(2), num(3), num(4) as u32),
         "watch" => watch(arg(2)),
         other => {
@@ -181,6 +184,132 @@ fn flood(seg: &str, n: u64, cap: u32) -> i32 {
         started.elapsed().as_secs_f64()
     );
     0
+}
+
+/// The length of record `i`: 1 to 50 elements.
+fn record_len(i: u64) -> u64 {
+    1 + i % 50
+}
+
+/// Element `k` of record `i`.
+fn record_element(i: u64, k: u64) -> Sample {
+    let mut s = sample(i.wrapping_mul(64).wrapping_add(k));
+    s.index = i;
+    s
+}
+
+fn record_element_ok(i: u64, k: u64, e: &Sample) -> bool {
+    let want = record_element(i, k);
+    e.index == i && e.words == want.words
+}
+
+/// Creates `seg` with record channel `log` (a 64 KiB ring of `Sample` elements); sends
+/// warm-up records (index 0) every 10 ms until file `go` exists, then records 1..=n of 1 to 50
+/// elements (a full ring is retried), and stays until killed.
+fn produce_records(seg: &str, n: u64, go: &Path) -> i32 {
+    let seg = match Segment::builder()
+        .channel(
+            rtipc::ChannelSpec::record("log", Direction::CreatorToPeer, 64 << 10)
+                .object::<Sample>()
+                .notify(true),
+        )
+        .replace_stale(true)
+        .create(seg)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("produce-records: {e}");
+            return 1;
+        }
+    };
+    let mut p = rtipc::RecordProducer::<Sample>::new(&seg, "log").expect("record producer");
+    while !go.exists() {
+        let _ = p.try_send(&[sample(0)]);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for i in 1..=n {
+        let items: Vec<Sample> = (0..record_len(i)).map(|k| record_element(i, k)).collect();
+        loop {
+            match p.try_send(&items) {
+                Ok(_) => break,
+                Err(rtipc::DataError::NoRoom { .. }) => std::thread::yield_now(),
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+    }
+    println!("result produced={n}");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Reads record channel `log` of `seg` until record `n` arrived (or nothing came for 20 s),
+/// checking every element and the order; creates file `go` once a warm-up record arrived.
+fn consume_records(seg: &str, n: u64, go: &Path) -> i32 {
+    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("consume-records: {e}");
+            return 1;
+        }
+    };
+    let mut c = rtipc::RecordConsumer::<Sample>::new(&seg, "log").expect("record consumer");
+    let mut t = Tally::default();
+    let mut last_progress = Instant::now();
+    while t.last < n && last_progress.elapsed() < Duration::from_secs(20) {
+        let Some(r) = c.pop().expect("pop") else {
+            let _ = c.wait(Some(Duration::from_millis(1)));
+            continue;
+        };
+        last_progress = Instant::now();
+        let i = r.first().map(|e| e.index).unwrap_or(0);
+        if i == 0 {
+            drop(r);
+            let _ = std::fs::write(go, b"go");
+            continue;
+        }
+        t.seen += 1;
+        let whole = r.len() as u64 == record_len(i)
+            && r.iter()
+                .enumerate()
+                .all(|(k, e)| record_element_ok(i, k as u64, e));
+        t.bad += u64::from(!whole);
+        t.missed += r.missed();
+        let expected = t.last + 1 + r.missed();
+        if i < expected {
+            t.wrong += 1;
+        } else {
+            t.unexplained += i - expected;
+        }
+        t.last = i;
+    }
+    println!(
+        "result records_seen={} records_bad={} records_missed={} records_wrong={} \
+         records_unexplained={} records_last={}",
+        t.seen, t.bad, t.missed, t.wrong, t.unexplained, t.last
+    );
+    i32::from(t.bad + t.wrong > 0)
+}
+
+/// Attaches to record channel `log` with a changed element type: 0 if refused.
+fn changed_records(seg: &str) -> i32 {
+    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("changed-records: {e}");
+            return 1;
+        }
+    };
+    match rtipc::RecordConsumer::<changed::Sample>::new(&seg, "log") {
+        Err(e) => {
+            println!("refused record: {e}");
+            0
+        }
+        Ok(_) => {
+            println!("accepted record");
+            1
+        }
+    }
 }
 
 /// Counts of what a consumer saw.
