@@ -250,6 +250,18 @@ mod tests {
 
     #[test]
     fn descriptions_round_trip() {
+        for (kind, capacity) in [(Kind::State, 1), (Kind::Queue, 64), (Kind::Record, 1 << 20)] {
+            let d = Description {
+                kind,
+                capacity,
+                ..description()
+            };
+            assert_eq!(Description::decode(&d.encode()).unwrap(), d);
+        }
+        let mut unknown = description().encode();
+        unknown[2] = 3;
+        let e = Description::decode(&unknown).unwrap_err();
+        assert!(e.0.contains("unknown channel kind 3"), "{e}");
         let d = description();
         let back = Description::decode(&d.encode()).unwrap();
         assert_eq!(back, d);

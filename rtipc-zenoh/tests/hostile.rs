@@ -192,6 +192,7 @@ fn descriptions_that_break_the_rules_are_refused_with_a_reason() {
         ("garbage", vec![0xB7, 1, 9, 9]),
         ("huge", describe::<Huge>(Kind::State, 1)),
         ("deep", describe::<Reading>(Kind::Queue, 1 << 30)),
+        ("ring", describe::<Reading>(Kind::Record, 1 << 30)),
     ];
     let mut queryables = Vec::new();
     for (name, bytes) in answers {
@@ -208,9 +209,15 @@ fn descriptions_that_break_the_rules_are_refused_with_a_reason() {
     }
     let huge = importer(port, &prefix, &format!("far:huge=rtipc-hostile-huge-{id}"));
     let deep = importer(port, &prefix, &format!("far:deep=rtipc-hostile-deep-{id}"));
+    let ring = importer(port, &prefix, &format!("far:ring=rtipc-hostile-ring-{id}"));
     until("the refusals", || {
-        !huge.failures().is_empty() && !deep.failures().is_empty()
+        !huge.failures().is_empty() && !deep.failures().is_empty() && !ring.failures().is_empty()
     });
+    let f = ring.failures().join("\n");
+    assert!(
+        f.contains("exceed the segment limit of 268435456 bytes"),
+        "{f}"
+    );
     let f = huge.failures().join("\n");
     assert!(
         f.contains("an object of 33554432 bytes (the limit is 16777216 bytes: max_object_bytes)"),
@@ -218,7 +225,7 @@ fn descriptions_that_break_the_rules_are_refused_with_a_reason() {
     );
     let f = deep.failures().join("\n");
     assert!(f.contains("a queue of 1073741824 messages"), "{f}");
-    for name in ["huge", "deep"] {
+    for name in ["huge", "deep", "ring"] {
         let seg = format!("rtipc-hostile-{name}-{id}");
         assert!(Segment::open(&seg).is_err(), "no segment `{seg}`");
     }
