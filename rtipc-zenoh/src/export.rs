@@ -142,6 +142,8 @@ struct Channel {
     publisher: Publisher<'static>,
     /// A state channel's last update, to be put again at the instant (see `RESEND_AFTER`).
     resend: Option<(Instant, Attachment)>,
+    /// Whether the last put failed (it was logged).
+    put_failing: bool,
     served: Arc<Served>,
     _queryable: Queryable<()>,
     counters: Arc<Counters>,
@@ -310,6 +312,7 @@ impl Exporter {
             len: size,
             publisher,
             resend: None,
+            put_failing: false,
             served,
             _queryable: queryable,
             counters,
@@ -393,7 +396,7 @@ impl Channel {
     /// Carries the channel until `detach`.
     fn run(&mut self, shared: &Shared, detach: &AtomicBool, poll: Duration) {
         // Relaxed: a flag polled by this loop alone.
-        while !detach.load(Ordering::Relaxed) {
+        while !detach.load(Ordering::Relaxed) && !shared.stopping() {
             if self.pump(shared) == 0 {
                 if poll.is_zero() {
                     std::thread::yield_now();
@@ -477,14 +480,20 @@ impl Channel {
 
     /// Puts the buffer with `att`. Drops, never blocks, when the network cannot take it: the
     /// sample is lost and the importing side counts the gap.
-    fn put(&self, att: Attachment, shared: &Shared) {
-        if let Err(e) = self
+    fn put(&mut self, att: Attachment, shared: &Shared) {
+        let put = self
             .publisher
             .put(self.buf[..self.len].to_vec())
             .attachment(att.encode().to_vec())
-            .wait()
-        {
-            shared.log(format_args!("export: put on {}: {e}", self.key));
+            .wait();
+        match put {
+            // Said once until a put succeeds again; nothing to say when the bridge stops.
+            Err(e) if !self.put_failing && !shared.stopping() => {
+                self.put_failing = true;
+                shared.log(format_args!("export: put on {}: {e}", self.key));
+            }
+            Err(_) => {}
+            Ok(()) => self.put_failing = false,
         }
     }
 }

@@ -378,15 +378,18 @@ impl Import {
         let Some(att) = self.attachment(sample, shared) else {
             return;
         };
-        let payload = sample.payload().to_bytes();
+        // Checked before the bytes are gathered: nothing is copied for a sample of the wrong
+        // size.
+        let len = sample.payload().len();
         let fits = match self.kind {
-            Kind::Record => payload.len().is_multiple_of(self.size),
-            _ => payload.len() == self.size,
+            Kind::Record => len.is_multiple_of(self.size),
+            _ => len == self.size,
         };
         if !fits {
             Counters::add(&self.counters.foreign, 1);
             return;
         }
+        let payload = sample.payload().to_bytes();
         let first = self.last.is_none();
         let Some(gap) = self.account(att, latest, shared) else {
             return;
@@ -401,7 +404,7 @@ impl Import {
         // consumers as missed (a first sample only lines the numbers up).
         let skip = |published: u64| {
             if first {
-                att.seq.saturating_sub(published + 1)
+                att.seq.saturating_sub(published.saturating_add(1))
             } else {
                 gap
             }
