@@ -132,9 +132,14 @@ fn run(
 }
 
 /// Asks for the channel's description until an exporter gives one that decodes, or the
-/// bridge stops.
+/// bridge stops. Each kind of trouble is logged once, however often it repeats.
 fn fetch_description(session: &Session, key: &str, shared: &Shared) -> Option<Description> {
-    let mut said = false;
+    let (mut waiting, mut refused, mut errors) = (false, false, false);
+    let once = |said: &mut bool, line: std::fmt::Arguments<'_>| {
+        if !std::mem::replace(said, true) {
+            shared.log(line);
+        }
+    };
     while !shared.stopping() {
         let asked = Instant::now();
         match session
@@ -147,25 +152,28 @@ fn fetch_description(session: &Session, key: &str, shared: &Shared) -> Option<De
                     match reply.result() {
                         Ok(sample) => match Description::decode(&sample.payload().to_bytes()) {
                             Ok(d) => return Some(d),
-                            Err(e) => {
-                                shared.log(format_args!("import {key}: refused a description: {e}"))
-                            }
+                            Err(e) => once(
+                                &mut refused,
+                                format_args!("import {key}: refused a description: {e}"),
+                            ),
                         },
-                        Err(e) => shared.log(format_args!(
-                            "import {key}: the exporter answered with an error: {}",
-                            String::from_utf8_lossy(&e.payload().to_bytes())
-                        )),
+                        Err(e) => {
+                            let text = e.payload().to_bytes();
+                            let text = String::from_utf8_lossy(&text[..text.len().min(200)]);
+                            once(
+                                &mut errors,
+                                format_args!("import {key}: the exporter answered: {text}"),
+                            )
+                        }
                     }
                 }
             }
-            Err(e) => shared.log(format_args!("import {key}: query: {e}")),
+            Err(e) => once(&mut errors, format_args!("import {key}: query: {e}")),
         }
-        if !said {
-            said = true;
-            shared.log(format_args!(
-                "import {key}: waiting for an exporter to describe the channel"
-            ));
-        }
+        once(
+            &mut waiting,
+            format_args!("import {key}: waiting for an exporter to describe the channel"),
+        );
         // Queries that found nobody return at once: do not spin.
         if let Some(rest) = Duration::from_millis(200).checked_sub(asked.elapsed()) {
             std::thread::sleep(rest);
