@@ -40,6 +40,8 @@
 //! Linux only, like rtipc. Shared regions and channels of more than one object are not
 //! carried.
 
+#![deny(missing_docs)]
+
 pub mod config;
 mod export;
 mod import;
