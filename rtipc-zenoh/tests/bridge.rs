@@ -770,16 +770,16 @@ fn state_and_queue_cross_two_network_namespaces_over_a_veth_pair() {
     };
     let id = std::process::id() % 100_000;
     let net_id = 10 + id % 200;
-    let port = 7447;
     let exec = |n: &str| vec![s("ip"), s("netns"), s("exec"), n.to_owned()];
-    let net = Net {
+    let net = |port: u16| Net {
         export_side: exec(&ns.a),
         import_side: exec(&ns.b),
         listen: format!("tcp/10.213.{net_id}.1:{port}"),
         connect: format!("tcp/10.213.{net_id}.1:{port}"),
     };
+    // Nothing lost with both bridges blocking; the changed struct and the killed exporter.
     let result = scenario(
-        &net,
+        &net(7447),
         "netns",
         100_000,
         1024,
@@ -791,4 +791,19 @@ fn state_and_queue_cross_two_network_namespaces_over_a_veth_pair() {
         },
     );
     println!("netns: {result}");
+    // Dropping, with a slow consumer: the missed counts exact.
+    let result = scenario(
+        &net(7448),
+        "netns-slow",
+        100_000,
+        64,
+        20,
+        Extra {
+            changed_struct: false,
+            kill_exporter: false,
+            block: false,
+        },
+    );
+    assert!(field(&result, "queue_missed") > 0, "{result}");
+    println!("netns, slow consumer: {result}");
 }
