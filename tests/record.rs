@@ -102,7 +102,7 @@ fn the_overwrite_form_counts_every_record_it_drops() {
     let name = seg_name("records-overwrite");
     let seg = record_segment(&name, Direction::PeerToCreator, 64 << 10);
     let mut rx = RecordConsumer::<RecWord>::new(&seg, "records").unwrap();
-    let peer = spawn_piped(Role::RecordOverwrite, &name, N);
+    let mut peer = spawn_piped(Role::RecordOverwrite, &name, N);
     let (mut seen, mut missed, mut last) = (0u64, 0u64, 0u64);
     let mut pops = 0u64;
     let mut held_long = 0;
@@ -111,6 +111,11 @@ fn the_overwrite_form_counts_every_record_it_drops() {
             let Some(r) = rx.pop().unwrap() else {
                 if last == N {
                     break;
+                }
+                // A producer that stopped early fails the test rather than leave it waiting.
+                if let Some(status) = peer.try_wait().unwrap() {
+                    let out = output(peer, Duration::from_secs(10));
+                    panic!("the producer exited ({status}) after record {last} of {N}: {out}");
                 }
                 std::thread::yield_now();
                 continue;

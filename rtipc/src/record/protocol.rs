@@ -200,6 +200,20 @@ fn oldest(w: Words<'_>, p: &Producer, g: &Geometry) -> Result<(u64, u64, u64), B
     if head > p.tail || p.tail - head > g.capacity || !head.is_multiple_of(g.align) {
         return Err(bad(head, CorruptWord::RecordPositions));
     }
+    // A `reading` more than a ring below the tail, and below `head`, is stale: a consumer
+    // stored a head it had loaded before the producer dropped past it and wrote a whole ring
+    // on. Its compare-and-swap of `head` fails (`head` has moved on), so it holds nothing
+    // there and will clear the word. A record the consumer does hold is never a ring below the
+    // tail: the producer drops past it only by moving `head`, which makes that swap fail.
+    let reading = if reading != NONE
+        && reading < head
+        && p.tail - reading > g.capacity
+        && reading.is_multiple_of(g.align)
+    {
+        NONE
+    } else {
+        reading
+    };
     // The head read may be older than `reading` (the consumer moved on since): both are below
     // the tail and within a ring of it, and the smaller is a safe bound.
     if reading != NONE

@@ -130,6 +130,44 @@ fn loom_records_overwrite_never_touches_the_held_record() {
     });
 }
 
+/// A consumer that loads `head` and stalls while the producer drops past that record and
+/// writes more than a ring on (records 3, 4 and 5, forced) stores a stale position in
+/// `reading` for an instant: the producer must not take it for a corrupt word (it would panic
+/// here), and the consumer's swap fails, so it only ever takes whole records, in order.
+#[test]
+fn loom_records_a_stalled_consumer_leaves_no_false_corruption() {
+    // The race needs three switches: the consumer stops after its load of `head`, the
+    // producer writes two records, the consumer stores `reading`, the producer reserves.
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(4);
+    b.check(|| {
+        let g = geometry();
+        let r = Arc::new(Ring::new(&g));
+        let (mut p, mut c) = prefill(&r, &g);
+        let producer = {
+            let r = Arc::clone(&r);
+            loom::thread::spawn(move || {
+                let g = geometry();
+                for _ in 0..3 {
+                    produce_one(&r, &g, &mut p, true);
+                }
+            })
+        };
+        let w = r.words();
+        let mut seen = Vec::new();
+        seen.extend(consume_one(&r, &g, &mut c));
+        producer.join().unwrap();
+        while let Some(x) = pop(w, &mut c, &g).unwrap() {
+            let at = (x.payload(&g) / 8) as usize;
+            assert_eq!(r.ring[at].load(Ordering::Relaxed), x.seq, "whole");
+            seen.push(x.seq);
+            release(w);
+        }
+        assert!(seen.windows(2).all(|s| s[0] < s[1]), "{seen:?}");
+        assert_eq!(c.last, r.seq.load(Ordering::Relaxed));
+    });
+}
+
 /// Reserves and commits one record (payload word = its number), dropping the oldest if
 /// `force`, stopping after `steps` allow; `Ok(false)` when there was no room.
 fn produce_steps(

@@ -143,6 +143,69 @@ fn a_held_record_is_never_overwritten_and_blocks_only_when_in_the_way() {
     assert!(reserve(w, &mut p, &g, 6, true).is_ok());
 }
 
+/// A consumer that loaded `head`, then stalled while the producer dropped past that record and
+/// wrote more than a ring on, stores the stale position in `reading` before its swap of
+/// `head` fails. The producer must take that for what it is (the consumer holds nothing), not
+/// for a corrupt word; and the consumer's swap must fail, so it never reads the overwritten
+/// bytes.
+#[test]
+fn a_stale_reading_left_by_a_stalled_consumer_is_not_corruption() {
+    let r = Ring::new(&geometry());
+    let g = r.g;
+    let w = r.words();
+    let mut p = claim_producer(w, &g).unwrap();
+    let mut c = claim_consumer(w);
+    let mut send = |p: &mut Producer| {
+        let res = reserve(w, p, &g, 3, true).unwrap();
+        r.fill(res.payload(&g), 3, p.seq + 1);
+        commit(w, p, &g, res);
+    };
+    send(&mut p);
+    // The consumer loads the head here, then stalls...
+    let stale = w.head.load(std::sync::atomic::Ordering::Relaxed);
+    // ...while the producer drops past it and writes two rings on.
+    while p.tail - stale <= 2 * g.capacity {
+        send(&mut p);
+    }
+    // The consumer wakes and records the position it is about to take.
+    w.reading.store(stale, std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..10 {
+        send(&mut p);
+    }
+    // Its swap of `head` fails; it looks again and takes the oldest record left, whole.
+    assert!(w
+        .head
+        .compare_exchange(
+            stale,
+            stale + g.align,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Relaxed
+        )
+        .is_err());
+    w.reading.store(NONE, std::sync::atomic::Ordering::Relaxed);
+    let x = pop(w, &mut c, &g).unwrap().unwrap();
+    assert!(x.missed > 0);
+    assert!(r.whole(x.payload(&g), x.len, x.seq));
+    release(w);
+    // A `reading` beyond the tail, or off the record alignment, is still refused.
+    for bad in [p.tail + g.align, stale + 1] {
+        w.reading.store(bad, std::sync::atomic::Ordering::Relaxed);
+        let mut q = p;
+        let mut fill = 0;
+        let e = loop {
+            match reserve(w, &mut q, &g, 3, true) {
+                Ok(res) => {
+                    commit(w, &mut q, &g, res);
+                }
+                Err(e) => break e,
+            }
+            fill += 1;
+            assert!(fill < 1000, "refused at last");
+        };
+        assert!(matches!(e, Refused::Corrupt(_)), "{bad}: {e:?}");
+    }
+}
+
 #[test]
 fn hostile_headers_and_positions_are_errors() {
     let g = geometry();
