@@ -155,7 +155,7 @@ fn a_stale_reading_left_by_a_stalled_consumer_is_not_corruption() {
     let w = r.words();
     let mut p = claim_producer(w, &g).unwrap();
     let mut c = claim_consumer(w);
-    let mut send = |p: &mut Producer| {
+    let send = |p: &mut Producer| {
         let res = reserve(w, p, &g, 3, true).unwrap();
         r.fill(res.payload(&g), 3, p.seq + 1);
         commit(w, p, &g, res);
