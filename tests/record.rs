@@ -103,6 +103,22 @@ fn the_overwrite_form_counts_every_record_it_drops() {
     let seg = record_segment(&name, Direction::PeerToCreator, 64 << 10);
     let mut rx = RecordConsumer::<RecWord>::new(&seg, "records").unwrap();
     let mut peer = spawn_piped(Role::RecordOverwrite, &name, N);
+    // Before its first pop, the consumer lets the producer write several rings' worth (a
+    // 64 KiB ring holds a few hundred of these records), so that drops happen however the
+    // two processes are scheduled afterwards.
+    let insp = rtipc::inspect::Inspector::of(&seg);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while insp.channel("records").unwrap().published < 3000 {
+        assert!(
+            Instant::now() < deadline,
+            "the producer committed 3,000 records"
+        );
+        assert!(
+            peer.try_wait().unwrap().is_none(),
+            "the producer stopped early"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let (mut seen, mut missed, mut last) = (0u64, 0u64, 0u64);
     let mut pops = 0u64;
     let mut held_long = 0;
