@@ -951,14 +951,22 @@ fn a_region_is_shown_and_echoed() {
 #[test]
 fn a_record_channel_is_shown_and_echo_says_why_it_cannot_follow_it() {
     let c = Creator::start("records");
-    let v = json(&ok(&["show", &c.name, "--json"]));
-    let frames = v["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|ch| ch["name"] == "frames")
-        .unwrap()
-        .clone();
+    // The creator publishes its first record a moment after the segment appears.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let frames = loop {
+        let v = json(&ok(&["show", &c.name, "--json"]));
+        let frames = v["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ch| ch["name"] == "frames")
+            .unwrap()
+            .clone();
+        if frames["published"].as_u64().unwrap_or(0) > 0 || std::time::Instant::now() > deadline {
+            break frames;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(frames["kind"], "record");
     assert_eq!(frames["ring_bytes"], 8192);
     assert_eq!(frames["objects"][0]["name"], "Event");
