@@ -75,12 +75,15 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Creates `seg` with state channel `pose` and queue `events` (capacity `cap`); sends warm-up
-/// messages (index 0) every 10 ms until file `go` exists; then publishes indexes
-/// `base + 1..=base + n` on both (the queue never overwrites: a full queue is retried), and
-/// stays until killed.
-fn produce(seg: &str, n: u64, cap: u32, go: &Path, base: u64) -> i32 {
-    let seg = match Segment::builder()
+/// Creates `seg` with state channel `pose` and queue `events` (capacity `cap`), both of
+/// `Sample` with notification, and claims their producer ends; `None` (said as `role`) if it
+/// cannot.
+fn create(
+    seg: &str,
+    cap: u32,
+    role: &str,
+) -> Option<(Segment, StateProducer<Sample>, QueueProducer<Sample>)> {
+    let seg = Segment::builder()
         .channel(
             rtipc::ChannelSpec::state("pose", Direction::CreatorToPeer)
                 .object::<Sample>()
@@ -93,15 +96,21 @@ fn produce(seg: &str, n: u64, cap: u32, go: &Path, base: u64) -> i32 {
         )
         .replace_stale(true)
         .create(seg)
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("produce: {e}");
-            return 1;
-        }
+        .map_err(|e| eprintln!("{role}: {e}"))
+        .ok()?;
+    let state = StateProducer::<Sample>::new(&seg, "pose").expect("state producer");
+    let queue = QueueProducer::<Sample>::new(&seg, "events").expect("queue producer");
+    Some((seg, state, queue))
+}
+
+/// Creates `seg` with state channel `pose` and queue `events` (capacity `cap`); sends warm-up
+/// messages (index 0) every 10 ms until file `go` exists; then publishes indexes
+/// `base + 1..=base + n` on both (the queue never overwrites: a full queue is retried), and
+/// stays until killed.
+fn produce(seg: &str, n: u64, cap: u32, go: &Path, base: u64) -> i32 {
+    let Some((_seg, mut state, mut queue)) = create(seg, cap, "produce") else {
+        return 1;
     };
-    let mut state = StateProducer::<Sample>::new(&seg, "pose").expect("state producer");
-    let mut queue = QueueProducer::<Sample>::new(&seg, "events").expect("queue producer");
     let warm = sample(0);
     while !go.exists() {
         state.publish_copy(&warm).expect("publish");
@@ -130,28 +139,9 @@ fn produce(seg: &str, n: u64, cap: u32, go: &Path, base: u64) -> i32 {
 /// Creates `seg` like `produce`, then publishes `n` updates and offers `n` messages without
 /// waiting (a full queue refuses them), and exits: a producer never waits for its readers.
 fn flood(seg: &str, n: u64, cap: u32) -> i32 {
-    let seg = match Segment::builder()
-        .channel(
-            rtipc::ChannelSpec::state("pose", Direction::CreatorToPeer)
-                .object::<Sample>()
-                .notify(true),
-        )
-        .channel(
-            rtipc::ChannelSpec::queue("events", Direction::CreatorToPeer, cap)
-                .object::<Sample>()
-                .notify(true),
-        )
-        .replace_stale(true)
-        .create(seg)
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("flood: {e}");
-            return 1;
-        }
+    let Some((seg, mut state, mut queue)) = create(seg, cap, "flood") else {
+        return 1;
     };
-    let mut state = StateProducer::<Sample>::new(&seg, "pose").expect("state producer");
-    let mut queue = QueueProducer::<Sample>::new(&seg, "events").expect("queue producer");
     // Until the bridges carry the channel: its first message is taken.
     while queue.try_push(&sample(0)).expect("push") {
         std::thread::sleep(Duration::from_millis(10));
