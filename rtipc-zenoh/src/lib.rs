@@ -138,6 +138,10 @@ pub struct ChannelStats {
     pub overwritten: u64,
     /// Times the sequence numbers started again (the exporting side's channel re-created).
     pub restarts: u64,
+    /// Exported state channels: reads that returned nothing because the producer rewrote
+    /// the newest update during each copy (a producer updating a large object faster than it
+    /// can be copied); the exporter copies again on its next turn.
+    pub lapped: u64,
 }
 
 /// The counters a channel's thread updates and [`Bridge::stats`] reads.
@@ -151,6 +155,7 @@ pub(crate) struct Counters {
     pub while_gone: AtomicU64,
     pub overwritten: AtomicU64,
     pub restarts: AtomicU64,
+    pub lapped: AtomicU64,
 }
 
 impl Counters {
@@ -173,6 +178,7 @@ impl Counters {
             while_gone: get(&self.while_gone),
             overwritten: get(&self.overwritten),
             restarts: get(&self.restarts),
+            lapped: get(&self.lapped),
         }
     }
 }
@@ -182,8 +188,8 @@ impl std::fmt::Display for ChannelStats {
         match self.way {
             Way::Export => write!(
                 f,
-                "export {}: samples={} upstream_missed={} restarts={}",
-                self.key, self.samples, self.upstream_missed, self.restarts
+                "export {}: samples={} upstream_missed={} restarts={} lapped={}",
+                self.key, self.samples, self.upstream_missed, self.restarts, self.lapped
             ),
             Way::Import => write!(
                 f,

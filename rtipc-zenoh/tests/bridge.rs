@@ -397,6 +397,91 @@ fn state_and_queue_cross_loopback_tcp_with_every_word_checked() {
     println!("loopback: {result}");
 }
 
+/// A 64 KiB state object whose producer updates it in place far faster than the exporter can
+/// copy it: every copy may be overwritten before it ends, and the exporter tries again rather
+/// than giving the channel up; the last update, published once the churn stops, arrives whole.
+#[test]
+fn a_state_channel_rewritten_faster_than_it_is_copied_is_still_exported() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let net = Net::loopback();
+    let id = format!("churn-{}", std::process::id());
+    let remote = format!("rtipc-brt-{id}");
+    let local = format!("rtipc-brt-{id}-in");
+    let prefix = format!("test/{id}");
+    let go: PathBuf = std::env::temp_dir().join(format!("rtipc-brt-{id}.go"));
+    let _ = std::fs::remove_file(&go);
+    let go_s = go.to_string_lossy().into_owned();
+    let producer = Proc::spawn(
+        "producer",
+        &[],
+        PEER,
+        &strings(&["churn", &remote, &go_s, "2000"]),
+    );
+    let mut exporter = Proc::spawn(
+        "exporter",
+        &[],
+        BRIDGE,
+        &strings(&[
+            "--listen",
+            &net.listen,
+            "--prefix",
+            &prefix,
+            "--export",
+            &remote,
+        ]),
+    );
+    let mut importer = Proc::spawn(
+        "importer",
+        &[],
+        BRIDGE,
+        &strings(&[
+            "--connect",
+            &net.connect,
+            "--prefix",
+            &prefix,
+            "--import",
+            &format!("{remote}:big={local}"),
+        ]),
+    );
+    let mut consumer = Proc::spawn(
+        "consumer",
+        &[],
+        PEER,
+        &strings(&["last-big", &local, &go_s]),
+    );
+    let code = consumer.wait(Duration::from_secs(300));
+    let produced = producer
+        .line("result ", Duration::from_secs(10))
+        .expect("the producer's result");
+    let result = consumer
+        .line("result ", Duration::from_secs(1))
+        .unwrap_or_default();
+    assert_eq!(code, 0, "the last update arrives whole: {produced}");
+    assert_eq!(
+        field(&result, "index"),
+        field(&produced, "last"),
+        "{result}"
+    );
+    assert!(field(&produced, "churned") > 0, "{produced}");
+    let gave_up = exporter.lines_with("not exported");
+    assert!(gave_up.is_empty(), "{gave_up:?}");
+    for p in [&mut exporter, &mut importer] {
+        p.signal("-TERM");
+        assert_eq!(
+            p.wait(Duration::from_secs(30)),
+            0,
+            "a clean exit on SIGTERM"
+        );
+    }
+    // The churn did lap the exporter's copies, and its counters say so.
+    let stats = exporter.lines_with("stats export");
+    let lapped = stats.first().map(|l| field(l, "lapped")).unwrap_or(0);
+    println!("churn: {produced}; {result}; exporter {stats:?}");
+    assert!(lapped > 0, "{stats:?}");
+    drop(producer);
+    let _ = std::fs::remove_file(&go);
+}
+
 #[test]
 fn a_slow_consumer_on_the_importing_side_gets_exact_missed_counts() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());

@@ -32,6 +32,28 @@ mod changed {
     }
 }
 
+/// A state object of 64 KiB: an observer's copy of it takes far longer than a producer's
+/// update of its index in place.
+#[derive(rtipc::Object, Debug)]
+#[repr(C)]
+pub struct Big {
+    /// 0 while warming up; the index of the last update at the end.
+    pub index: u64,
+    /// `word(index, k)` in the updates that are checked (the warm-up and the last).
+    pub words: [u64; 8191],
+}
+
+fn big(index: u64) -> Box<Big> {
+    let mut b = Box::new(Big {
+        index,
+        words: [0; 8191],
+    });
+    for (k, w) in b.words.iter_mut().enumerate() {
+        *w = word(index, k);
+    }
+    b
+}
+
 fn word(index: u64, k: usize) -> u64 {
     index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (k as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
@@ -67,6 +89,8 @@ fn main() {
         "consume-records" => consume_records(arg(2), num(3), Path::new(arg(4))),
         "flood" => flood(arg(2), num(3), num(4) as u32),
         "watch" => watch(arg(2)),
+        "churn" => churn(arg(2), Path::new(arg(3)), num(4)),
+        "last-big" => last_big(arg(2), Path::new(arg(3))),
         other => {
             eprintln!("peer: unknown role `{other}`");
             2
@@ -457,4 +481,85 @@ fn watch(seg: &str) -> i32 {
             }
         }
     }
+}
+
+/// Creates `seg` with state channel `big` of [`Big`]; publishes warm-ups (index 0) every 10 ms
+/// until file `go` exists; then, for `ms` milliseconds, updates only the index in place as
+/// fast as it can (the other words stay those of index 0); then publishes one whole update
+/// with the next index and says `result churned=N last=I`; stays until killed.
+fn churn(seg: &str, go: &Path, ms: u64) -> i32 {
+    let seg = match Segment::builder()
+        .channel(
+            rtipc::ChannelSpec::state("big", Direction::CreatorToPeer)
+                .object::<Big>()
+                .notify(true),
+        )
+        .replace_stale(true)
+        .create(seg)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("churn: {e}");
+            return 1;
+        }
+    };
+    let mut state = StateProducer::<Big>::new(&seg, "big").expect("state producer");
+    let warm = big(0);
+    while !go.exists() {
+        state.publish_copy(&warm).expect("publish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let mut i = 0u64;
+    while started.elapsed() < Duration::from_millis(ms) {
+        i += 1;
+        let mut w = state.write().expect("write");
+        w.index = i;
+        w.publish().expect("publish");
+    }
+    state.publish_copy(&big(i + 1)).expect("publish");
+    println!("result churned={i} last={}", i + 1);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Reads `big` of the imported segment `seg`: creates file `go` once a warm-up arrived, then
+/// waits (up to 60 s without progress) for an update whose words all match its nonzero index
+/// (only the churning producer's last update does) and says `result index=I`.
+fn last_big(seg: &str, go: &Path) -> i32 {
+    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("last-big: {e}");
+            return 1;
+        }
+    };
+    let mut state = StateConsumer::<Big>::new(&seg, "big").expect("state consumer");
+    let mut last_progress = Instant::now();
+    while last_progress.elapsed() < Duration::from_secs(60) {
+        let Some(v) = state.fetch().expect("fetch") else {
+            let _ = state.wait(Some(Duration::from_millis(10)));
+            continue;
+        };
+        if !StateRef::is_new(&v) {
+            drop(v);
+            let _ = state.wait(Some(Duration::from_millis(10)));
+            continue;
+        }
+        last_progress = Instant::now();
+        let whole = v
+            .words
+            .iter()
+            .enumerate()
+            .all(|(k, w)| *w == word(v.index, k));
+        if v.index == 0 && whole && !go.exists() {
+            let _ = std::fs::write(go, b"go");
+        } else if v.index != 0 && whole {
+            println!("result index={}", v.index);
+            return 0;
+        }
+    }
+    eprintln!("last-big: no whole update after the warm-ups");
+    1
 }
