@@ -543,7 +543,6 @@ fn last_big(seg: &str, go: &Path) -> i32 {
             continue;
         };
         if !StateRef::is_new(&v) {
-            drop(v);
             let _ = state.wait(Some(Duration::from_millis(10)));
             continue;
         }
