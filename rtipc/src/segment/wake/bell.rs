@@ -135,6 +135,12 @@ impl Bell {
             if producer()? {
                 *seen = true;
             } else if std::mem::take(seen) {
+                // The producer may have committed its last update or message and gone between
+                // the look above and this one: what it left is still read first.
+                if has_data() {
+                    *seen = true;
+                    return Ok(true);
+                }
                 return Err(Error::NoProducer {
                     channel: channel.to_owned(),
                 });
@@ -198,5 +204,66 @@ impl Bell {
     /// The channel's eventfd, if it has one.
     pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.shared.eventfd.as_deref().map(AsFd::as_fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::layout::{ChannelKind, ChannelSpec, Direction, End};
+    use crate::segment::Segment;
+
+    #[derive(crate::Object)]
+    #[repr(C)]
+    struct Word {
+        v: u64,
+    }
+
+    fn bell() -> (Segment, Bell) {
+        let seg = Segment::builder()
+            .channel(
+                ChannelSpec::queue("q", Direction::PeerToCreator, 4)
+                    .object::<Word>()
+                    .notify(true),
+            )
+            .create_anonymous()
+            .unwrap();
+        let ch = seg.channel("q", ChannelKind::Queue, End::Consumer).unwrap();
+        let bell = Bell::new(&ch, 0).expect("a channel with notification");
+        (seg, bell)
+    }
+
+    #[test]
+    fn what_a_producer_left_as_it_went_is_read_before_it_is_reported_gone() {
+        let (_seg, bell) = bell();
+        // The first look finds nothing; by the liveness check the producer has committed its
+        // last message and gone.
+        let looks = Cell::new(0);
+        let has_data = || {
+            looks.set(looks.get() + 1);
+            looks.get() > 1
+        };
+        let mut seen = true;
+        let got = bell.wait(
+            has_data,
+            Some(Duration::from_secs(5)),
+            || Ok(false),
+            &mut seen,
+            "q",
+        );
+        assert!(matches!(got, Ok(true)), "{got:?}");
+        assert!(seen, "the producer's departure is still to be reported");
+        // Nothing more: now it is reported, once.
+        let got = bell.wait(
+            || false,
+            Some(Duration::from_secs(5)),
+            || Ok(false),
+            &mut seen,
+            "q",
+        );
+        assert!(matches!(got, Err(Error::NoProducer { .. })), "{got:?}");
+        assert!(!seen);
     }
 }
