@@ -42,7 +42,7 @@ use rtipc::{
 /// live until it moves.
 const OWED: Duration = Duration::from_millis(100);
 /// How long after a kill the stream may stand still before it counts as a hang.
-const HANG: Duration = Duration::from_secs(5);
+const HANG: Duration = Duration::from_secs(20);
 /// How many values the last victim of a scenario handles before it exits by itself.
 const FINAL_VALUES: u64 = 1000;
 /// The longest a process being stepped through its `create` runs between two stops.
@@ -257,6 +257,19 @@ impl Victim {
             self.seen.push(line);
             if rest.is_some() {
                 return rest;
+            }
+        }
+    }
+
+    /// Waits until a progress line says `last=` at least `value`, or `deadline` passes.
+    fn wait_progress(&mut self, value: u64, deadline: Instant) {
+        while let Some(rest) = self.wait_line(crash_line::PROGRESS, deadline) {
+            let last = rest
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("last="))
+                .and_then(|v| v.parse::<u64>().ok());
+            if last.is_some_and(|l| l >= value) {
+                return;
             }
         }
     }
@@ -1229,8 +1242,11 @@ fn churn_scenario(
         }
     }
     let took = start.elapsed();
-    // Time for the peer to take what was produced last.
-    std::thread::sleep(Duration::from_millis(20));
+    if direction == Direction::CreatorToPeer && ready.is_some() {
+        // The consuming peer takes what was produced last and says so (or the check below
+        // fails after the deadline).
+        v.wait_progress(HANDLES, Instant::now() + Duration::from_secs(30));
+    }
     let ended = v.kill();
     f.victim(peer.as_str(), &ended);
     if !ended.killed() || ready.is_none() {
