@@ -182,8 +182,16 @@ fn producers_killed_at_random_moments_lose_and_tear_nothing() {
     let mut rx = RecordConsumer::<RecWord>::new(&seg, "records").unwrap();
     let mut rng = Rng::new("producers_killed_at_random_moments_lose_and_tear_nothing");
     let (mut last, mut bytes) = (0, 0);
-    for _ in 0..KILLS {
+    for k in 0..KILLS {
         let mut victim = spawn_peer(Role::RecordSend, &name, 0);
+        if k == 0 {
+            // However slowly processes start here, the victims commit something: the first
+            // one is killed only after its first record arrived.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while last == 0 && Instant::now() < deadline {
+                drain(&mut rx, &mut last, &mut bytes);
+            }
+        }
         let until =
             Instant::now() + Duration::from_millis(5) + rng.delay(Duration::from_millis(40));
         while Instant::now() < until {
@@ -255,8 +263,16 @@ fn consumers_killed_at_random_moments_are_replaced_and_see_only_whole_records_in
         })
     };
     let mut rng = Rng::new("consumers_killed_at_random_moments");
-    for _ in 0..KILLS {
+    for k in 0..KILLS {
         let mut victim = spawn_piped(Role::RecordTake, &name, N);
+        if k == 0 {
+            // However slowly processes start here, the victims take something: the first one
+            // is killed only after it took its first record.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while taken(&seg) == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         std::thread::sleep(Duration::from_millis(2) + rng.delay(Duration::from_millis(30)));
         victim.kill().unwrap();
         victim.wait().unwrap();
@@ -281,6 +297,20 @@ fn consumers_killed_at_random_moments_are_replaced_and_see_only_whole_records_in
     );
     finished.send(()).unwrap();
     producer.join().unwrap();
+}
+
+/// How many records the consumer end of `records` has taken.
+fn taken(seg: &Segment) -> u64 {
+    rtipc::inspect::Inspector::of(seg)
+        .channel("records")
+        .ok()
+        .and_then(|c| {
+            c.ends
+                .iter()
+                .find(|e| e.end == rtipc::End::Consumer)
+                .and_then(|e| e.taken)
+        })
+        .unwrap_or(0)
 }
 
 /// The offsets of the ring and of the two protocol lines of channel 0.
