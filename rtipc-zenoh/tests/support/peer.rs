@@ -407,6 +407,11 @@ fn consume(seg: &str, n: u64, slow_us: u64, go: &Path, base: u64) -> i32 {
         }
         if warm_state && warm_queue && !go.exists() {
             let _ = std::fs::write(go, b"go");
+            if slow_us > 0 {
+                // A slow consumer is behind from the start, however fast this machine runs it
+                // or slowly it runs the bridges: it lets several queues' worth arrive first.
+                let _ = wait_for_backlog(&seg, &mut last_progress);
+            }
         }
         if progress {
             last_progress = Instant::now();
@@ -421,6 +426,28 @@ fn consume(seg: &str, n: u64, slow_us: u64, go: &Path, base: u64) -> i32 {
         qu.unexplained, qu.last
     );
     i32::from(st.bad + st.wrong + qu.bad + qu.wrong > 0)
+}
+
+/// Waits until four times the capacity of `events` and two updates of `pose` were published in
+/// `seg` after this call began (or 60 s pass); whether they were.
+fn wait_for_backlog(seg: &Segment, last_progress: &mut Instant) -> bool {
+    let inspector = rtipc::inspect::Inspector::of(seg);
+    let published = |name: &str| {
+        inspector
+            .channel(name)
+            .map(|c| (c.published, c.capacity.unwrap_or(0)))
+            .unwrap_or((0, 0))
+    };
+    let ((events0, cap), (pose0, _)) = (published("events"), published("pose"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut backlog = false;
+    while !backlog && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+        let ((events, _), (pose, _)) = (published("events"), published("pose"));
+        backlog = events >= events0 + 4 * u64::from(cap) && pose >= pose0 + 2;
+    }
+    *last_progress = Instant::now();
+    backlog
 }
 
 /// Attaches with a changed type: prints each refusal; 0 if both channels refused it.
