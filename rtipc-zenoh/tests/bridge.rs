@@ -78,6 +78,18 @@ impl Proc {
         None
     }
 
+    /// The first output line that contains `part`, waiting up to `limit` for it.
+    fn line_containing(&self, part: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(l) = self.lines_with(part).into_iter().next() {
+                return Some(l);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
     /// Every output line that contains `part`.
     fn lines_with(&self, part: &str) -> Vec<String> {
         let lines = self.lines.lock().unwrap();
@@ -662,11 +674,14 @@ fn a_stalled_importing_side_never_holds_up_the_producer() {
             "block",
         ]),
     );
+    let go: PathBuf = std::env::temp_dir().join(format!("rtipc-brt-{id}.go"));
+    let _ = std::fs::remove_file(&go);
+    let go_s = go.to_string_lossy().into_owned();
     let mut flood = Proc::spawn(
         "flood",
         &[],
         PEER,
-        &strings(&["flood", &remote, "200000", "64"]),
+        &strings(&["flood", &remote, "200000", "64", &go_s]),
     );
     let exporter = Proc::spawn(
         "exporter",
@@ -683,7 +698,13 @@ fn a_stalled_importing_side_never_holds_up_the_producer() {
             "block",
         ]),
     );
+    // The flood starts once the importing side takes the queue (it has the description and
+    // subscribed), so that the congestion reaches back to the exporting side.
+    let taking = importer.line_containing("producing `events` here", Duration::from_secs(60));
+    assert!(taking.is_some(), "the importer takes the queue");
+    std::fs::write(&go, b"go").unwrap();
     assert_eq!(flood.wait(Duration::from_secs(120)), 0);
+    let _ = std::fs::remove_file(&go);
     let r = flood.line("result ", Duration::from_secs(1)).unwrap();
     assert_eq!(field(&r, "published"), 200_000, "{r}");
     assert!(field(&r, "refused") > 0, "the queue filled up: {r}");

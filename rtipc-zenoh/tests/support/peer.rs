@@ -87,7 +87,7 @@ fn main() {
         "changed-records" => changed_records(arg(2)),
         "produce-records" => produce_records(arg(2), num(3), Path::new(arg(4))),
         "consume-records" => consume_records(arg(2), num(3), Path::new(arg(4))),
-        "flood" => flood(arg(2), num(3), num(4) as u32),
+        "flood" => flood(arg(2), num(3), num(4) as u32, Path::new(arg(5))),
         "watch" => watch(arg(2)),
         "churn" => churn(arg(2), Path::new(arg(3)), num(4)),
         "last-big" => last_big(arg(2), Path::new(arg(3))),
@@ -160,25 +160,33 @@ fn produce(seg: &str, n: u64, cap: u32, go: &Path, base: u64) -> i32 {
     }
 }
 
-/// Creates `seg` like `produce`, then publishes `n` updates and offers `n` messages without
-/// waiting (a full queue refuses them), and exits: a producer never waits for its readers.
-fn flood(seg: &str, n: u64, cap: u32) -> i32 {
+/// Creates `seg` like `produce`; once the exporting bridge holds the queue and file `go` exists,
+/// publishes `n` updates and offers `n` messages without waiting (a full queue refuses them),
+/// and exits: a producer never waits for its readers.
+fn flood(seg: &str, n: u64, cap: u32, go: &Path) -> i32 {
     let Some((seg, mut state, mut queue)) = create(seg, cap, "flood") else {
         return 1;
     };
-    // Until the bridges carry the channel: its first message is taken.
-    while queue.try_push(&sample(0)).expect("push") {
+    // Warm-ups until the exporting bridge holds the queue's consumer end and the test, having
+    // seen the importing side subscribed, says go.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let _ = queue.try_push(&sample(0)).expect("push");
         std::thread::sleep(Duration::from_millis(10));
-        if rtipc::inspect::Inspector::of(&seg)
+        let held = rtipc::inspect::Inspector::of(&seg)
             .channel("events")
             .map(|f| {
                 f.ends
                     .iter()
                     .any(|e| e.end == rtipc::End::Consumer && e.held)
             })
-            .unwrap_or(false)
-        {
+            .unwrap_or(false);
+        if held && go.exists() {
             break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("flood: the bridges did not start within 60 s");
+            return 1;
         }
     }
     let (mut accepted, mut refused) = (0u64, 0u64);
