@@ -122,7 +122,6 @@ fn creator_process() {
     let mut q = QueueProducer::<Event>::new(&seg, "events").unwrap();
     let mut s = StateProducer::<Event>::new(&seg, "status").unwrap();
     let mut frames = rtipc::RecordProducer::<Event>::new(&seg, "frames").unwrap();
-    println!("ready");
     let start = Instant::now();
     let period = Duration::from_nanos(1_000_000_000 / RATE);
     for k in 1..=60 * RATE {
@@ -135,6 +134,10 @@ fn creator_process() {
         frames
             .send_overwrite(&events[..(k % 3 + 1) as usize])
             .unwrap();
+        if k == 1 {
+            // Every channel has something in it by the time the tests look.
+            println!("ready");
+        }
         let next = start + period * (k as u32);
         if let Some(d) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
@@ -422,11 +425,9 @@ fn echo_prints_the_published_values() {
 #[test]
 fn hz_measures_the_creators_rate() {
     let c = Creator::start("hz");
-    let published = |ch: usize| {
-        json(&ok(&["show", &c.name, "--json"]))["channels"][ch]["published"]
-            .as_u64()
-            .unwrap()
-    };
+    // Read in this process, right before `hz` starts and right after it ends.
+    let ins = rtipc::inspect::Inspector::open(&c.name).unwrap();
+    let published = |ch: usize| ins.channels().unwrap()[ch].published;
     let (a0, t0) = (published(0), Instant::now());
     let text = ok(&["hz", &c.name, "--window", "0.5", "--count", "4", "--json"]);
     let (a1, t1) = (published(0), Instant::now());
