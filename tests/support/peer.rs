@@ -498,7 +498,9 @@ fn wake_client(path: &str, count: u64) -> i32 {
 fn server(path: &str, rounds: u64) -> i32 {
     let listener = match Listener::bind(path) {
         Ok(l) => l
-            .handshake_timeout(Duration::from_millis(300))
+            // Long enough for the real client's handshake on a loaded machine; each silent
+            // client of the robustness test costs it once.
+            .handshake_timeout(Duration::from_secs(1))
             .accept_timeout(Some(Duration::from_secs(120))),
         Err(e) => {
             eprintln!("server: bind: {e}");
