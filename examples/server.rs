@@ -73,7 +73,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err("the client did not finish within 60 s".into());
         }
         // Sleep until the next tick, but wake at once for a new command.
-        if commands.wait(Some(next.saturating_duration_since(Instant::now())))? {
+        let woken = match commands.wait(Some(next.saturating_duration_since(Instant::now()))) {
+            Ok(woken) => woken,
+            // The client drops its command producer as it leaves, a moment before it closes
+            // the connection.
+            Err(rtipc::Error::NoProducer { .. }) => {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while conn.peer_alive() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if conn.peer_alive() {
+                    return Err("the client released its commands but stayed connected".into());
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if woken {
             if let Some(c) = commands.fetch()? {
                 if StateRef::is_new(&c) {
                     target = c.target;
