@@ -181,6 +181,60 @@ impl Net {
     }
 }
 
+impl Net {
+    /// A bridge listening on this network that exports segment `names.remote`.
+    fn exporter(&self, name: &str, names: &Names, congestion: &str) -> Proc {
+        let args = [
+            "--listen",
+            &self.listen,
+            "--prefix",
+            &names.prefix,
+            "--export",
+            &names.remote,
+            "--queue-congestion",
+            congestion,
+        ];
+        Proc::spawn(name, &self.export_side, BRIDGE, &strings(&args))
+    }
+
+    /// A bridge connecting to the exporter that imports each of `channels` of `names.remote`
+    /// into segment `names.local`.
+    fn importer(&self, names: &Names, channels: &[&str], congestion: &str) -> Proc {
+        let mut args = strings(&["--connect", &self.connect, "--prefix", &names.prefix]);
+        for ch in channels {
+            args.push(s("--import"));
+            args.push(format!("{}:{ch}={}", names.remote, names.local));
+        }
+        args.extend(strings(&["--queue-congestion", congestion]));
+        Proc::spawn("importer", &self.import_side, BRIDGE, &args)
+    }
+}
+
+/// A test's names: the exporting side's segment, the importing side's, the key prefix, and a
+/// file whose creation says go (any left over is removed).
+struct Names {
+    remote: String,
+    local: String,
+    prefix: String,
+    go: PathBuf,
+    go_s: String,
+}
+
+impl Names {
+    fn new(tag: &str) -> Names {
+        let id = format!("{tag}-{}", std::process::id());
+        let go = std::env::temp_dir().join(format!("rtipc-brt-{id}.go"));
+        let _ = std::fs::remove_file(&go);
+        Names {
+            remote: format!("rtipc-brt-{id}"),
+            local: format!("rtipc-brt-{id}-in"),
+            prefix: format!("test/{id}"),
+            go_s: go.to_string_lossy().into_owned(),
+            go,
+        }
+    }
+}
+
 /// What a scenario checks beyond the counts.
 struct Extra {
     changed_struct: bool,
@@ -192,63 +246,23 @@ struct Extra {
 /// Runs producer, exporter, importer and consumer; checks the consumer's result against the
 /// importer's counters; returns the consumer's result line.
 fn scenario(net: &Net, tag: &str, n: u64, cap: u32, slow_us: u64, extra: Extra) -> String {
-    let id = format!("{tag}-{}", std::process::id());
-    let remote = format!("rtipc-brt-{id}");
-    let local = format!("rtipc-brt-{id}-in");
-    let prefix = format!("test/{id}");
-    let go: PathBuf = std::env::temp_dir().join(format!("rtipc-brt-{id}.go"));
-    let _ = std::fs::remove_file(&go);
-    let go_s = go.to_string_lossy().into_owned();
-
+    let names = Names::new(tag);
+    let (remote, local, go_s) = (&names.remote, &names.local, &names.go_s);
     let (n_s, cap_s, slow_s) = (n.to_string(), cap.to_string(), slow_us.to_string());
     let congestion = if extra.block { "block" } else { "drop" };
-    let (pose, events) = (
-        format!("{remote}:pose={local}"),
-        format!("{remote}:events={local}"),
-    );
     let producer = Proc::spawn(
         "producer",
         &net.export_side,
         PEER,
-        &strings(&["produce", &remote, &n_s, &cap_s, &go_s, "0"]),
+        &strings(&["produce", remote, &n_s, &cap_s, go_s, "0"]),
     );
-    let mut exporter = Proc::spawn(
-        "exporter",
-        &net.export_side,
-        BRIDGE,
-        &strings(&[
-            "--listen",
-            &net.listen,
-            "--prefix",
-            &prefix,
-            "--export",
-            &remote,
-            "--queue-congestion",
-            congestion,
-        ]),
-    );
-    let mut importer = Proc::spawn(
-        "importer",
-        &net.import_side,
-        BRIDGE,
-        &strings(&[
-            "--connect",
-            &net.connect,
-            "--prefix",
-            &prefix,
-            "--import",
-            &pose,
-            "--import",
-            &events,
-            "--queue-congestion",
-            congestion,
-        ]),
-    );
+    let mut exporter = net.exporter("exporter", &names, congestion);
+    let mut importer = net.importer(&names, &["pose", "events"], congestion);
     let mut consumer = Proc::spawn(
         "consumer",
         &net.import_side,
         PEER,
-        &strings(&["consume", &local, &n_s, &slow_s, &go_s, "0"]),
+        &strings(&["consume", local, &n_s, &slow_s, go_s, "0"]),
     );
     let code = consumer.wait(Duration::from_secs(600));
     let result = consumer
@@ -261,10 +275,10 @@ fn scenario(net: &Net, tag: &str, n: u64, cap: u32, slow_us: u64, extra: Extra) 
     assert_eq!(field(&produced, "produced"), n);
 
     if extra.changed_struct {
-        changed_struct_is_refused(net, &local);
+        changed_struct_is_refused(net, local);
     }
     if extra.kill_exporter {
-        killed_exporter_is_reported(net, tag, &local, &mut exporter);
+        killed_exporter_is_reported(net, tag, local, &mut exporter);
     } else {
         exporter.signal("-TERM");
         assert_eq!(
@@ -292,7 +306,7 @@ fn scenario(net: &Net, tag: &str, n: u64, cap: u32, slow_us: u64, extra: Extra) 
         .expect("the state's counters");
     eprintln!("{tag}: consumer {result}\n{tag}: importer {events}\n{tag}: importer {pose}");
     drop(producer);
-    let _ = std::fs::remove_file(&go);
+    let _ = std::fs::remove_file(&names.go);
 
     check_counts(&result, events, pose, n, cap, extra.block);
     result
@@ -416,50 +430,20 @@ fn state_and_queue_cross_loopback_tcp_with_every_word_checked() {
 fn a_state_channel_rewritten_faster_than_it_is_copied_is_still_exported() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let net = Net::loopback();
-    let id = format!("churn-{}", std::process::id());
-    let remote = format!("rtipc-brt-{id}");
-    let local = format!("rtipc-brt-{id}-in");
-    let prefix = format!("test/{id}");
-    let go: PathBuf = std::env::temp_dir().join(format!("rtipc-brt-{id}.go"));
-    let _ = std::fs::remove_file(&go);
-    let go_s = go.to_string_lossy().into_owned();
+    let names = Names::new("churn");
     let producer = Proc::spawn(
         "producer",
         &[],
         PEER,
-        &strings(&["churn", &remote, &go_s, "2000"]),
+        &strings(&["churn", &names.remote, &names.go_s, "2000"]),
     );
-    let mut exporter = Proc::spawn(
-        "exporter",
-        &[],
-        BRIDGE,
-        &strings(&[
-            "--listen",
-            &net.listen,
-            "--prefix",
-            &prefix,
-            "--export",
-            &remote,
-        ]),
-    );
-    let mut importer = Proc::spawn(
-        "importer",
-        &[],
-        BRIDGE,
-        &strings(&[
-            "--connect",
-            &net.connect,
-            "--prefix",
-            &prefix,
-            "--import",
-            &format!("{remote}:big={local}"),
-        ]),
-    );
+    let mut exporter = net.exporter("exporter", &names, "drop");
+    let mut importer = net.importer(&names, &["big"], "drop");
     let mut consumer = Proc::spawn(
         "consumer",
         &[],
         PEER,
-        &strings(&["last-big", &local, &go_s]),
+        &strings(&["last-big", &names.local, &names.go_s]),
     );
     let code = consumer.wait(Duration::from_secs(300));
     let produced = producer
@@ -491,7 +475,7 @@ fn a_state_channel_rewritten_faster_than_it_is_copied_is_still_exported() {
     println!("churn: {produced}; {result}; exporter {stats:?}");
     assert!(lapped > 0, "{stats:?}");
     drop(producer);
-    let _ = std::fs::remove_file(&go);
+    let _ = std::fs::remove_file(&names.go);
 }
 
 #[test]
@@ -555,45 +539,11 @@ fn round(remote: &str, local: &str, base: u64, tag: &str) -> Proc {
 fn producer_and_exporter_restarts_need_no_user_code() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let net = Net::loopback();
-    let id = format!("restart-{}", std::process::id());
-    let (remote, local, prefix) = (
-        format!("rtipc-brt-{id}"),
-        format!("rtipc-brt-{id}-in"),
-        format!("test/{id}"),
-    );
-    let export_args = strings(&[
-        "--listen",
-        &net.listen,
-        "--prefix",
-        &prefix,
-        "--export",
-        &remote,
-        "--queue-congestion",
-        "block",
-    ]);
-    let mut exporter = Proc::spawn("exporter", &[], BRIDGE, &export_args);
-    let (pose, events) = (
-        format!("{remote}:pose={local}"),
-        format!("{remote}:events={local}"),
-    );
-    let mut importer = Proc::spawn(
-        "importer",
-        &[],
-        BRIDGE,
-        &strings(&[
-            "--connect",
-            &net.connect,
-            "--prefix",
-            &prefix,
-            "--import",
-            &pose,
-            "--import",
-            &events,
-            "--queue-congestion",
-            "block",
-        ]),
-    );
-    let mut first = round(&remote, &local, 0, "first producer");
+    let names = Names::new("restart");
+    let (remote, local) = (&names.remote, &names.local);
+    let mut exporter = net.exporter("exporter", &names, "block");
+    let mut importer = net.importer(&names, &["pose", "events"], "block");
+    let mut first = round(remote, local, 0, "first producer");
 
     // The producer dies: the importing side's consumers see no producer.
     let mut watch = Proc::spawn("watch", &[], PEER, &[s("watch"), local.clone()]);
@@ -609,7 +559,7 @@ fn producer_and_exporter_restarts_need_no_user_code() {
     );
 
     // A new producer (a new segment of the same name): carried again.
-    let mut second = round(&remote, &local, 1_000_000, "second producer");
+    let mut second = round(remote, local, 1_000_000, "second producer");
 
     // The exporting bridge dies and another starts; so does the producer.
     let mut watch = Proc::spawn("watch", &[], PEER, &[s("watch"), local.clone()]);
@@ -625,8 +575,8 @@ fn producer_and_exporter_restarts_need_no_user_code() {
     );
     second.signal("-KILL");
     second.wait(Duration::from_secs(10));
-    let _exporter = Proc::spawn("exporter 2", &[], BRIDGE, &export_args);
-    let _third = round(&remote, &local, 2_000_000, "third producer");
+    let _exporter = net.exporter("exporter 2", &names, "block");
+    let _third = round(remote, local, 2_000_000, "third producer");
 
     importer.signal("-TERM");
     assert_eq!(importer.wait(Duration::from_secs(30)), 0);
@@ -647,64 +597,22 @@ fn producer_and_exporter_restarts_need_no_user_code() {
 fn a_stalled_importing_side_never_holds_up_the_producer() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let net = Net::loopback();
-    let id = format!("stall-{}", std::process::id());
-    let (remote, local, prefix) = (
-        format!("rtipc-brt-{id}"),
-        format!("rtipc-brt-{id}-in"),
-        format!("test/{id}"),
-    );
-    let (pose, events) = (
-        format!("{remote}:pose={local}"),
-        format!("{remote}:events={local}"),
-    );
-    let importer = Proc::spawn(
-        "importer",
-        &[],
-        BRIDGE,
-        &strings(&[
-            "--connect",
-            &net.connect,
-            "--prefix",
-            &prefix,
-            "--import",
-            &pose,
-            "--import",
-            &events,
-            "--queue-congestion",
-            "block",
-        ]),
-    );
-    let go: PathBuf = std::env::temp_dir().join(format!("rtipc-brt-{id}.go"));
-    let _ = std::fs::remove_file(&go);
-    let go_s = go.to_string_lossy().into_owned();
+    let names = Names::new("stall");
+    let importer = net.importer(&names, &["pose", "events"], "block");
     let mut flood = Proc::spawn(
         "flood",
         &[],
         PEER,
-        &strings(&["flood", &remote, "200000", "64", &go_s]),
+        &strings(&["flood", &names.remote, "200000", "64", &names.go_s]),
     );
-    let exporter = Proc::spawn(
-        "exporter",
-        &[],
-        BRIDGE,
-        &strings(&[
-            "--listen",
-            &net.listen,
-            "--prefix",
-            &prefix,
-            "--export",
-            &remote,
-            "--queue-congestion",
-            "block",
-        ]),
-    );
+    let exporter = net.exporter("exporter", &names, "block");
     // The flood starts once the importing side takes the queue (it has the description and
     // subscribed), so that the congestion reaches back to the exporting side.
     let taking = importer.line_containing("producing `events` here", Duration::from_secs(60));
     assert!(taking.is_some(), "the importer takes the queue");
-    std::fs::write(&go, b"go").unwrap();
+    std::fs::write(&names.go, b"go").unwrap();
     assert_eq!(flood.wait(Duration::from_secs(120)), 0);
-    let _ = std::fs::remove_file(&go);
+    let _ = std::fs::remove_file(&names.go);
     let r = flood.line("result ", Duration::from_secs(1)).unwrap();
     assert_eq!(field(&r, "published"), 200_000, "{r}");
     assert!(field(&r, "refused") > 0, "the queue filled up: {r}");
@@ -731,57 +639,22 @@ fn a_stalled_importing_side_never_holds_up_the_producer() {
 fn records_cross_whole_and_in_order() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let net = Net::loopback();
-    let id = format!("records-{}", std::process::id());
-    let (remote, local, prefix) = (
-        format!("rtipc-brt-{id}"),
-        format!("rtipc-brt-{id}-in"),
-        format!("test/{id}"),
-    );
-    let go = std::env::temp_dir().join(format!("rtipc-brt-{id}.go"));
-    let go_s = go.to_string_lossy().into_owned();
+    let names = Names::new("records");
+    let (local, go_s) = (&names.local, &names.go_s);
     let n = 20_000u64;
     let producer = Proc::spawn(
         "producer",
         &[],
         PEER,
-        &strings(&["produce-records", &remote, &n.to_string(), &go_s]),
+        &strings(&["produce-records", &names.remote, &n.to_string(), go_s]),
     );
-    let mut exporter = Proc::spawn(
-        "exporter",
-        &[],
-        BRIDGE,
-        &strings(&[
-            "--listen",
-            &net.listen,
-            "--prefix",
-            &prefix,
-            "--export",
-            &remote,
-            "--queue-congestion",
-            "block",
-        ]),
-    );
-    let log = format!("{remote}:log={local}");
-    let mut importer = Proc::spawn(
-        "importer",
-        &[],
-        BRIDGE,
-        &strings(&[
-            "--connect",
-            &net.connect,
-            "--prefix",
-            &prefix,
-            "--import",
-            &log,
-            "--queue-congestion",
-            "block",
-        ]),
-    );
+    let mut exporter = net.exporter("exporter", &names, "block");
+    let mut importer = net.importer(&names, &["log"], "block");
     let mut consumer = Proc::spawn(
         "consumer",
         &[],
         PEER,
-        &strings(&["consume-records", &local, &n.to_string(), &go_s]),
+        &strings(&["consume-records", local, &n.to_string(), go_s]),
     );
     assert_eq!(consumer.wait(Duration::from_secs(300)), 0);
     let r = consumer.line("result ", Duration::from_secs(1)).unwrap();
@@ -795,7 +668,7 @@ fn records_cross_whole_and_in_order() {
     ] {
         assert_eq!(field(&r, k), 0, "{k}: {r}");
     }
-    let mut changed = Proc::spawn("changed", &[], PEER, &strings(&["changed-records", &local]));
+    let mut changed = Proc::spawn("changed", &[], PEER, &strings(&["changed-records", local]));
     assert_eq!(changed.wait(Duration::from_secs(60)), 0);
     let l = changed
         .line("refused record: ", Duration::from_secs(1))
@@ -810,7 +683,7 @@ fn records_cross_whole_and_in_order() {
     assert_eq!(field(&stats[0], "foreign"), 0, "{}", stats[0]);
     assert_eq!(field(&stats[0], "network_lost"), 0, "{}", stats[0]);
     drop(producer);
-    let _ = std::fs::remove_file(&go);
+    let _ = std::fs::remove_file(&names.go);
 }
 
 /// Two network namespaces joined by a veth pair, removed on drop.
