@@ -921,18 +921,23 @@ fn a_fifo_in_dev_shm_is_not_a_segment() {
     assert!(seg.is_err());
 }
 
+/// Channel `name` of `show --json`'s output.
+fn channel_of(show: &serde_json::Value, name: &str) -> serde_json::Value {
+    show["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["name"] == name)
+        .unwrap()
+        .clone()
+}
+
 /// A shared region: `show` lists it with no ends, `echo` prints snapshots of its fields.
 #[test]
 fn a_region_is_shown_and_echoed() {
     let c = Creator::start("region");
     let v = json(&ok(&["show", &c.name, "--json"]));
-    let region = v["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|ch| ch["name"] == "control")
-        .unwrap()
-        .clone();
+    let region = channel_of(&v, "control");
     assert_eq!(region["kind"], "region");
     assert_eq!(region["ends"].as_array().unwrap().len(), 0);
     assert_eq!(region["objects"][0]["name"], "Control");
@@ -951,23 +956,9 @@ fn a_region_is_shown_and_echoed() {
 
 #[test]
 fn a_record_channel_is_shown_and_echo_says_why_it_cannot_follow_it() {
+    // The creator is ready once it has sent its first record.
     let c = Creator::start("records");
-    // The creator publishes its first record a moment after the segment appears.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let frames = loop {
-        let v = json(&ok(&["show", &c.name, "--json"]));
-        let frames = v["channels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|ch| ch["name"] == "frames")
-            .unwrap()
-            .clone();
-        if frames["published"].as_u64().unwrap_or(0) > 0 || std::time::Instant::now() > deadline {
-            break frames;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let frames = channel_of(&json(&ok(&["show", &c.name, "--json"])), "frames");
     assert_eq!(frames["kind"], "record");
     assert_eq!(frames["ring_bytes"], 8192);
     assert_eq!(frames["objects"][0]["name"], "Event");
