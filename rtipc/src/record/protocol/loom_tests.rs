@@ -44,6 +44,43 @@ fn consume_one(r: &Ring, g: &Geometry, c: &mut Consumer) -> Option<u64> {
     Some(x.seq)
 }
 
+/// The producer commits `n` records, dropping what is in the way, while this thread takes one
+/// and holds it; after the join this thread takes the rest. Each record taken is whole, they
+/// come in order and the consumer ends at the last one committed. Returns the records taken
+/// and the sum of their missed counts.
+fn take_while_overwriting(
+    r: &Arc<Ring>,
+    g: &Geometry,
+    mut p: Producer,
+    c: &mut Consumer,
+    n: usize,
+) -> (Vec<u64>, u64) {
+    let producer = {
+        let r = Arc::clone(r);
+        loom::thread::spawn(move || {
+            let g = geometry();
+            for _ in 0..n {
+                produce_one(&r, &g, &mut p, true);
+            }
+        })
+    };
+    let w = r.words();
+    let mut seen = Vec::new();
+    seen.extend(consume_one(r, g, c));
+    producer.join().unwrap();
+    let mut missed = 0;
+    while let Some(x) = pop(w, c, g).unwrap() {
+        let at = (x.payload(g) / 8) as usize;
+        assert_eq!(r.ring[at].load(Ordering::Relaxed), x.seq, "whole");
+        missed += x.missed;
+        seen.push(x.seq);
+        release(w);
+    }
+    assert!(seen.windows(2).all(|s| s[0] < s[1]), "{seen:?}");
+    assert_eq!(c.last, r.seq.load(Ordering::Relaxed));
+    (seen, missed)
+}
+
 /// Records 1 and 2 committed and record 1 taken, before the model's threads start: the next
 /// record wraps.
 fn prefill(r: &Ring, g: &Geometry) -> (Producer, Consumer) {
@@ -98,28 +135,9 @@ fn loom_records_overwrite_never_touches_the_held_record() {
     b.check(|| {
         let g = geometry();
         let r = Arc::new(Ring::new(&g));
-        let (mut p, mut c) = prefill(&r, &g);
-        let producer = {
-            let r = Arc::clone(&r);
-            loom::thread::spawn(move || {
-                let g = geometry();
-                produce_one(&r, &g, &mut p, true);
-                produce_one(&r, &g, &mut p, true);
-            })
-        };
-        let w = r.words();
-        let mut seen = Vec::new();
-        seen.extend(consume_one(&r, &g, &mut c));
-        producer.join().unwrap();
-        let mut missed = 0;
-        while let Some(x) = pop(w, &mut c, &g).unwrap() {
-            missed += x.missed;
-            seen.push(x.seq);
-            release(w);
-        }
-        assert!(seen.windows(2).all(|s| s[0] < s[1]), "{seen:?}");
+        let (p, mut c) = prefill(&r, &g);
+        let (seen, missed) = take_while_overwriting(&r, &g, p, &mut c, 2);
         let produced = r.seq.load(Ordering::Relaxed);
-        assert_eq!(c.last, produced);
         // Every record after 1 was either seen or counted as missed.
         let first_missed = seen.first().map_or(0, |&s| s - 2);
         assert_eq!(
@@ -143,28 +161,8 @@ fn loom_records_a_stalled_consumer_leaves_no_false_corruption() {
     b.check(|| {
         let g = geometry();
         let r = Arc::new(Ring::new(&g));
-        let (mut p, mut c) = prefill(&r, &g);
-        let producer = {
-            let r = Arc::clone(&r);
-            loom::thread::spawn(move || {
-                let g = geometry();
-                for _ in 0..3 {
-                    produce_one(&r, &g, &mut p, true);
-                }
-            })
-        };
-        let w = r.words();
-        let mut seen = Vec::new();
-        seen.extend(consume_one(&r, &g, &mut c));
-        producer.join().unwrap();
-        while let Some(x) = pop(w, &mut c, &g).unwrap() {
-            let at = (x.payload(&g) / 8) as usize;
-            assert_eq!(r.ring[at].load(Ordering::Relaxed), x.seq, "whole");
-            seen.push(x.seq);
-            release(w);
-        }
-        assert!(seen.windows(2).all(|s| s[0] < s[1]), "{seen:?}");
-        assert_eq!(c.last, r.seq.load(Ordering::Relaxed));
+        let (p, mut c) = prefill(&r, &g);
+        take_while_overwriting(&r, &g, p, &mut c, 3);
     });
 }
 
