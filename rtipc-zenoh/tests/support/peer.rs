@@ -99,6 +99,13 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Waits up to 60 s for segment `seg` and opens it; `None` (said as `role`) if it cannot.
+fn open(seg: &str, role: &str) -> Option<Segment> {
+    Segment::wait_open(seg, Duration::from_secs(60))
+        .map_err(|e| eprintln!("{role}: {e}"))
+        .ok()
+}
+
 /// Creates `seg` with state channel `pose` and queue `events` (capacity `cap`), both of
 /// `Sample` with notification, and claims their producer ends; `None` (said as `role`) if it
 /// cannot.
@@ -268,12 +275,8 @@ fn produce_records(seg: &str, n: u64, go: &Path) -> i32 {
 /// Reads record channel `log` of `seg` until record `n` arrived (or nothing came for 20 s),
 /// checking every element and the order; creates file `go` once a warm-up record arrived.
 fn consume_records(seg: &str, n: u64, go: &Path) -> i32 {
-    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("consume-records: {e}");
-            return 1;
-        }
+    let Some(seg) = open(seg, "consume-records") else {
+        return 1;
     };
     let mut c = rtipc::RecordConsumer::<Sample>::new(&seg, "log").expect("record consumer");
     let mut t = Tally::default();
@@ -315,12 +318,8 @@ fn consume_records(seg: &str, n: u64, go: &Path) -> i32 {
 
 /// Attaches to record channel `log` with a changed element type: 0 if refused.
 fn changed_records(seg: &str) -> i32 {
-    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("changed-records: {e}");
-            return 1;
-        }
+    let Some(seg) = open(seg, "changed-records") else {
+        return 1;
     };
     match rtipc::RecordConsumer::<changed::Sample>::new(&seg, "log") {
         Err(e) => {
@@ -354,12 +353,8 @@ struct Tally {
 /// `go` once a warm-up message arrived on both. Indexes up to `base` (warm-ups, and what an
 /// earlier producer left) are passed over.
 fn consume(seg: &str, n: u64, slow_us: u64, go: &Path, base: u64) -> i32 {
-    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("consume: {e}");
-            return 1;
-        }
+    let Some(seg) = open(seg, "consume") else {
+        return 1;
     };
     let mut state = StateConsumer::<Sample>::new(&seg, "pose").expect("state consumer");
     let mut queue = QueueConsumer::<Sample>::new(&seg, "events").expect("queue consumer");
@@ -460,12 +455,8 @@ fn wait_for_backlog(seg: &Segment, last_progress: &mut Instant) -> bool {
 
 /// Attaches with a changed type: prints each refusal; 0 if both channels refused it.
 fn changed(seg: &str) -> i32 {
-    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("changed: {e}");
-            return 1;
-        }
+    let Some(seg) = open(seg, "changed") else {
+        return 1;
     };
     let state = StateConsumer::<changed::Sample>::new(&seg, "pose");
     let queue = QueueConsumer::<changed::Sample>::new(&seg, "events");
@@ -485,12 +476,8 @@ fn changed(seg: &str) -> i32 {
 /// Waits for the producer of `pose`, says `ready`, then waits until it is reported gone and
 /// prints when (nanoseconds since the epoch).
 fn watch(seg: &str) -> i32 {
-    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("watch: {e}");
-            return 1;
-        }
+    let Some(seg) = open(seg, "watch") else {
+        return 1;
     };
     let mut state = StateConsumer::<Sample>::new(&seg, "pose").expect("state consumer");
     if !state
@@ -563,12 +550,8 @@ fn churn(seg: &str, go: &Path, ms: u64) -> i32 {
 /// waits (up to 60 s without progress) for an update whose words all match its nonzero index
 /// (only the churning producer's last update does) and says `result index=I`.
 fn last_big(seg: &str, go: &Path) -> i32 {
-    let seg = match Segment::wait_open(seg, Duration::from_secs(60)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("last-big: {e}");
-            return 1;
-        }
+    let Some(seg) = open(seg, "last-big") else {
+        return 1;
     };
     let mut state = StateConsumer::<Big>::new(&seg, "big").expect("state consumer");
     let mut last_progress = Instant::now();
