@@ -427,18 +427,23 @@ impl Import {
         let got = sample
             .attachment()
             .map(|a| Attachment::decode(&a.to_bytes()));
-        let why = match got {
-            Some(Ok(att)) if att.fingerprint == self.fingerprint => return Some(att),
-            None => "no attachment".to_owned(),
-            Some(Err(e)) => e.to_string(),
-            Some(Ok(a)) => format!(
-                "fingerprint {:#018x}, not the description's {:#018x} (the exporting side's \
-                 layout changed: restart this import)",
-                a.fingerprint, self.fingerprint
-            ),
-        };
-        Counters::add(&c.foreign, 1);
-        if c.foreign.load(Ordering::Relaxed) <= 3 {
+        if let Some(Ok(att)) = got {
+            if att.fingerprint == self.fingerprint {
+                return Some(att);
+            }
+        }
+        // Relaxed: a counter read for reports; its old value says whether to log (the first
+        // three drops are said, the rest only counted).
+        if c.foreign.fetch_add(1, Ordering::Relaxed) < 3 {
+            let why = match got {
+                None => "no attachment".to_owned(),
+                Some(Err(e)) => e.to_string(),
+                Some(Ok(a)) => format!(
+                    "fingerprint {:#018x}, not the description's {:#018x} (the exporting \
+                     side's layout changed: restart this import)",
+                    a.fingerprint, self.fingerprint
+                ),
+            };
             shared.log(format_args!("import {}: dropped a sample: {why}", self.key));
         }
         None

@@ -362,6 +362,7 @@ impl Bridge {
     }
 
     fn stop(&mut self) {
+        // Relaxed: a flag the threads poll; their joins order everything else.
         self.shared.stop.store(true, Ordering::Relaxed);
         // Closed first: a put waiting on a congested network (`queue_congestion` block)
         // returns, and its thread sees the stop.
