@@ -336,25 +336,32 @@ fn changed_struct_is_refused(net: &Net, local: &str) {
 
 /// Kills the exporting bridge; the importing side's consumer is told its producer is gone.
 fn killed_exporter_is_reported(net: &Net, tag: &str, local: &str, exporter: &mut Proc) {
-    let mut watch = Proc::spawn(
-        "watch",
-        &net.import_side,
-        PEER,
-        &[s("watch"), local.to_owned()],
-    );
+    let ns = death_is_reported(&net.import_side, local, exporter, "the exporter's");
+    let ms = ns as f64 / 1e6;
+    println!("{tag}: exporter killed -> consumer saw no producer after {ms:.1} ms");
+}
+
+/// A consumer of `local`'s `pose` (run with `side`) waits for its producer; `victim` is
+/// SIGKILLed; the consumer must be told that its producer is gone. Returns how long after the
+/// kill it was told, in nanoseconds.
+fn death_is_reported(side: &[String], local: &str, victim: &mut Proc, whose: &str) -> u128 {
+    let mut watch = Proc::spawn("watch", side, PEER, &[s("watch"), local.to_owned()]);
     watch
         .line("ready", Duration::from_secs(30))
         .expect("watch ready");
     let killed = unix_ns();
-    exporter.signal("-KILL");
-    exporter.wait(Duration::from_secs(10));
-    assert_eq!(watch.wait(Duration::from_secs(30)), 0);
+    victim.signal("-KILL");
+    victim.wait(Duration::from_secs(10));
+    assert_eq!(
+        watch.wait(Duration::from_secs(30)),
+        0,
+        "{whose} death is reported"
+    );
     let gone = field(
         &watch.line("result ", Duration::from_secs(1)).unwrap(),
         "gone_unix_ns",
     );
-    let ms = (u128::from(gone).saturating_sub(killed)) as f64 / 1e6;
-    println!("{tag}: exporter killed -> consumer saw no producer after {ms:.1} ms");
+    u128::from(gone).saturating_sub(killed)
 }
 
 /// Every message is accounted for, against the importer's counters.
@@ -546,33 +553,13 @@ fn producer_and_exporter_restarts_need_no_user_code() {
     let mut first = round(remote, local, 0, "first producer");
 
     // The producer dies: the importing side's consumers see no producer.
-    let mut watch = Proc::spawn("watch", &[], PEER, &[s("watch"), local.clone()]);
-    watch
-        .line("ready", Duration::from_secs(30))
-        .expect("watch ready");
-    first.signal("-KILL");
-    first.wait(Duration::from_secs(10));
-    assert_eq!(
-        watch.wait(Duration::from_secs(30)),
-        0,
-        "the producer's death is reported"
-    );
+    death_is_reported(&[], local, &mut first, "the producer's");
 
     // A new producer (a new segment of the same name): carried again.
     let mut second = round(remote, local, 1_000_000, "second producer");
 
     // The exporting bridge dies and another starts; so does the producer.
-    let mut watch = Proc::spawn("watch", &[], PEER, &[s("watch"), local.clone()]);
-    watch
-        .line("ready", Duration::from_secs(30))
-        .expect("watch ready");
-    exporter.signal("-KILL");
-    exporter.wait(Duration::from_secs(10));
-    assert_eq!(
-        watch.wait(Duration::from_secs(30)),
-        0,
-        "the exporter's death is reported"
-    );
+    death_is_reported(&[], local, &mut exporter, "the exporter's");
     second.signal("-KILL");
     second.wait(Duration::from_secs(10));
     let _exporter = net.exporter("exporter 2", &names, "block");
